@@ -1,0 +1,85 @@
+"""Input validation shared by every module: arrays in, float64 numpy out, clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class AllOrNoneError(ValueError):
+    """Raised for bad input: the message names the argument and says what to do."""
+
+
+def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:
+    """Convert a numpy array or torch tensor (CPU or CUDA) to a float64 numpy array.
+
+    Returns the array and the machine epsilon of the *source* dtype (used for default
+    tolerances: float32 data keeps float32 rounding after conversion).
+    Integer, boolean, complex and object arrays are refused: they are almost always a
+    mistake (token ids passed instead of vectors).
+    """
+    if x is None:
+        raise AllOrNoneError(f"{name} is None: pass a 2-D array of floats")
+    try:  # torch tensors without importing torch eagerly
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            if not x.dtype.is_floating_point or x.dtype.is_complex:
+                raise AllOrNoneError(
+                    f"{name} is a torch tensor of dtype {x.dtype}; expected a floating dtype "
+                    "(float64, float32, float16 or bfloat16)"
+                )
+            eps = float(torch.finfo(x.dtype).eps)
+            arr = x.detach().to("cpu", dtype=torch.float64).numpy()
+            return _check_finite(arr, name), eps
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise AllOrNoneError(f"{name} is an object array; pass a numeric float array")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise AllOrNoneError(
+            f"{name} has dtype {arr.dtype}; expected floats. If these are token ids or labels, "
+            "you passed the wrong argument; otherwise convert with .astype(float)"
+        )
+    eps = float(np.finfo(arr.dtype).eps)
+    return _check_finite(arr.astype(np.float64, copy=False), name), eps
+
+
+def _check_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))
+        first = tuple(int(i) for i in bad[0])
+        raise AllOrNoneError(
+            f"{name} has {len(bad)} non-finite values (NaN or inf), first at index {first}; "
+            "check the model weights / extraction (a bfloat16 overflow is a common cause)"
+        )
+    return arr
+
+
+def as_matrix(x: Any, name: str) -> tuple[np.ndarray, float]:
+    arr, src = to_numpy(x, name)
+    if arr.ndim != 2:
+        raise AllOrNoneError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise AllOrNoneError(f"{name} is empty (shape {arr.shape})")
+    return arr, src
+
+
+def default_rank_tol(shape: tuple[int, ...], eps: float) -> float:
+    """Default relative tolerance for numerical rank: ``max(shape) * eps``.
+
+    Singular values below ``tol * sigma_max`` are treated as zero. This is the convention of
+    ``numpy.linalg.matrix_rank`` and LAPACK, with ``eps`` the machine epsilon of the dtype the
+    data came in (2.2e-16 for float64, 1.2e-7 for float32, 7.8e-3 for bfloat16).
+    """
+    return float(max(shape) * eps)
+
+
+def default_equiv_tol(eps: float) -> float:
+    """Default relative tolerance for equivalence verdicts: ``sqrt(eps)`` of the source dtype.
+
+    1.5e-8 for float64 sources, 3.5e-4 for float32, 8.8e-2 for bfloat16.
+    """
+    return float(np.sqrt(eps))
