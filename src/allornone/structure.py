@@ -1,0 +1,261 @@
+"""Effective complexity and the subspaces M, N, E, E', J_f, J_g (THEORY.md section 3).
+
+All quantities come from the factors ``F`` (n x d) and ``G0`` (V x d) through their
+triangular factors ``R_F``, ``R_G`` (streamed tall-skinny QR, ``O((n + V) d^2)``):
+``L = F G0^T = Q_F (R_F R_G^T) Q_G^T``, so the singular values of ``L`` are those of the
+small matrix ``K = R_F R_G^T``. The n x V matrix ``L`` is never formed.
+
+Numerical rank: singular values of ``L`` above ``tol * sigma_max`` count. The default cut is
+the rounding floor ``max(n, V, d) * eps * ||F||_2 * ||G0||_2`` (``eps`` of the dtype the
+factors came in: 2.2e-16 for float64, 1.2e-7 for float32), reported back as the relative
+``tol``; it is never below ``max(n, V, d) * eps * sigma_max``. ``dim M`` and ``dim N`` use
+``max(n, V, d) * eps`` relative to the largest singular value of ``F`` and ``G0``. Trained models have no sharp rank: read :attr:`Structure.energy_rank`
+and the spectrum, and the gap the decision was taken on (:attr:`Structure.gap`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import AllOrNoneError, default_rank_tol
+from .linalg import complement_in, energy_rank, orth, principal_cosines, r_factor, row_basis
+from .predictor import NextTokenPredictor, Pivot
+
+#: A spectrum gap ``sigma_k / sigma_{k+1}`` below this makes ``k`` "not sharp".
+SHARP_GAP = 1e3
+
+
+@dataclass(eq=False)
+class Structure:
+    """Effective complexity and subspaces of one predictor (all bases orthonormal, d x dim).
+
+    Attributes
+    ----------
+    k : int
+        Effective complexity ``rank L`` (the smallest width of any model with this
+        distribution).
+    singular_values : ndarray (min(n, V, d),)
+        Spectrum of the log-odds matrix ``L``, descending.
+    tol, threshold : float
+        Relative tolerance and the absolute cut ``tol * sigma_max`` that decided ``k``.
+    gap : float
+        ``sigma_k / sigma_{k+1}`` (inf when nothing was cut); ``sharp`` is ``gap >= 1e3``.
+    energy_rank : int
+        Smallest ``r`` keeping ``energy`` of ``sum sigma^2`` (useful for trained models).
+    M, N : ndarray
+        Bases of ``span f(x)`` and ``span g0(y)``.
+    E, E_prime : ndarray (d, k)
+        Bases of ``E = P_N(M)`` and ``E' = P_M(N)``.
+    J_f, J_g : ndarray
+        Junk: ``M`` minus ``E'`` (parts of ``f`` no logit reads) and ``N`` minus ``E``
+        (parts of ``g0`` no context reads).
+    cosines : ndarray
+        Cosines of the principal angles between ``M`` and ``N``.
+    """
+
+    model: NextTokenPredictor = field(repr=False)
+    pivot: Pivot
+    k: int
+    singular_values: np.ndarray = field(repr=False)
+    tol: float
+    threshold: float
+    gap: float
+    energy: float
+    energy_rank: int
+    M: np.ndarray = field(repr=False)
+    N: np.ndarray = field(repr=False)
+    E: np.ndarray = field(repr=False)
+    E_prime: np.ndarray = field(repr=False)
+    J_f: np.ndarray = field(repr=False)
+    J_g: np.ndarray = field(repr=False)
+    cosines: np.ndarray = field(repr=False)
+    f_singular_values: np.ndarray = field(repr=False)
+    g_singular_values: np.ndarray = field(repr=False)
+    _e_f: np.ndarray | None = field(default=None, repr=False)
+    _e_g: np.ndarray | None = field(default=None, repr=False)
+
+    # dims ------------------------------------------------------------------
+    @property
+    def d(self) -> int:
+        return self.model.d
+
+    @property
+    def dim_M(self) -> int:
+        return int(self.M.shape[1])
+
+    @property
+    def dim_N(self) -> int:
+        return int(self.N.shape[1])
+
+    @property
+    def dim_J_f(self) -> int:
+        return int(self.J_f.shape[1])
+
+    @property
+    def dim_J_g(self) -> int:
+        return int(self.J_g.shape[1])
+
+    @property
+    def sharp(self) -> bool:
+        return bool(self.gap >= SHARP_GAP)
+
+    @property
+    def U(self) -> np.ndarray:
+        """Orthonormal basis of ``E`` (d x k) used for the effective model."""
+        return self.E
+
+    @property
+    def decision(self) -> str:
+        """One line saying where the spectrum was cut and how clear the cut was."""
+        s = self.singular_values
+        smax = s[0] if s.size else 0.0
+        kept = f"sigma_{self.k}/sigma_max = {s[self.k - 1] / smax:.3g}" if self.k else "nothing"
+        nxt = (
+            f"sigma_{self.k + 1}/sigma_max = {s[self.k] / smax:.3g} dropped"
+            if self.k < s.size
+            else "nothing dropped"
+        )
+        verdict = "sharp" if self.sharp else "NOT sharp: read energy_rank and the spectrum"
+        return (
+            f"k={self.k}: {kept} kept, {nxt} (threshold {self.tol:.3g} x sigma_max); "
+            f"gap {self.gap:.3g} ({verdict})"
+        )
+
+    # effective model -------------------------------------------------------
+    @property
+    def e_f(self) -> np.ndarray:
+        """Effective context representations ``U^T f(x)``, shape (n, k)."""
+        if self._e_f is None:
+            self._e_f = self.model.F @ self.E
+        return self._e_f
+
+    @property
+    def e_g(self) -> np.ndarray:
+        """Effective unembeddings ``U^T g0(y)``, shape (V, k) (centred or pivoted g0)."""
+        if self._e_g is None:
+            self._e_g = self.model.G @ self.E - self.model.pivot_vector(self.pivot) @ self.E
+        return self._e_g
+
+    def effective(self) -> tuple[np.ndarray, np.ndarray]:
+        """The effective model ``(e_f, e_g)`` with ``e_f e_g^T = L``."""
+        return self.e_f, self.e_g
+
+    def summary(self) -> dict:
+        """Plain numbers for reports and JSON."""
+        return {
+            "n": self.model.n,
+            "V": self.model.V,
+            "d": self.d,
+            "k": self.k,
+            "energy_rank": self.energy_rank,
+            "energy": self.energy,
+            "dim_M": self.dim_M,
+            "dim_N": self.dim_N,
+            "dim_E": self.k,
+            "dim_J_f": self.dim_J_f,
+            "dim_J_g": self.dim_J_g,
+            "tol": self.tol,
+            "gap": self.gap,
+            "sharp": self.sharp,
+            "pivot": str(self.pivot),
+            "decision": self.decision,
+        }
+
+
+def structure(
+    model: NextTokenPredictor,
+    *,
+    tol: float | None = None,
+    pivot: Pivot = "center",
+    energy: float = 0.99,
+) -> Structure:
+    """Effective complexity ``k`` and the subspaces of ``model`` (THEORY.md 3).
+
+    Parameters
+    ----------
+    model : NextTokenPredictor
+    tol : float, optional
+        Rank tolerance relative to ``sigma_max(L)`` (default: the rounding floor described in
+        the module docstring).
+    pivot : "center" or token
+        Centred (default) or pivoted unembeddings; ``k`` and the subspaces do not depend on it.
+    energy : float
+        Energy fraction for :attr:`Structure.energy_rank` (default 0.99).
+
+    Cost ``O((n + V) d^2)`` time and ``O(d^2)`` extra memory beyond the factors.
+    """
+    if not isinstance(model, NextTokenPredictor):
+        raise AllOrNoneError(
+            f"structure() takes a NextTokenPredictor, got {type(model).__name__}; wrap your "
+            "matrices with aon.NextTokenPredictor(F, G)"
+        )
+    if not 0 < energy <= 1:
+        raise AllOrNoneError(f"energy must be in (0, 1], got {energy}")
+    n, V, d = model.n, model.V, model.d
+    rtol = float(tol) if tol is not None else default_rank_tol((n, V, d), model.eps)
+    shift = model.pivot_vector(pivot)
+    R_F = r_factor(model.F)
+    R_G = r_factor(model.G, shift=shift)
+    M, sF = row_basis(R_F, rtol)
+    N, sG = row_basis(R_G, rtol)
+
+    # Spectrum of L from the small core K = R_F R_G^T.
+    P, s, Qt = np.linalg.svd(R_F @ R_G.T, full_matrices=False)
+    if s.size == 0 or s[0] <= 0 or not np.isfinite(s[0]):
+        raise AllOrNoneError(
+            "the log-odds matrix is zero (k = 0): every context gives the same log-odds to "
+            "every token (a uniform or context-free distribution); there is nothing to analyse"
+        )
+    if tol is None:
+        # Backward-error floor of K = R_F R_G^T: rounding in the factors moves each singular
+        # value of L by up to ~ eps * ||F|| * ||G0||, which exceeds eps * sigma_max(L) when
+        # large components of f and g cancel (junk). Use the larger of the two.
+        rtol = max(rtol, rtol * sF[0] * sG[0] / s[0])
+    k = int((s > rtol * s[0]).sum())
+    gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
+
+    # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k]  (then orthonormalise).
+    E = orth(_pinv_apply(R_G, Qt[:k].T, rtol))
+    E_prime = orth(_pinv_apply(R_F, P[:, :k], rtol))
+    E, E_prime = E[:, :k], E_prime[:, :k]
+    J_f = complement_in(M, E_prime)
+    J_g = complement_in(N, E)
+    return Structure(
+        model=model,
+        pivot=pivot,
+        k=k,
+        singular_values=s,
+        tol=rtol,
+        threshold=float(rtol * s[0]),
+        gap=gap,
+        energy=energy,
+        energy_rank=energy_rank(s, energy),
+        M=M,
+        N=N,
+        E=E,
+        E_prime=E_prime,
+        J_f=J_f,
+        J_g=J_g,
+        cosines=principal_cosines(M, N),
+        f_singular_values=sF,
+        g_singular_values=sG,
+    )
+
+
+def _pinv_apply(R: np.ndarray, X: np.ndarray, rtol: float) -> np.ndarray:
+    """``R^+ X`` through the SVD of ``R`` with the same relative cut."""
+    U, s, Vt = np.linalg.svd(R, full_matrices=False)
+    r = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
+    return Vt[:r].T @ ((U[:, :r].T @ X) / s[:r, None])
+
+
+def subspace_of(X: np.ndarray, *, tol: float | None = None, eps: float = 2.2e-16) -> np.ndarray:
+    """Orthonormal basis (d x r) of the row space of ``X`` (m x d), e.g. ``M_S`` of a subset.
+
+    Default relative tolerance ``max(m, d) * eps``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    rtol = tol if tol is not None else default_rank_tol(X.shape, eps)
+    return row_basis(r_factor(X), rtol)[0]
