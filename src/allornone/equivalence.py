@@ -74,7 +74,7 @@ class Equivalence:
         return np.asarray(v) @ self.B.T
 
     def map_g(self, v: np.ndarray) -> np.ndarray:
-        """Carry g-side vectors (differences of unembeddings) of a into b: ``U_b A^{-T} U_a^T v``."""
+        """Carry g-side vectors (unembedding differences) of a into b: ``U_b A^{-T} U_a^T v``."""
         self._need_map()
         Ua, Ub = self.structure_a.E, self.structure_b.E
         return ((np.asarray(v) @ Ua) @ np.linalg.inv(self.A)) @ Ub.T

@@ -165,7 +165,9 @@ class NextTokenPredictor:
 
     def __repr__(self) -> str:
         bias = ", bias absorbed" if self.has_bias else ""
-        return f"NextTokenPredictor(n={self.n}, V={self.V}, d={self.d}{bias}, source={self.source!r})"
+        return (
+            f"NextTokenPredictor(n={self.n}, V={self.V}, d={self.d}{bias}, source={self.source!r})"
+        )
 
     # ------------------------------------------------------------------ indexing helpers
     def token_index(self, token: str | int) -> int:

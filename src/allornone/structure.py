@@ -9,8 +9,9 @@ Numerical rank: singular values of ``L`` above ``tol * sigma_max`` count. The de
 the rounding floor ``max(n, V, d) * eps * ||F||_2 * ||G0||_2`` (``eps`` of the dtype the
 factors came in: 2.2e-16 for float64, 1.2e-7 for float32), reported back as the relative
 ``tol``; it is never below ``max(n, V, d) * eps * sigma_max``. ``dim M`` and ``dim N`` use
-``max(n, V, d) * eps`` relative to the largest singular value of ``F`` and ``G0``. Trained models have no sharp rank: read :attr:`Structure.energy_rank`
-and the spectrum, and the gap the decision was taken on (:attr:`Structure.gap`).
+``max(n, V, d) * eps`` relative to the largest singular value of ``F`` and ``G0``.
+Trained models have no sharp rank: read :attr:`Structure.energy_rank` and the spectrum, and
+the gap the decision was taken on (:attr:`Structure.gap`).
 """
 
 from __future__ import annotations
