@@ -7,6 +7,12 @@ licences: ``docs/DATA.md``.
 
 from allornone.data.corpora import austen_books, austen_lines, fortunes, kjv_verses
 from allornone.data.debian import cache_dir, debian_root, find_debian_file
+from allornone.data.labels import (
+    LabelledTexts,
+    book_passages,
+    noun_number_contexts,
+    read_labels_tsv,
+)
 from allornone.data.pairs import (
     PairFamily,
     analogy_families,
@@ -23,6 +29,7 @@ from allornone.data.relations import (
 )
 
 __all__ = [
+    "LabelledTexts",
     "PairFamily",
     "Relation",
     "analogy_families",
@@ -31,6 +38,7 @@ __all__ = [
     "antonym_pairs",
     "austen_books",
     "austen_lines",
+    "book_passages",
     "builtin_relations",
     "cache_dir",
     "debian_root",
@@ -38,6 +46,8 @@ __all__ = [
     "fortunes",
     "geonames_relations",
     "kjv_verses",
+    "noun_number_contexts",
+    "read_labels_tsv",
     "read_pairs_tsv",
     "read_relations_json",
 ]
