@@ -1,0 +1,338 @@
+"""Theorems of THEORY.md section 7 for the math core (items 1-3, construction side of 4-6).
+
+All on random float64 models with planted k < d, non-zero junk on both sides, and sampled
+equivalents of other widths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from planted import planted, rel, same_span
+
+import allornone as aon
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+@st.composite
+def planted_case(draw):
+    k = draw(st.integers(1, 5))
+    jf = draw(st.integers(0, 3))
+    jg = draw(st.integers(0, 3))
+    d = k + jf + jg + draw(st.integers(0, 3))
+    n = draw(st.integers(k + jf + 3, 40))
+    V = draw(st.integers(k + jg + 3, 50))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return planted(np.random.default_rng(seed), n=n, V=V, d=d, k=k, jf=jf, jg=jg), seed
+
+
+# ----------------------------------------------------------------------------- structure
+@SETTINGS
+@given(planted_case())
+def test_structure_recovers_planted_subspaces(case):
+    (model, frame), _ = case
+    s = aon.structure(model)
+    k, jf, jg = frame["E"].shape[1], frame["J_f"].shape[1], frame["J_g"].shape[1]
+    assert s.k == k and s.sharp
+    assert (s.dim_M, s.dim_N, s.dim_J_f, s.dim_J_g) == (k + jf, k + jg, jf, jg)
+    assert same_span(s.E, frame["E"]) and same_span(s.E_prime, frame["E"])
+    assert same_span(s.J_f, frame["J_f"]) and same_span(s.J_g, frame["J_g"])
+    # the spectrum from the factors equals the SVD of the materialised L (small here)
+    sv = np.linalg.svd(model.log_odds(), compute_uv=False)
+    np.testing.assert_allclose(s.singular_values[:k], sv[:k], rtol=1e-10)
+    # effective model reproduces L, and the identities of THEORY.md 3
+    L = model.log_odds()
+    assert rel(s.e_f @ s.e_g.T, L) < 1e-10
+    PN, PE = s.N @ s.N.T, s.E @ s.E.T
+    G0 = model.G0()
+    assert rel(model.F @ PN @ G0.T, L) < 1e-10
+    assert rel((model.F @ PE) @ (G0 @ PE).T, L) < 1e-10
+
+
+def test_structure_matches_materialised_when_junk_overlaps():
+    """Junk not aligned with axes: f has a component in N that no context... still k = rank L."""
+    rng = np.random.default_rng(3)
+    F = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 8))
+    G = rng.standard_normal((40, 5)) @ rng.standard_normal((5, 8))
+    m = aon.NextTokenPredictor(F, G)
+    s = aon.structure(m)
+    assert s.k == np.linalg.matrix_rank(m.log_odds()) == 3
+    assert s.dim_M == 3 and s.dim_N == 5
+    assert s.dim_J_f + s.k == s.dim_M and s.dim_J_g + s.k == s.dim_N
+
+
+@SETTINGS
+@given(planted_case(), st.integers(0, 10_000))
+def test_pivot_and_centring_do_not_change_k_or_subspaces(case, pivot_seed):
+    """THEORY.md 7.3: k and the subspaces are the same for every pivot and for centring."""
+    (model, _), _ = case
+    pivot = int(np.random.default_rng(pivot_seed).integers(model.V))
+    sc = aon.structure(model)
+    sp = aon.structure(model, pivot=pivot)
+    assert sc.k == sp.k
+    for a, b in [(sc.M, sp.M), (sc.N, sp.N), (sc.E, sp.E), (sc.J_f, sp.J_f), (sc.J_g, sp.J_g)]:
+        assert same_span(a, b, 1e-8)
+    # pivoted log-odds are centred ones shifted per row
+    Lc, Lp = model.log_odds(), model.log_odds(pivot=pivot)
+    assert rel(Lc - Lc[:, [pivot]], Lp) < 1e-10
+
+
+# ----------------------------------------------------------------------------- theorem 1
+@SETTINGS
+@given(
+    planted_case(),
+    st.sampled_from(["random", "zero", "shuffle", "adversarial"]),
+    st.integers(0, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_sampled_equivalent_has_same_distribution_and_recovers_map(case, junk, extra, seed):
+    """THEORY.md 7.1: same L (1e-9 relative), same k, residuals <= 1e-9 on both sides."""
+    (model, _), _ = case
+    k = aon.structure(model).k
+    dim = k + 2 + extra  # widths different from d most of the time
+    smp = aon.sample_equivalent(model, dim=dim, seed=seed, junk=junk)
+    assert smp.model.d == dim
+    assert rel(smp.model.log_odds(), model.log_odds()) < 1e-9
+    # the models really are different parametrisations (not a copy)
+    assert smp.model.F.shape[1] != model.F.shape[1] or not np.allclose(smp.model.F, model.F)
+    eq = aon.equivalence(model, smp.model)
+    assert eq.equivalent, eq.reasons
+    assert eq.k_a == eq.k_b == k
+    assert eq.residual_f <= 1e-9 and eq.residual_g <= 1e-9
+    assert eq.rel_logodds_gap <= 1e-9 and eq.mean_kl <= 1e-12
+    assert np.isfinite(eq.cond_A)
+    # the ambient map B takes P_N f to P_N~ f~ for every context
+    sa, sb = eq.structure_a, eq.structure_b
+    assert rel(eq.map_f(model.F @ sa.N @ sa.N.T), smp.model.F @ sb.N @ sb.N.T) < 1e-8
+    # the sampler's own f_map carries f to the identified block of f~ = T [A e_f; u; 0]
+    Z = np.linalg.solve(smp.T, smp.model.F.T).T
+    Zm = np.linalg.solve(smp.T, smp.f_map @ model.F.T).T
+    kk = smp.blocks["k"]
+    assert rel(Zm[:, :kk], Z[:, :kk]) < 1e-8
+    assert np.abs(Zm[:, kk:]).max() <= 1e-8 * np.abs(Z).max()
+
+
+# ----------------------------------------------------------------------------- theorem 2
+@SETTINGS
+@given(planted_case(), st.integers(0, 2**32 - 1), st.sampled_from([1e-6, 1e-3, 1.0]))
+def test_perturbed_model_is_not_equivalent(case, seed, size):
+    """THEORY.md 7.2: change one entry of the E-part of one f and the verdict flips."""
+    (model, frame), _ = case
+    rng = np.random.default_rng(seed)
+    smp = aon.sample_equivalent(model, seed=seed)
+    F = smp.model.F.copy()
+    i = int(rng.integers(model.n))
+    # move f~(x_i) along a direction that some logit reads: the image of E under f_map
+    direction = smp.f_map @ frame["E"][:, int(rng.integers(frame["E"].shape[1]))]
+    F[i] += size * direction / np.linalg.norm(direction) * np.linalg.norm(F[i])
+    bad = aon.NextTokenPredictor(F, smp.model.G)
+    eq = aon.equivalence(model, bad)
+    assert not eq.equivalent
+    assert eq.max_logodds_gap > 0 and eq.reasons
+
+
+def test_distances_are_reported_for_close_models():
+    rng = np.random.default_rng(1)
+    model, _ = planted(rng)
+    noisy = aon.NextTokenPredictor(model.F + 1e-4 * rng.standard_normal(model.F.shape), model.G)
+    eq = aon.equivalence(model, noisy, tol=1e-2, rank_tol=1e-3)
+    assert eq.k_a == eq.k_b
+    assert 0 < eq.max_logodds_gap < 1e-2 and 0 < eq.mean_kl < 1e-5
+    assert eq.equivalent  # within the user's tolerance
+    strict = aon.equivalence(model, noisy, rank_tol=1e-3)
+    assert not strict.equivalent
+
+
+# ----------------------------------------------------------------------------- theorem 3
+@SETTINGS
+@given(planted_case(), st.integers(0, 2**32 - 1))
+def test_equivalence_verdict_independent_of_pivot(case, seed):
+    (model, _), _ = case
+    smp = aon.sample_equivalent(model, seed=seed)
+    pivot = int(np.random.default_rng(seed).integers(model.V))
+    a = aon.equivalence(model, smp.model)
+    b = aon.equivalence(model, smp.model, pivot=pivot)
+    assert a.equivalent and b.equivalent and a.k_a == b.k_a
+    bad_F = smp.model.F.copy()
+    bad_F[0] *= 1.5
+    bad = aon.NextTokenPredictor(bad_F, smp.model.G)
+    assert (
+        aon.equivalence(model, bad).equivalent
+        == aon.equivalence(model, bad, pivot=pivot).equivalent
+    )
+
+
+# ------------------------------------------------------------------- construction, items 4-6
+def test_adversarial_sample_breaks_junk_readouts_and_keeps_identified_ones():
+    """Construction side of THEORY.md 7.4-7.6 (the property modules test the rest)."""
+    rng = np.random.default_rng(5)
+    model, frame = planted(rng, n=60, V=80, d=12, k=4, jf=2, jg=3)
+    smp = aon.sample_equivalent(model, seed=7, junk="adversarial")
+    F2 = smp.model.F
+    # probe reading J_f: its scores cannot be reproduced by any linear probe on f~
+    s_junk = model.F @ frame["J_f"][:, 0]
+    resid = _lstsq_resid(F2, s_junk)
+    assert resid > 0.5
+    # probe in N (reading E): reproduced exactly
+    s_ok = model.F @ frame["E"][:, 0]
+    assert _lstsq_resid(F2, s_ok) < 1e-9
+    # steering vector in J_g: its log-odds shift G0 v is not reproduced by any v~
+    G0, G02 = model.G0(), smp.model.G0()
+    assert _lstsq_resid(G02, G0 @ frame["J_g"][:, 0]) > 0.5
+    assert _lstsq_resid(G02, G0 @ frame["E"][:, 0]) < 1e-9
+    # raw parallelism with M != R^d: two differences parallel in g, not in g~
+    y = rng.choice(model.V, 4, replace=False)
+    G = model.G.copy()
+    G[y[1]] = G[y[0]] + 0.5 * (G[y[3]] - G[y[2]])  # plant an exactly parallel pair
+    m2 = aon.NextTokenPredictor(model.F, G)
+    s2 = aon.sample_equivalent(m2, seed=3, junk="adversarial")
+    cos = lambda a, b: abs(a @ b) / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    assert cos(G[y[1]] - G[y[0]], G[y[3]] - G[y[2]]) == pytest.approx(1.0, abs=1e-12)
+    g2 = s2.model.G
+    assert cos(g2[y[1]] - g2[y[0]], g2[y[3]] - g2[y[2]]) < 0.99
+    # ...and preserved between models with M = R^d (no room for g-junk): all f-junk
+    full = aon.NextTokenPredictor(rng.standard_normal((60, 12)), G)
+    sf = aon.structure(full)
+    assert sf.dim_M == 12
+    s3 = aon.sample_equivalent(full, seed=3, dim=12, junk="random", junk_dims=(12 - sf.k, 0))
+    assert aon.structure(s3.model).dim_M == 12
+    g3 = s3.model.G
+    assert cos(g3[y[1]] - g3[y[0]], g3[y[3]] - g3[y[2]]) == pytest.approx(1.0, abs=1e-9)
+
+
+def _lstsq_resid(X, y):
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(np.linalg.norm(X @ coef - y) / np.linalg.norm(y))
+
+
+# ----------------------------------------------------------------------------- inputs
+def test_float32_and_torch_inputs():
+    rng = np.random.default_rng(2)
+    model, _ = planted(rng, n=40, V=60, d=10, k=3, jf=2, jg=2)
+    m32 = aon.NextTokenPredictor(model.F.astype(np.float32), model.G.astype(np.float32))
+    s32 = aon.structure(m32)
+    assert s32.k == 3 and m32.eps == np.finfo(np.float32).eps
+    mt = aon.NextTokenPredictor(torch.tensor(model.F, dtype=torch.float32), torch.tensor(model.G))
+    assert aon.structure(mt).k == 3
+    eq = aon.equivalence(model, m32)
+    assert eq.equivalent and eq.tol == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
+    assert 0 < eq.max_logodds_gap < 1e-4
+    bf = aon.NextTokenPredictor(torch.tensor(model.F).bfloat16(), torch.tensor(model.G))
+    assert bf.eps == pytest.approx(2**-7)
+
+
+def test_bias_absorption_reproduces_logits():
+    rng = np.random.default_rng(4)
+    F, G, b = rng.standard_normal((7, 5)), rng.standard_normal((9, 5)), rng.standard_normal(9)
+    m = aon.NextTokenPredictor(F, G, bias=b)
+    assert m.d == 6 and m.has_bias
+    np.testing.assert_allclose(m.logits(), F @ G.T + b, rtol=1e-12)
+    lp = F @ G.T + b
+    lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
+    np.testing.assert_allclose(m.log_probs(), lp, atol=1e-12)
+
+
+def test_from_logits_and_log_probs_roundtrip():
+    rng = np.random.default_rng(6)
+    model, _ = planted(rng, n=20, V=30, d=8, k=3, jf=1, jg=1)
+    logits = model.logits() + rng.standard_normal((20, 1))  # per-row constants do not matter
+    a = aon.NextTokenPredictor.from_logits(logits)
+    assert a.source == "logits" and a.d == 3
+    assert aon.equivalence(model, a).equivalent
+    b = aon.NextTokenPredictor.from_log_probs(model.log_probs())
+    assert aon.equivalence(model, b).equivalent
+    with pytest.raises(aon.AllOrNoneError, match="not normalised"):
+        aon.NextTokenPredictor.from_log_probs(model.logits() + 5)
+
+
+def test_streamed_log_normalizer_matches_dense():
+    rng = np.random.default_rng(8)
+    F, G = 3 * rng.standard_normal((5, 4)), rng.standard_normal((1000, 4))
+    m = aon.NextTokenPredictor(F, G)
+    from scipy.special import logsumexp
+
+    np.testing.assert_allclose(m.log_normalizer(chunk=77), logsumexp(F @ G.T, axis=1))
+
+
+def test_labels_selection_and_subset():
+    rng = np.random.default_rng(9)
+    F, G = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    m = aon.NextTokenPredictor(F, G, contexts=["a", "b", "c"], tokens=list("vwxyz"))
+    np.testing.assert_allclose(m.logits(["b"], ["x", "z"]), F[[1]] @ G[[2, 4]].T)
+    sub = m.subset(cols=["w", "x", "y"])
+    np.testing.assert_allclose(sub.probs().sum(1), 1.0)
+    assert sub.tokens == ["w", "x", "y"]
+    with pytest.raises(aon.AllOrNoneError, match="unknown token"):
+        m.logits(cols=["nope"])
+
+
+@pytest.mark.parametrize(
+    "F,G,match",
+    [
+        (np.full((3, 2), np.nan), np.ones((4, 2)), "F has 6 non-finite"),
+        (np.ones((3, 2)), np.ones((4, 3)), "same space"),
+        (np.ones((3, 2), dtype=int), np.ones((4, 2)), "dtype int"),
+        (np.array([[object()]]), np.ones((4, 1)), "object array"),
+        (np.ones(3), np.ones((4, 3)), "2-D"),
+        (np.ones((0, 2)), np.ones((4, 2)), "empty"),
+        (np.ones((3, 2)), np.ones((1, 2)), "at least 2 tokens"),
+    ],
+)
+def test_bad_inputs_name_the_argument(F, G, match):
+    with pytest.raises(aon.AllOrNoneError, match=match):
+        aon.NextTokenPredictor(F, G)
+
+
+def test_bad_structure_equivalence_and_sampler_inputs():
+    rng = np.random.default_rng(10)
+    model, _ = planted(rng, n=20, V=30, d=8, k=3, jf=1, jg=1)
+    with pytest.raises(aon.AllOrNoneError, match="k = 0"):
+        aon.structure(aon.NextTokenPredictor(np.ones((4, 3)), np.ones((5, 3))))
+    with pytest.raises(aon.AllOrNoneError, match="NextTokenPredictor"):
+        aon.structure(model.F)
+    other = aon.NextTokenPredictor(model.F, model.G[:-1])
+    with pytest.raises(aon.AllOrNoneError, match="V=30.*V=29"):
+        aon.equivalence(model, other)
+    with pytest.raises(aon.AllOrNoneError, match="contexts"):
+        aon.equivalence(model, aon.NextTokenPredictor(model.F[:-1], model.G))
+    a = aon.NextTokenPredictor(model.F, model.G, tokens=[f"t{i}" for i in range(30)])
+    b = aon.NextTokenPredictor(model.F, model.G, tokens=[f"t{i}" for i in range(29)] + ["x"])
+    with pytest.raises(aon.AllOrNoneError, match="position 29"):
+        aon.equivalence(a, b)
+    with pytest.raises(aon.AllOrNoneError, match="below the effective complexity k=3"):
+        aon.sample_equivalent(model, dim=2)
+    with pytest.raises(aon.AllOrNoneError, match="room on both sides"):
+        aon.sample_equivalent(model, dim=4, junk="adversarial")
+    with pytest.raises(aon.AllOrNoneError, match="junk must be"):
+        aon.sample_equivalent(model, junk="weird")
+    with pytest.raises(aon.AllOrNoneError, match="one per token"):
+        aon.sample_equivalent(model, junk=(np.zeros((20, 1)), np.zeros((3, 1))))
+
+
+def test_near_rank_deficient_reports_gap():
+    rng = np.random.default_rng(11)
+    model, _ = planted(rng, n=30, V=40, d=8, k=3, jf=0, jg=0)
+    F = model.F + 1e-9 * rng.standard_normal(model.F.shape)  # a whisper of extra rank
+    s = aon.structure(aon.NextTokenPredictor(F, model.G))
+    assert s.k > 3 and not s.sharp or s.k == 3
+    s2 = aon.structure(aon.NextTokenPredictor(F, model.G), tol=1e-6)
+    assert s2.k == 3 and s2.gap > 1e3 and "k=3" in s2.decision
+    assert s2.energy_rank <= 3
+
+
+def test_log_odds_guard_refuses_huge_blocks():
+    m = aon.NextTokenPredictor(np.ones((2, 1)), np.ones((3, 1)))
+    import allornone.predictor as p
+
+    old = p.MAX_DENSE_ENTRIES
+    p.MAX_DENSE_ENTRIES = 5
+    try:
+        with pytest.raises(aon.AllOrNoneError, match="refusing to materialise"):
+            m.log_odds()
+        assert m.log_odds(allow_large=True).shape == (2, 3)
+    finally:
+        p.MAX_DENSE_ENTRIES = old
