@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import AllOrNoneError, default_rank_tol
-from .linalg import complement_in, energy_rank, orth, principal_cosines, r_factor, row_basis
+from .linalg import complement_in, energy_rank, principal_cosines, r_factor, row_basis
 from .predictor import NextTokenPredictor, Pivot
 
 #: A spectrum gap ``sigma_k / sigma_{k+1}`` below this makes ``k`` "not sharp".
@@ -196,11 +196,12 @@ def structure(
         raise AllOrNoneError(f"energy must be in (0, 1], got {energy}")
     n, V, d = model.n, model.V, model.d
     rtol = float(tol) if tol is not None else default_rank_tol((n, V, d), model.eps)
+    rtol_fg = rtol  # cut for dim M and dim N, relative to the spectra of F and G0
     shift = model.pivot_vector(pivot)
     R_F = r_factor(model.F)
     R_G = r_factor(model.G, shift=shift)
-    M, sF = row_basis(R_F, rtol)
-    N, sG = row_basis(R_G, rtol)
+    sF = np.linalg.svd(R_F, compute_uv=False)
+    sG = np.linalg.svd(R_G, compute_uv=False)
 
     # Spectrum of L from the small core K = R_F R_G^T.
     P, s, Qt = np.linalg.svd(R_F @ R_G.T, full_matrices=False)
@@ -217,10 +218,13 @@ def structure(
     k = int((s > rtol * s[0]).sum())
     gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
 
-    # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k]  (then orthonormalise).
-    E = orth(_pinv_apply(R_G, Qt[:k].T, rtol))
-    E_prime = orth(_pinv_apply(R_F, P[:, :k], rtol))
-    E, E_prime = E[:, :k], E_prime[:, :k]
+    # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
+    M, pinv_F = _basis_and_pinv(R_F, rtol_fg, k)
+    N, pinv_G = _basis_and_pinv(R_G, rtol_fg, k)
+    # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k] (pseudo-inverses on M
+    # and N, so noise directions below the cut are not amplified); then orthonormalise.
+    E = _top_left(pinv_G(Qt[:k].T), k)
+    E_prime = _top_left(pinv_F(P[:, :k]), k)
     J_f = complement_in(M, E_prime)
     J_g = complement_in(N, E)
     return Structure(
@@ -245,11 +249,23 @@ def structure(
     )
 
 
-def _pinv_apply(R: np.ndarray, X: np.ndarray, rtol: float) -> np.ndarray:
-    """``R^+ X`` through the SVD of ``R`` with the same relative cut."""
+def _top_left(X: np.ndarray, k: int) -> np.ndarray:
+    """The k leading left singular vectors of X (an orthonormal basis of its column space)."""
+    U = np.linalg.svd(X, full_matrices=False)[0]
+    return np.ascontiguousarray(U[:, :k])
+
+
+def _basis_and_pinv(R: np.ndarray, rtol: float, k: int):
+    """Row-space basis of ``R`` (rank by ``rtol``, at least ``k``) and ``X -> R^+ X`` on it."""
     U, s, Vt = np.linalg.svd(R, full_matrices=False)
     r = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
-    return Vt[:r].T @ ((U[:, :r].T @ X) / s[:r, None])
+    r = min(max(r, k), s.size)
+    basis = Vt[:r].T.copy()
+
+    def pinv(X: np.ndarray) -> np.ndarray:
+        return basis @ ((U[:, :r].T @ X) / s[:r, None])
+
+    return basis, pinv
 
 
 def subspace_of(X: np.ndarray, *, tol: float | None = None, eps: float = 2.2e-16) -> np.ndarray:
