@@ -1,7 +1,8 @@
 """Effective complexity and the subspaces M, N, E, E', J_f, J_g (THEORY.md section 3).
 
-All quantities come from the factors ``F`` (n x d) and ``G0`` (V x d) through their
-triangular factors ``R_F``, ``R_G`` (streamed tall-skinny QR, ``O((n + V) d^2)``):
+All quantities come from the factors ``F`` (n x d) and ``G0`` (V x d) through small factors
+``R_F``, ``R_G`` with ``R^T R = F^T F`` (streamed tall-skinny QR for float64 inputs, the
+streamed Gram matrix for float32/bfloat16 inputs; ``O((n + V) d^2)``):
 ``L = F G0^T = Q_F (R_F R_G^T) Q_G^T``, so the singular values of ``L`` are those of the
 small matrix ``K = R_F R_G^T``. The n x V matrix ``L`` is never formed.
 
@@ -23,6 +24,10 @@ import numpy as np
 from ._validation import AllOrNoneError, default_rank_tol
 from .linalg import complement_in, energy_rank, principal_cosines, r_factor, row_basis
 from .predictor import NextTokenPredictor, Pivot
+
+#: Inputs whose source precision is coarser than this use the (faster) Gram route for the
+#: factors R_F, R_G; float64 inputs use tall-skinny QR.
+GRAM_EPS = 1e-10
 
 #: A spectrum gap ``sigma_k / sigma_{k+1}`` below this makes ``k`` "not sharp".
 SHARP_GAP = 1e3
@@ -198,10 +203,12 @@ def structure(
     rtol = float(tol) if tol is not None else default_rank_tol((n, V, d), model.eps)
     rtol_fg = rtol  # cut for dim M and dim N, relative to the spectra of F and G0
     shift = model.pivot_vector(pivot)
-    R_F = r_factor(model.F)
-    R_G = r_factor(model.G, shift=shift)
-    sF = np.linalg.svd(R_F, compute_uv=False)
-    sG = np.linalg.svd(R_G, compute_uv=False)
+    gram = model.eps > GRAM_EPS  # float32/bfloat16 sources: Gram route (see r_factor)
+    R_F = r_factor(model.F, gram=gram)
+    R_G = r_factor(model.G, shift=shift, gram=gram)
+    svd_F = np.linalg.svd(R_F, full_matrices=False)
+    svd_G = np.linalg.svd(R_G, full_matrices=False)
+    sF, sG = svd_F[1], svd_G[1]
 
     # Spectrum of L from the small core K = R_F R_G^T.
     P, s, Qt = np.linalg.svd(R_F @ R_G.T, full_matrices=False)
@@ -219,12 +226,12 @@ def structure(
     gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
 
     # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
-    M, pinv_F = _basis_and_pinv(R_F, rtol_fg, k)
-    N, pinv_G = _basis_and_pinv(R_G, rtol_fg, k)
+    M, pinv_F = _basis_and_pinv(svd_F, rtol_fg, k)
+    N, pinv_G = _basis_and_pinv(svd_G, rtol_fg, k)
     # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k] (pseudo-inverses on M
     # and N, so noise directions below the cut are not amplified); then orthonormalise.
-    E = _top_left(pinv_G(Qt[:k].T), k)
-    E_prime = _top_left(pinv_F(P[:, :k]), k)
+    E = _orthonormal(pinv_G(Qt[:k].T))
+    E_prime = _orthonormal(pinv_F(P[:, :k]))
     J_f = complement_in(M, E_prime)
     J_g = complement_in(N, E)
     return Structure(
@@ -249,15 +256,15 @@ def structure(
     )
 
 
-def _top_left(X: np.ndarray, k: int) -> np.ndarray:
-    """The k leading left singular vectors of X (an orthonormal basis of its column space)."""
-    U = np.linalg.svd(X, full_matrices=False)[0]
-    return np.ascontiguousarray(U[:, :k])
+def _orthonormal(X: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the column space of X (d x k, full column rank) by QR."""
+    return np.ascontiguousarray(np.linalg.qr(X)[0])
 
 
-def _basis_and_pinv(R: np.ndarray, rtol: float, k: int):
-    """Row-space basis of ``R`` (rank by ``rtol``, at least ``k``) and ``X -> R^+ X`` on it."""
-    U, s, Vt = np.linalg.svd(R, full_matrices=False)
+def _basis_and_pinv(svd, rtol: float, k: int):
+    """Row-space basis of ``R = U diag(s) Vt`` (rank by ``rtol``, at least ``k``) and the map
+    ``X -> R^+ X`` restricted to that rank."""
+    U, s, Vt = svd
     r = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
     r = min(max(r, k), s.size)
     basis = Vt[:r].T.copy()
