@@ -336,3 +336,20 @@ def test_log_odds_guard_refuses_huge_blocks():
         assert m.log_odds(allow_large=True).shape == (2, 3)
     finally:
         p.MAX_DENSE_ENTRIES = old
+
+
+def test_models_of_different_complexity_still_get_a_best_map():
+    """Approximate comparisons (compare, study): k differs, the best linear map is reported."""
+    rng = np.random.default_rng(12)
+    model, _ = planted(rng, n=60, V=70, d=12, k=5, jf=2, jg=2)
+    s = aon.structure(model)
+    # a lower-complexity model: keep only 3 of the 5 effective directions
+    F3 = s.e_f[:, :3] @ rng.standard_normal((3, 7))
+    G3 = s.e_g[:, :3] @ np.linalg.pinv(rng.standard_normal((3, 7))).T
+    low = aon.NextTokenPredictor(F3, G3)
+    eq = aon.equivalence(model, low)
+    assert not eq.equivalent and eq.k_a == 5 and eq.k_b == 3
+    assert eq.A.shape == (3, 5)
+    assert eq.residual_f < 1e-9  # the 3 kept directions are a linear image of the 5
+    assert eq.residual_f_reverse > 0.1  # but the 5 cannot be recovered from the 3
+    assert any("k=5 vs k=3" in r for r in eq.reasons)

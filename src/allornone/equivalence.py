@@ -39,12 +39,16 @@ class Equivalence:
         Mean over evaluated contexts of ``KL(p_a(.|x) || p_b(.|x))`` in nats.
     rows_evaluated : int
         How many contexts the two gaps above were computed on.
-    A : ndarray (k, k)
-        ``e_f^b ~= A e_f^a`` (None when the ks differ).
+    A : ndarray (k_b, k_a)
+        Least-squares map ``e_f^b ~= A e_f^a`` (square and invertible for equivalent
+        models; rectangular, the best linear map, when the ks differ).
     B : ndarray (d_b, d_a)
         Ambient map ``U_b A U_a^T``: takes ``P_N f_a(x)`` to ``P_N f_b(x)``.
     residual_f, residual_g : float
-        ``||e_f^a A^T - e_f^b|| / ||e_f^b||`` and ``||e_g^a A^{-1} - e_g^b|| / ||e_g^b||``.
+        ``||e_f^a A^T - e_f^b|| / ||e_f^b||`` and ``||e_g^a A^{-1} - e_g^b|| / ||e_g^b||``
+        (``A^+`` when rectangular).
+    residual_f_reverse : float
+        The f-side residual of the best map the other way, ``e_f^a ~= A' e_f^b``.
     cond_A : float
     tol : float
     reasons : list of str
@@ -58,10 +62,11 @@ class Equivalence:
     rel_logodds_gap: float
     mean_kl: float
     rows_evaluated: int
-    A: np.ndarray | None = field(repr=False)
-    B: np.ndarray | None = field(repr=False)
+    A: np.ndarray = field(repr=False)
+    B: np.ndarray = field(repr=False)
     residual_f: float
     residual_g: float
+    residual_f_reverse: float
     cond_A: float
     tol: float
     reasons: list[str]
@@ -70,21 +75,12 @@ class Equivalence:
 
     def map_f(self, v: np.ndarray) -> np.ndarray:
         """Carry f-side vectors (rows of shape (..., d_a)) of model a into model b: ``B v``."""
-        self._need_map()
         return np.asarray(v) @ self.B.T
 
     def map_g(self, v: np.ndarray) -> np.ndarray:
         """Carry g-side vectors (unembedding differences) of a into b: ``U_b A^{-T} U_a^T v``."""
-        self._need_map()
         Ua, Ub = self.structure_a.E, self.structure_b.E
-        return ((np.asarray(v) @ Ua) @ np.linalg.inv(self.A)) @ Ub.T
-
-    def _need_map(self) -> None:
-        if self.A is None:
-            raise AllOrNoneError(
-                f"no map: the models have different effective complexities (k={self.k_a} vs "
-                f"k={self.k_b})"
-            )
+        return ((np.asarray(v) @ Ua) @ np.linalg.pinv(self.A)) @ Ub.T
 
     def summary(self) -> dict:
         return {
@@ -97,6 +93,7 @@ class Equivalence:
             "rows_evaluated": self.rows_evaluated,
             "residual_f": self.residual_f,
             "residual_g": self.residual_g,
+            "residual_f_reverse": self.residual_f_reverse,
             "cond_A": self.cond_A,
             "tol": self.tol,
             "reasons": list(self.reasons),
@@ -145,26 +142,28 @@ def equivalence(
     if rel_gap > tol:
         reasons.append(f"log-odds differ: max gap {gap:.3g} ({rel_gap:.3g} relative > {tol:.3g})")
 
-    A = B = None
-    res_f = res_g = cond = float("nan")
     if sa.k != sb.k:
         reasons.append(f"effective complexities differ: k={sa.k} vs k={sb.k}")
+    # Best linear map e_f^b ~= e_f^a A^T (A is k_b x k_a; square when the ks agree). With
+    # L_b = L_a it satisfies e_g^a = e_g^b A, hence e_g^b = e_g^a A^{-1} (A^+ when rectangular).
+    ef_a, ef_b = sa.e_f, sb.e_f
+    At, *_ = np.linalg.lstsq(ef_a, ef_b, rcond=None)
+    A = At.T
+    cond = float(np.linalg.cond(A))
+    res_f = _rel(ef_a @ At - ef_b, ef_b)
+    Bt, *_ = np.linalg.lstsq(ef_b, ef_a, rcond=None)
+    res_f_rev = _rel(ef_b @ Bt - ef_a, ef_a)
+    if sa.k == sb.k and np.isfinite(cond) and cond < 1 / eps:
+        res_g = _rel(np.linalg.solve(A.T, sa.e_g.T).T - sb.e_g, sb.e_g)
     else:
-        ef_a, ef_b = sa.e_f, sb.e_f
-        At, *_ = np.linalg.lstsq(ef_a, ef_b, rcond=None)
-        A = At.T
-        cond = float(np.linalg.cond(A))
-        res_f = _rel(ef_a @ At - ef_b, ef_b)
-        if np.isfinite(cond) and cond < 1 / eps:
-            res_g = _rel(np.linalg.solve(A.T, sa.e_g.T).T - sb.e_g, sb.e_g)
-        else:
-            res_g = float("inf")
+        res_g = _rel(sa.e_g @ np.linalg.pinv(A) - sb.e_g, sb.e_g)
+        if sa.k == sb.k:
             reasons.append(f"recovered A is singular (cond {cond:.3g})")
-        B = sb.E @ A @ sa.E.T
-        if res_f > tol:
-            reasons.append(f"f-side map residual {res_f:.3g} > {tol:.3g}")
-        if res_g > tol and np.isfinite(res_g):
-            reasons.append(f"g-side map residual {res_g:.3g} > {tol:.3g}")
+    B = sb.E @ A @ sa.E.T
+    if res_f > tol:
+        reasons.append(f"f-side map residual {res_f:.3g} > {tol:.3g}")
+    if res_g > tol:
+        reasons.append(f"g-side map residual {res_g:.3g} > {tol:.3g}")
     return Equivalence(
         equivalent=not reasons,
         k_a=sa.k,
@@ -177,6 +176,7 @@ def equivalence(
         B=B,
         residual_f=res_f,
         residual_g=res_g,
+        residual_f_reverse=res_f_rev,
         cond_A=cond,
         tol=tol,
         reasons=reasons,
