@@ -53,7 +53,7 @@ def planted(
     seed: int = 0,
 ) -> Planted:
     """Model from canonical blocks e_f (n,k), e_g (V,k), u (n,d_u), w (V,d_w)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 314159])
     n, k = e_f.shape
     V = e_g.shape[0]
     d_u, d_w = u.shape[1], w.shape[1]
@@ -72,7 +72,8 @@ def planted(
 def random_planted(
     n: int = 60, V: int = 40, k: int = 4, d_u: int = 2, d_w: int = 2, d0: int = 1, seed: int = 0
 ) -> Planted:
-    rng = np.random.default_rng(seed)
+    # a seed sequence distinct from the samplers' integer seeds (same seed, same draws!)
+    rng = np.random.default_rng([seed, 271828])
     return planted(
         rng.standard_normal((n, k)),
         rng.standard_normal((V, k)),

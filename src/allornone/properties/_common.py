@@ -144,11 +144,13 @@ def canonical_features(Z: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
 
 
 def fit_logistic(
-    X: np.ndarray, y: np.ndarray, n_classes: int, *, ridge: float = 1e-3, max_iter: int = 2000
+    X: np.ndarray, y: np.ndarray, n_classes: int, *, ridge: float = 1e-3, max_iter: int = 200
 ) -> tuple[np.ndarray, np.ndarray]:
-    """L2-regularised logistic regression (binary or multinomial) by L-BFGS.
+    """L2-regularised logistic regression (binary or multinomial), Newton-CG to convergence.
 
-    Minimises ``mean_i CE(softmax(W x_i + b), y_i) + ridge * ||W||^2``.
+    Minimises ``mean_i CE(softmax(W x_i + b), y_i) + ridge * ||W||^2`` (strictly convex), with
+    exact gradients and Hessian-vector products, so the optimum is reached to near machine
+    precision in a few tens of iterations (fits on identical features agree to rounding).
 
     Parameters
     ----------
@@ -163,33 +165,46 @@ def fit_logistic(
     Y = np.zeros((n, max(c, 2)))
     Y[np.arange(n), y] = 1.0
 
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W = theta[: c * p].reshape(c, p)
-        b = theta[c * p :]
-        Z = X @ W.T + b
-        if c == 1:
-            Zf = np.hstack([np.zeros((n, 1)), Z])
-        else:
-            Zf = Z
-        lp = log_softmax(Zf, axis=1)
-        val = -float((Y * lp).sum()) / n + ridge * float((W**2).sum())
-        Gz = (np.exp(lp) - Y) / n
-        if c == 1:
-            Gz = Gz[:, 1:]
-        gW = Gz.T @ X + 2 * ridge * W
-        gb = Gz.sum(axis=0)
-        return val, np.concatenate([gW.ravel(), gb])
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return theta[: c * p].reshape(c, p), theta[c * p :]
 
-    theta0 = np.zeros(c * p + c)
+    def full(Z: np.ndarray) -> np.ndarray:
+        return np.hstack([np.zeros((n, 1)), Z]) if c == 1 else Z
+
+    def probs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        W, b = unpack(theta)
+        lp = log_softmax(full(X @ W.T + b), axis=1)
+        return lp, np.exp(lp)
+
+    def fun(theta: np.ndarray) -> float:
+        W, _ = unpack(theta)
+        lp, _ = probs(theta)
+        return -float((Y * lp).sum()) / n + ridge * float((W**2).sum())
+
+    def grad(theta: np.ndarray) -> np.ndarray:
+        W, _ = unpack(theta)
+        _, P = probs(theta)
+        Gz = (P - Y) / n
+        Gz = Gz[:, 1:] if c == 1 else Gz
+        return np.concatenate([(Gz.T @ X + 2 * ridge * W).ravel(), Gz.sum(axis=0)])
+
+    def hessp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        _, P = probs(theta)
+        dW, db = unpack(v)
+        dZ = full(X @ dW.T + db)
+        Hz = (P * dZ - P * (P * dZ).sum(axis=1, keepdims=True)) / n
+        Hz = Hz[:, 1:] if c == 1 else Hz
+        return np.concatenate([(Hz.T @ X + 2 * ridge * dW).ravel(), Hz.sum(axis=0)])
+
     res = minimize(
-        loss,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": 1e-12, "ftol": 1e-15},
+        fun,
+        np.zeros(c * p + c),
+        jac=grad,
+        hessp=hessp,
+        method="Newton-CG",
+        options={"maxiter": max_iter, "xtol": 1e-12},
     )
-    th = res.x
-    return th[: c * p].reshape(c, p), th[c * p :]
+    return unpack(res.x)
 
 
 def predict_classes(scores: np.ndarray) -> np.ndarray:
