@@ -1,0 +1,480 @@
+"""Train families of small next-token predictors from scratch on real prose.
+
+A *family* is a folder of models that learn the same distribution: the same corpus split, the
+same tokenizer (trained once, saved in the family), different seeds and widths. Two kinds:
+
+- small GPT-2-style transformers (PyTorch / transformers), saved with ``save_pretrained`` so
+  that :func:`allornone.models.load` reads them like any Hugging Face model;
+- skip-gram negative-sampling word2vec models (gensim), ``f`` = input vectors, ``g`` = output
+  vectors.
+
+Layout::
+
+    FAMILY/family.json                 settings, corpus split, tokenizer hash, versions
+    FAMILY/tokenizer/                  the shared tokenizer (PreTrainedTokenizerFast)
+    FAMILY/data/{train,heldout}.npy    token streams
+    FAMILY/baseline.json               bigram held-out perplexity
+    FAMILY/tf-d{D}-s{S}/checkpoint.pt  resumable training state (model, optimizer, step, curve)
+    FAMILY/tf-d{D}-s{S}/final/         finished model + tokenizer (save_pretrained)
+    FAMILY/tf-d{D}-s{S}/curve.json     training curve; curve.png
+    FAMILY/w2v-d{D}-s{S}/model.w2v     word2vec models
+
+Reproducible from the seed: batch ``i`` of a run is drawn from ``default_rng([seed, i])``, so a
+resumed run sees exactly the batches it would have seen, and every write is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import AllOrNoneError
+
+FAMILY_VERSION = 1
+EOS = "<|endoftext|>"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a family (all models share the corpus, tokenizer and schedule)."""
+
+    corpus: str = "kjv+austen"
+    vocab_size: int = 4096
+    ctx: int = 64
+    layers: int = 2
+    heads: int = 4
+    widths: list[int] = field(default_factory=lambda: [64, 128])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    steps: int = 1500
+    batch: int = 32
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    eval_every: int = 250
+    eval_windows: int = 256
+    checkpoint_every: int = 250
+    heldout_every: int = 20
+    word2vec: bool = True
+    w2v_epochs: int = 5
+    device: str = "auto"
+
+    def scaled(self, factor: int) -> TrainConfig:
+        """The GPU preset: widths, depth, context, batch and steps scaled up."""
+        c = TrainConfig(**asdict(self))
+        c.widths = [w * factor for w in self.widths]
+        c.layers = self.layers * 2
+        c.ctx = self.ctx * 2
+        c.batch = self.batch * factor
+        c.steps = self.steps * 2
+        return c
+
+
+# ------------------------------------------------------------------------------ corpus
+def corpus_texts(corpus: str) -> list[str]:
+    """Lines of real prose: ``kjv``, ``austen``, ``fortunes`` joined with ``+``."""
+    from ..models.word2vec import _corpus_lines
+
+    lines = _corpus_lines(corpus)
+    if not lines:
+        raise AllOrNoneError(f"corpus {corpus!r} is empty")
+    return lines
+
+
+def split_texts(lines: list[str], every: int) -> tuple[list[str], list[str]]:
+    """Deterministic split: every ``every``-th block of lines is held out. Blocks are 50 lines
+    (fewer for small corpora) so neighbouring lines rarely straddle the split."""
+    block = max(1, min(50, len(lines) // (every * 5)))
+    train, held = [], []
+    for b, start in enumerate(range(0, len(lines), block)):
+        (held if b % every == every - 1 else train).extend(lines[start : start + block])
+    if not held or not train:
+        raise AllOrNoneError(
+            f"corpus of {len(lines)} lines is too small to hold out 1 block in {every}"
+        )
+    return train, held
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path):
+    """Byte-level BPE trained on the training split, saved as a PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS, unk_token=EOS
+    )
+    _atomic_dir(out_dir, fast.save_pretrained)
+    return fast
+
+
+def tokenizer_hash(tok_dir: Path) -> str:
+    return hashlib.sha256((tok_dir / "tokenizer.json").read_bytes()).hexdigest()[:16]
+
+
+def encode_stream(tok, texts: list[str]) -> np.ndarray:
+    ids: list[int] = []
+    eos = tok.convert_tokens_to_ids(EOS)
+    for batch_start in range(0, len(texts), 4096):
+        for row in tok(texts[batch_start : batch_start + 4096])["input_ids"]:
+            ids.extend(row)
+            ids.append(eos)
+    return np.asarray(ids, dtype=np.int32)
+
+
+# ------------------------------------------------------------------------------ family
+def prepare_family(out: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """Create (or check) the family folder: corpus split, tokenizer, token streams, bigram."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "family.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        _check_compatible(meta, cfg, out)
+        return meta
+    lines = corpus_texts(cfg.corpus)
+    train, held = split_texts(lines, cfg.heldout_every)
+    tok = train_tokenizer(train, cfg.vocab_size, out / "tokenizer")
+    (out / "data").mkdir(exist_ok=True)
+    tr, he = encode_stream(tok, train), encode_stream(tok, held)
+    _atomic_save_npy(out / "data" / "train.npy", tr)
+    _atomic_save_npy(out / "data" / "heldout.npy", he)
+    bigram = bigram_perplexity(tr, he, len(tok))
+    _atomic_write_json(out / "baseline.json", {"bigram_heldout_ppl": bigram})
+    meta = {
+        "family_version": FAMILY_VERSION,
+        "config": asdict(cfg),
+        "tokenizer_sha": tokenizer_hash(out / "tokenizer"),
+        "vocab_size": len(tok),
+        "train_tokens": int(tr.size),
+        "heldout_tokens": int(he.size),
+        "train_lines": len(train),
+        "heldout_lines": len(held),
+        "bigram_heldout_ppl": bigram,
+    }
+    _atomic_write_json(meta_path, meta)
+    return meta
+
+
+def _check_compatible(meta: dict, cfg: TrainConfig, out: Path) -> None:
+    if meta.get("family_version") != FAMILY_VERSION:
+        raise AllOrNoneError(
+            f"{out} was written by family format version {meta.get('family_version')}, this "
+            f"is version {FAMILY_VERSION}: train a new family in another folder"
+        )
+    old = meta["config"]
+    for key in ("corpus", "vocab_size", "heldout_every"):
+        if old[key] != getattr(cfg, key):
+            raise AllOrNoneError(
+                f"{out} holds a family with {key}={old[key]!r}, you asked for "
+                f"{getattr(cfg, key)!r}: models of one family must share corpus and tokenizer; "
+                "use another --out folder"
+            )
+    if tokenizer_hash(out / "tokenizer") != meta["tokenizer_sha"]:
+        raise AllOrNoneError(f"{out}/tokenizer was modified after the family was created")
+
+
+def bigram_perplexity(train: np.ndarray, held: np.ndarray, V: int, alpha: float = 0.1) -> float:
+    """Held-out perplexity of an add-alpha smoothed bigram model (the baseline to beat)."""
+    counts = np.zeros((V, V), dtype=np.float64)
+    np.add.at(counts, (train[:-1], train[1:]), 1.0)
+    counts += alpha
+    logp = np.log(counts) - np.log(counts.sum(axis=1, keepdims=True))
+    return float(np.exp(-logp[held[:-1], held[1:]].mean()))
+
+
+# ------------------------------------------------------------------------------ transformer
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg: TrainConfig, width: int, vocab: int, seed: int):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    conf = GPT2Config(
+        vocab_size=vocab,
+        n_positions=cfg.ctx,
+        n_embd=width,
+        n_layer=cfg.layers,
+        n_head=cfg.heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=True,
+    )
+    return GPT2LMHeadModel(conf)
+
+
+def batch_at(stream: np.ndarray, seed: int, step: int, batch: int, ctx: int) -> np.ndarray:
+    """The batch of ``step``: a pure function of (seed, step), so resuming is exact."""
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, stream.size - ctx - 1, size=batch)
+    return np.stack([stream[s : s + ctx + 1] for s in starts])
+
+
+def heldout_loss(model, held: np.ndarray, cfg: TrainConfig, device) -> float:
+    import torch
+
+    n = min(cfg.eval_windows, (held.size - 1) // cfg.ctx)
+    starts = np.linspace(0, held.size - cfg.ctx - 1, n).astype(int)
+    X = torch.from_numpy(np.stack([held[s : s + cfg.ctx + 1] for s in starts]).astype(np.int64))
+    total, count = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, n, 64):
+            xb = X[i : i + 64].to(device)
+            logits = model(input_ids=xb[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), xb[:, 1:].reshape(-1), reduction="sum"
+            )
+            total += float(loss)
+            count += xb[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+def train_transformer(
+    family: Path, cfg: TrainConfig, width: int, seed: int, *, progress: bool = True
+) -> dict[str, Any]:
+    """Train (or resume, or skip if finished) one transformer of the family."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import PreTrainedTokenizerFast
+
+    run = family / f"tf-d{width}-s{seed}"
+    final = run / "final"
+    if (run / "done.json").exists():
+        return json.loads((run / "done.json").read_text())
+    run.mkdir(parents=True, exist_ok=True)
+    tok = PreTrainedTokenizerFast.from_pretrained(family / "tokenizer")
+    train = np.load(family / "data" / "train.npy")
+    held = np.load(family / "data" / "heldout.npy")
+    device = _device(cfg.device)
+    model = build_model(cfg, width, len(tok), seed).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, curve, elapsed = 0, [], 0.0
+    ckpt = run / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state.get("family_version") != FAMILY_VERSION or state.get("width") != width:
+            raise AllOrNoneError(
+                f"{ckpt} was written by another version or for another model; delete it to "
+                "retrain this model"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        step, curve, elapsed = state["step"], state["curve"], state["elapsed"]
+
+    def lr_at(s: int) -> float:
+        if s < cfg.warmup:
+            return cfg.lr * (s + 1) / cfg.warmup
+        t = (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"d={width} seed={seed}",
+        disable=not progress,
+        leave=False,
+    )
+    t0 = time.perf_counter() - elapsed
+    running = []
+    model.train()
+    while step < cfg.steps:
+        xb = torch.from_numpy(batch_at(train, seed, step, cfg.batch, cfg.ctx).astype(np.int64))
+        xb = xb.to(device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        logits = model(input_ids=xb[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), xb[:, 1:].reshape(-1)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running.append(loss.item())
+        step += 1
+        bar.update(1)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            h = heldout_loss(model, held, cfg, device)
+            curve.append({"step": step, "train_loss": float(np.mean(running)), "heldout_loss": h})
+            running = []
+            bar.set_postfix(heldout_ppl=f"{math.exp(h):.1f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _atomic_torch_save(
+                ckpt,
+                {
+                    "family_version": FAMILY_VERSION,
+                    "width": width,
+                    "seed": seed,
+                    "model": model.state_dict(),
+                    "optim": opt.state_dict(),
+                    "step": step,
+                    "curve": curve,
+                    "elapsed": time.perf_counter() - t0,
+                },
+            )
+    bar.close()
+    model = model.to("cpu")
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    _atomic_dir(final, save)
+    _atomic_write_json(run / "curve.json", curve)
+    _plot_curve(run / "curve.png", curve, json.loads((family / "baseline.json").read_text()))
+    done = {
+        "kind": "transformer",
+        "name": run.name,
+        "width": width,
+        "seed": seed,
+        "steps": cfg.steps,
+        "train_seconds": time.perf_counter() - t0,
+        "heldout_loss": curve[-1]["heldout_loss"],
+        "heldout_ppl": math.exp(curve[-1]["heldout_loss"]),
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "device": str(device),
+    }
+    _atomic_write_json(run / "done.json", done)
+    ckpt.unlink(missing_ok=True)
+    return done
+
+
+def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str, Any]:
+    """Train one skip-gram word2vec model of the family on the same training split."""
+    from ..models.word2vec import train_word2vec
+
+    run = family / f"w2v-d{width}-s{seed}"
+    if (run / "done.json").exists():
+        return json.loads((run / "done.json").read_text())
+    train, _ = split_texts(corpus_texts(cfg.corpus), cfg.heldout_every)
+    t0 = time.perf_counter()
+    m = train_word2vec(train, vector_size=width, seed=seed, epochs=cfg.w2v_epochs)
+    run.mkdir(parents=True, exist_ok=True)
+    _atomic_dir(run / "model", lambda tmp: m.w2v.save(str(tmp / "model.w2v")))
+    done = {
+        "kind": "word2vec",
+        "name": run.name,
+        "width": width,
+        "seed": seed,
+        "train_seconds": time.perf_counter() - t0,
+        "vocab": len(m.w2v.wv),
+    }
+    _atomic_write_json(run / "done.json", done)
+    return done
+
+
+def train_family(out: str | Path, cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Train every model of the family (resuming unfinished ones). Returns a summary."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    meta = prepare_family(out, cfg)
+    results = []
+    for width in cfg.widths:
+        for seed in cfg.seeds:
+            results.append(train_transformer(out, cfg, width, seed, progress=progress))
+    if cfg.word2vec:
+        for width in cfg.widths:
+            for seed in cfg.seeds:
+                results.append(train_w2v(out, cfg, width, seed))
+    summary = {
+        "family": str(out),
+        "bigram_heldout_ppl": meta["bigram_heldout_ppl"],
+        "models": results,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    _atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------ io helpers
+def _plot_curve(path: Path, curve: list[dict], baseline: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    steps = [c["step"] for c in curve]
+    ax.plot(steps, [math.exp(c["train_loss"]) for c in curve], label="train")
+    ax.plot(steps, [math.exp(c["heldout_loss"]) for c in curve], label="held-out")
+    ax.axhline(baseline["bigram_heldout_ppl"], color="grey", ls="--", label="bigram (held-out)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("perplexity")
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, arr)
+    os.replace(tmp, path)
+
+
+def _atomic_torch_save(path: Path, obj: Any) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_dir(final: Path, write) -> None:
+    """Write a folder through ``write(tmp_dir)`` and move it into place in one rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        write(tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
