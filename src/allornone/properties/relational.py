@@ -1,0 +1,356 @@
+"""Relational linearity (THEORY.md 5.2): ``f(s + q) ~ A_q f(s) + a_q`` for a relation ``q``.
+
+Data: subject contexts ``s`` (rows of a predictor ``subjects``), the query contexts
+``s + q`` (row ``i`` of ``queries`` is subject ``i`` followed by the query string) and the
+relation's answer tokens ``Y_q``; ``Gamma = span{g0(y) : y in Y_q}``.
+
+Forms (all fitted on a seeded train split, evaluated on the held-out subjects):
+
+- strong (raw): least squares ``f(s+q) ~ A f(s) + a``; R^2 over all coordinates.
+- refined (raw): the same on ``Gamma`` only, ``P_Gamma f(s+q) ~ P_Gamma (A f(s) + a)``, by
+  least squares and by the KL probe (minimise ``sum_s KL(p(.|s+q) on Y_q || softmax_{Y_q}
+  (G0_Y (A f(s) + a)))``, L-BFGS with a small ridge).
+- distribution (identified): ``L[s+q, Y_q] = C_q L[s, :] + beta_q``, fitted through the factors
+  (the rows of ``L`` are seen through ``F_S R_G^T`` with ``G0 = Q_G R_G``; ``L`` is never
+  formed), min-norm least squares, so the fit depends on the distribution only.
+
+Faithfulness: fraction of held-out subjects where the fitted map's argmax over ``Y_q`` equals
+the model's own argmax over ``Y_q`` (and accuracy against the true objects when given).
+
+Condition: ``||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||`` with ``M_S`` the
+span of the subject representations (not ``M``). Witness: the refined map ``(A_q, a_q)``;
+``transport(eq)`` returns ``(A~, a~) = (B K A_q J_S B^+, B K a_q)`` with ``J_S`` inverting
+``P_N`` on ``P_{M_S}(N)`` and ``B^+ = U A^{-1} U~^T`` (THEORY 5.2). ``K`` maps an output to
+the vector of ``E`` that gives the answers the same log-odds; it equals ``P_N`` on outputs
+in ``M`` and makes the formula exact for refined maps whose outputs lie in ``Gamma`` (which
+may contain unembedding junk ``J_g``). ``eq`` must be an equivalence of a model whose
+contexts include the subjects (e.g. one predictor over subjects and queries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+from .._validation import AllOrNoneError
+from ..linalg import orth, r_factor
+from ..predictor import NextTokenPredictor, Pivot
+from ..structure import structure
+from ._common import canonical_features, check_model, default_tol, rel, resolve_tokens, split
+from ._result import PropertyResult
+
+
+@dataclass(eq=False)
+class RelationMap:
+    """An affine map ``z = A f + a`` on ``R^d`` (A: d x d, a: d)."""
+
+    A: np.ndarray
+    a: np.ndarray
+
+    def __call__(self, F: np.ndarray) -> np.ndarray:
+        """Apply to rows ``F`` (n x d) -> (n x d)."""
+        return np.asarray(F) @ self.A.T + self.a
+
+
+@dataclass(eq=False)
+class RelationWitness:
+    """What :meth:`PropertyResult.transport` carries: the refined map and the subject geometry.
+
+    Attributes
+    ----------
+    map : RelationMap
+        Refined least-squares map (outputs in ``Gamma``).
+    kl_map : RelationMap or None
+        The KL-probe map (outputs in ``Gamma``).
+    J_S : ndarray (d, d)
+        Inverts ``P_N`` on ``P_{M_S}(N)``: ``J_S P_N f(s) = P_{E'_S} f(s)``.
+    G0_Y : ndarray (m, d)
+        Answer unembeddings (centred or pivoted).
+    """
+
+    map: RelationMap
+    kl_map: RelationMap | None
+    J_S: np.ndarray = field(repr=False)
+    G0_Y: np.ndarray = field(repr=False)
+
+    def transport(self, eq: Any, which: str = "map") -> RelationMap:
+        """``(B K A J_S B^+, B K a)`` in model ``b`` of ``eq`` (``which``: "map" or "kl_map")."""
+        m = self.map if which == "map" else self.kl_map
+        if m is None:
+            raise AllOrNoneError("no KL map was fitted (kl=False)")
+        if eq.A is None:
+            raise AllOrNoneError("the equivalence has no map (different k)")
+        Ua, Ub = eq.structure_a.E, eq.structure_b.E
+        B = eq.B
+        B_pinv = Ua @ np.linalg.solve(eq.A, Ub.T)
+        K = _to_E(self.G0_Y, Ua)
+        return RelationMap(A=B @ K @ m.A @ self.J_S @ B_pinv, a=B @ K @ m.a)
+
+
+def _to_E(G0_Y: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``K = U (G0_Y U)^+ G0_Y`` (d x d): ``G0_Y K z`` = projection of ``G0_Y z`` on col(G0_Y U)."""
+    return U @ np.linalg.pinv(G0_Y @ U) @ G0_Y
+
+
+def _r2(Y: np.ndarray, Yhat: np.ndarray) -> float:
+    if Y.shape[0] == 0:
+        return float("nan")
+    ss_tot = float(((Y - Y.mean(axis=0)) ** 2).sum())
+    ss_res = float(((Y - Yhat) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else float("-inf"))
+
+
+def _affine_lstsq(
+    X: np.ndarray, Y: np.ndarray, ridge: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min-norm (or ridge) least squares ``Y ~ X W^T + b``: returns W (p_out x p_in), b."""
+    mx, my = X.mean(axis=0), Y.mean(axis=0)
+    Xc, Yc = X - mx, Y - my
+    if ridge > 0:
+        p = X.shape[1]
+        Wt = np.linalg.solve(Xc.T @ Xc + ridge * len(X) * np.eye(p), Xc.T @ Yc)
+    else:
+        Wt = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
+    return Wt.T, my - mx @ Wt
+
+
+def _kl_fit(
+    X: np.ndarray, P: np.ndarray, H: np.ndarray, ridge: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """KL probe: ``min mean_s KL(P_s || softmax(H (W x_s + b))) + ridge ||W||^2``.
+
+    X (n, p) inputs, P (n, m) target distributions on the answers, H (m, r) readout.
+    Returns W (r, p), b (r,).
+    """
+    n, p = X.shape
+    r = H.shape[1]
+    logP = np.log(np.clip(P, 1e-300, None))
+    ent = float((P * logP).sum()) / n
+    # warm start: least squares on the target log-odds (centred per row)
+    Tc = logP - logP.mean(axis=1, keepdims=True)
+    Hp = np.linalg.pinv(H)
+    W0, b0 = _affine_lstsq(X, Tc @ Hp.T, ridge=max(ridge, 1e-10))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        W = theta[: r * p].reshape(r, p)
+        b = theta[r * p :]
+        Z = (X @ W.T + b) @ H.T
+        lq = log_softmax(Z, axis=1)
+        val = ent - float((P * lq).sum()) / n + ridge * float((W**2).sum())
+        gZ = (np.exp(lq) - P) / n
+        gO = gZ @ H  # (n, r)
+        gW = gO.T @ X + 2 * ridge * W
+        return val, np.concatenate([gW.ravel(), gO.sum(axis=0)])
+
+    res = minimize(
+        loss,
+        np.concatenate([W0.ravel(), b0]),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 500, "gtol": 1e-10},
+    )
+    return res.x[: r * p].reshape(r, p), res.x[r * p :]
+
+
+def _subject_geometry(subjects: NextTokenPredictor, pivot: Pivot):
+    """M_S, J_S := basis of M_S cap N^perp, and the operator inverting P_N on P_{M_S}(N)."""
+    st = structure(subjects, pivot=pivot)
+    Ep = st.E_prime  # P_{M_S}(N), d x k_S
+    PN_Ep = st.N @ (st.N.T @ Ep)
+    inv_op = Ep @ np.linalg.pinv(PN_Ep)  # d x d
+    return st, st.M, st.J_f, inv_op
+
+
+def relational(
+    subjects: NextTokenPredictor,
+    queries: NextTokenPredictor,
+    answers: Sequence[Any],
+    *,
+    objects: Sequence[Any] | None = None,
+    name: str = "relation",
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    kl: bool = True,
+    kl_ridge: float = 1e-6,
+    pivot: Pivot = "center",
+    tol: float | None = None,
+) -> PropertyResult:
+    """Measure relational linearity of one relation.
+
+    Parameters
+    ----------
+    subjects : NextTokenPredictor (n_s x d, V x d)
+        Row ``i``: the subject context ``s_i``.
+    queries : NextTokenPredictor (n_s x d, same G)
+        Row ``i``: the context ``s_i + q``.
+    answers : sequence of tokens (labels or indices), at least 2
+        The answer set ``Y_q`` (e.g. all capital cities' first tokens).
+    objects : sequence, optional
+        The true answer token of each subject (must be in ``answers``).
+    test_fraction : float
+        Held-out share of subjects (seeded split; at least 1 test and 2 train subjects).
+    kl : bool
+        Also fit the KL probe (raw).
+    kl_ridge : float
+        Ridge of the KL probe.
+
+    Returns
+    -------
+    PropertyResult
+        ``raw``: ``strong_r2_train/test``, ``refined_r2_train/test``,
+        ``refined_faithfulness``, ``kl_mean_test``, ``kl_faithfulness``; ``identified``:
+        ``dist_r2_train/test``, ``dist_faithfulness``, (``dist_accuracy``,
+        ``model_accuracy`` with objects); ``witness``: :class:`RelationWitness`.
+    """
+    check_model(subjects, "subjects")
+    check_model(queries, "queries")
+    if subjects.n != queries.n:
+        raise AllOrNoneError(
+            f"subjects has {subjects.n} rows but queries has {queries.n}: row i of queries must "
+            "be subject i followed by the query"
+        )
+    if subjects.d != queries.d or subjects.V != queries.V:
+        raise AllOrNoneError("subjects and queries must come from the same model (same V and d)")
+    if not np.allclose(subjects.G, queries.G, rtol=1e-12, atol=0):
+        raise AllOrNoneError("subjects and queries have different unembeddings G: use one model")
+    n_s, d = subjects.n, subjects.d
+    if n_s < 4:
+        raise AllOrNoneError(f"relational linearity needs at least 4 subjects, got {n_s}")
+    Y = resolve_tokens(subjects, answers, "answers")
+    if len(Y) < 2:
+        raise AllOrNoneError(f"answers must contain at least 2 distinct tokens, got {len(Y)}")
+    excluded: list[dict] = []
+    obj_idx: np.ndarray | None = None
+    if objects is not None:
+        if len(objects) != n_s:
+            raise AllOrNoneError(f"objects has {len(objects)} entries for {n_s} subjects")
+        pos = {int(t): i for i, t in enumerate(Y)}
+        oi = subjects.col_indices(list(objects))
+        missing = [objects[i] for i, t in enumerate(oi) if int(t) not in pos]
+        if missing:
+            raise AllOrNoneError(f"objects not among the answers: {missing[:5]!r}")
+        obj_idx = np.array([pos[int(t)] for t in oi])
+    train, test = split(n_s, test_fraction, seed)
+    if len(train) <= d + 1:
+        excluded.append(
+            {
+                "item": "fit",
+                "reason": f"only {len(train)} training subjects for d={d}: the raw least-squares "
+                "fits are underdetermined (min-norm solutions)",
+            }
+        )
+
+    Fs, Fq = subjects.F, queries.F
+    G0 = subjects.G0(pivot)
+    G0_Y = G0[Y]
+    T = Fq @ G0_Y.T  # (n_s, m): the model's answer log-odds L[s+q, Y_q]
+    own = T.argmax(axis=1)
+
+    # strong form
+    W, b = _affine_lstsq(Fs[train], Fq[train])
+    strong_pred = Fs @ W.T + b
+    raw: dict[str, float] = {
+        "strong_r2_train": _r2(Fq[train], strong_pred[train]),
+        "strong_r2_test": _r2(Fq[test], strong_pred[test]),
+    }
+
+    # refined form (least squares on Gamma coordinates)
+    Gam = orth(G0_Y.T)  # d x gamma
+    Wg, bg = _affine_lstsq(Fs[train], Fq[train] @ Gam)
+    ref_map = RelationMap(A=Gam @ Wg, a=Gam @ bg)
+    ref_coords = Fs @ Wg.T + bg
+    ref_T = ref_map(Fs) @ G0_Y.T
+    raw["refined_r2_train"] = _r2(Fq[train] @ Gam, ref_coords[train])
+    raw["refined_r2_test"] = _r2(Fq[test] @ Gam, ref_coords[test])
+    raw["refined_faithfulness"] = _agree(ref_T[test], own[test])
+
+    kl_map = None
+    if kl:
+        P = np.exp(log_softmax(T, axis=1))
+        H = G0_Y @ Gam
+        Wk, bk = _kl_fit(Fs[train], P[train], H, kl_ridge)
+        kl_map = RelationMap(A=Gam @ Wk, a=Gam @ bk)
+        kl_T = kl_map(Fs) @ G0_Y.T
+        raw["kl_mean_train"] = _mean_kl(T[train], kl_T[train])
+        raw["kl_mean_test"] = _mean_kl(T[test], kl_T[test])
+        raw["kl_faithfulness"] = _agree(kl_T[test], own[test])
+
+    # distribution form, through the factors: rows of L_S = (F_S R_G^T) Q_G^T
+    R_G = r_factor(subjects.G, shift=subjects.pivot_vector(pivot))
+    Z = canonical_features(Fs @ R_G.T)
+    Cz, beta = _affine_lstsq(Z[train], T[train])
+    dist_T = Z @ Cz.T + beta
+    ident: dict[str, float] = {
+        "dist_r2_train": _r2(T[train], dist_T[train]),
+        "dist_r2_test": _r2(T[test], dist_T[test]),
+        "dist_faithfulness": _agree(dist_T[test], own[test]),
+    }
+    if obj_idx is not None:
+        ident["dist_accuracy"] = _agree(dist_T[test], obj_idx[test])
+        ident["model_accuracy"] = float(np.mean(own == obj_idx))
+        raw["refined_accuracy"] = _agree(ref_T[test], obj_idx[test])
+
+    # condition on the refined map, with M_S (not M)
+    st_s, M_S, J_S, inv_op = _subject_geometry(subjects, pivot)
+    num = np.linalg.norm(Wg @ J_S) if J_S.shape[1] else 0.0
+    den = np.linalg.norm(Wg @ M_S)
+    size = float(num / den) if den > 0 else float(num)
+    tol_ = default_tol(subjects, tol)
+    witness = RelationWitness(map=ref_map, kl_map=kl_map, J_S=inv_op, G0_Y=G0_Y)
+    details: dict[str, Any] = {
+        "answers": Y.tolist(),
+        "train": train,
+        "test": test,
+        "dim_Gamma": Gam.shape[1],
+        "dim_M_S": M_S.shape[1],
+        "dim_M_S_cap_N_perp": J_S.shape[1],
+        "k_S": st_s.k,
+        "predicted_logodds_refined": ref_T,
+        "predicted_logodds_dist": dist_T,
+        "model_logodds": T,
+        "strong_map": RelationMap(A=W, a=b),
+        "strong_rel_residual_test": rel(Fq[test] - strong_pred[test], Fq[test]),
+    }
+    return PropertyResult(
+        property="relational",
+        name=name,
+        raw=raw,
+        identified=ident,
+        all_or_none=bool(size <= tol_),
+        condition="P_Gamma A_q (M_S cap N^perp) = 0: "
+        "||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||",
+        condition_size=size,
+        tol=tol_,
+        excluded=excluded,
+        details=details,
+        witness=witness,
+        _transport=lambda w, eq: w.transport(eq),
+    )
+
+
+def relation_logodds(
+    m: RelationMap, model: NextTokenPredictor, rows: Any, answers: Any, pivot: Pivot = "center"
+) -> np.ndarray:
+    """Answer log-odds predicted by a relation map in ``model``: ``(A f(s) + a)^T g0(y)``.
+
+    Returns (len(rows), len(answers)). Use it to check a transported map.
+    """
+    r = model.row_indices(rows)
+    Y = resolve_tokens(model, answers, "answers")
+    return m(model.F[r]) @ model.G0(pivot)[Y].T
+
+
+def _agree(scores: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(scores.argmax(axis=1) == truth)) if len(truth) else float("nan")
+
+
+def _mean_kl(T: np.ndarray, S: np.ndarray) -> float:
+    if len(T) == 0:
+        return float("nan")
+    lp, lq = log_softmax(T, axis=1), log_softmax(S, axis=1)
+    return float((np.exp(lp) * (lp - lq)).sum(axis=1).mean())

@@ -1,0 +1,150 @@
+"""Relational linearity (THEORY 5.2, 7.7): the refined form transfers under the condition
+(witness formula checked), fails without it, and the strong form does not transfer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_properties_planted import JUNKS, close, dim_of, planted, sample
+
+from allornone import AllOrNoneError, structure
+from allornone.properties import relation_logodds, relational
+
+N_S, V, K, D_U, D_W = 40, 30, 4, 2, 2
+ANSWERS = [0, 1, 2, 3, 4, 5]
+
+
+def _relation(seed: int, reads_junk: bool = False, subject_junk: bool = True):
+    """Combined model: contexts 0..N_S-1 are subjects, N_S..2N_S-1 the queries s + q.
+
+    Canonical coordinates: e(s+q) = C e(s) + c0 (+ D u(s) when ``reads_junk``),
+    u(s+q) = D2 u(s) + Cu e(s) (so the strong form holds exactly in this model).
+    """
+    rng = np.random.default_rng([seed, 7])
+    e_s = rng.standard_normal((N_S, K))
+    u_s = rng.standard_normal((N_S, D_U)) if subject_junk else np.zeros((N_S, D_U))
+    C, c0 = rng.standard_normal((K, K)), rng.standard_normal(K)
+    e_q = e_s @ C.T + c0
+    if reads_junk:
+        e_q = e_q + 2.0 * u_s @ rng.standard_normal((K, D_U)).T
+    u_q = u_s @ rng.standard_normal((D_U, D_U)).T + e_s @ rng.standard_normal((D_U, K)).T
+    if not subject_junk:
+        u_q = rng.standard_normal((N_S, D_U))  # junk on the queries only
+    p = planted(
+        np.vstack([e_s, e_q]),
+        rng.standard_normal((V, K)),
+        np.vstack([u_s, u_q]),
+        rng.standard_normal((V, D_W)),
+        d0=1,
+        seed=seed,
+    )
+    return p
+
+
+def _split(model):
+    return model.subset(rows=np.arange(N_S)), model.subset(rows=np.arange(N_S, 2 * N_S))
+
+
+def test_planted_relation_holds_and_condition_holds():
+    p = _relation(0)
+    subj, qry = _split(p.model)
+    r = relational(subj, qry, ANSWERS, objects=None, kl=True)
+    assert r.all_or_none and r.condition_size < 1e-10
+    assert r.details["dim_M_S_cap_N_perp"] == D_U
+    for key in ("strong_r2_test", "refined_r2_test"):
+        assert r.raw[key] > 1 - 1e-9, key
+    assert r.identified["dist_r2_test"] > 1 - 1e-9 and r.identified["dist_faithfulness"] == 1.0
+    assert r.raw["refined_faithfulness"] == 1.0
+    assert r.raw["kl_mean_train"] < 1e-6 and r.raw["kl_faithfulness"] == 1.0
+    # the distribution form never forms L over the vocabulary but equals the model's log-odds
+    T = qry.log_odds(cols=ANSWERS)
+    assert np.allclose(r.details["predicted_logodds_dist"], T, atol=1e-8 * np.abs(T).max())
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    width=st.sampled_from(["k+2", "d-1", "d+2", "d+4"]),
+    junk=st.sampled_from(JUNKS),
+)
+def test_refined_relation_transfers_with_the_witness(seed, width, junk):
+    p = _relation(seed % 53)
+    m = p.model
+    subj, qry = _split(m)
+    r = relational(subj, qry, ANSWERS, kl=False)
+    m2, eq = sample(m, dim_of(width, p.k, p.d), seed, junk)
+    subj2, qry2 = _split(m2)
+    r2 = relational(subj2, qry2, ANSWERS, kl=False)
+    for key in r.identified:
+        assert close(r2.identified[key], r.identified[key]), key
+    # the transported map reproduces the predictions on Gamma (answers' log-odds), all subjects
+    tm = r.transport(eq)
+    pred = r.details["predicted_logodds_refined"]
+    pred2 = relation_logodds(tm, m2, np.arange(N_S), ANSWERS)
+    assert np.allclose(pred2, pred, rtol=0, atol=1e-9 * np.abs(pred).max())
+
+
+def test_condition_uses_M_S_not_M():
+    # f-junk only on the query contexts: M cap N^perp != 0 but M_S cap N^perp = 0
+    p = _relation(3, subject_junk=False)
+    m = p.model
+    assert structure(m).dim_J_f == D_U
+    subj, qry = _split(m)
+    r = relational(subj, qry, ANSWERS, kl=False)
+    assert r.details["dim_M_S_cap_N_perp"] == 0 and r.all_or_none
+    m2, eq = sample(m, p.d + 2, 1, "adversarial")
+    pred2 = relation_logodds(r.transport(eq), m2, np.arange(N_S), ANSWERS)
+    pred = r.details["predicted_logodds_refined"]
+    assert np.allclose(pred2, pred, atol=1e-9 * np.abs(pred).max())
+
+
+def test_relation_reading_junk_fails_and_strong_form_does_not_transfer():
+    p = _relation(1, reads_junk=True)
+    m = p.model
+    subj, qry = _split(m)
+    r = relational(subj, qry, ANSWERS, kl=False)
+    assert not r.all_or_none and r.condition_size > 0.1
+    assert r.raw["refined_r2_test"] > 1 - 1e-9  # holds in this model's coordinates ...
+    assert r.identified["dist_r2_test"] < 0.95  # ... but not in the distribution
+    pred = r.details["predicted_logodds_refined"]
+    for seed in range(3):
+        m2, eq = sample(m, p.d + seed, seed, "adversarial")
+        r2 = relational(*_split(m2), ANSWERS, kl=False)
+        assert r2.raw["refined_r2_test"] < 0.95  # broken by the adversarial model
+        assert r2.raw["strong_r2_test"] < 0.9
+        pred2 = relation_logodds(r.transport(eq), m2, np.arange(N_S), ANSWERS)
+        assert np.linalg.norm(pred2 - pred) > 0.1 * np.linalg.norm(pred - pred.mean())
+        for key in r.identified:
+            assert close(r2.identified[key], r.identified[key]), key
+    # and the strong form does not transfer even when the condition holds
+    ok = _relation(2)
+    r_ok = relational(*_split(ok.model), ANSWERS, kl=False)
+    assert r_ok.all_or_none and r_ok.raw["strong_r2_test"] > 1 - 1e-9
+    m3, _ = sample(ok.model, ok.d + 1, 0, "adversarial")
+    r3 = relational(*_split(m3), ANSWERS, kl=False)
+    assert r3.raw["strong_r2_test"] < 0.9 and r3.identified["dist_r2_test"] > 1 - 1e-9
+
+
+def test_objects_and_validation():
+    p = _relation(4)
+    subj, qry = _split(p.model)
+    own = qry.log_odds(cols=ANSWERS).argmax(axis=1)
+    objects = [f"t{ANSWERS[i]}" for i in own]
+    r = relational(subj, qry, [f"t{a}" for a in ANSWERS], objects=objects, kl=False)
+    assert r.identified["model_accuracy"] == 1.0 and r.identified["dist_accuracy"] == 1.0
+    with pytest.raises(AllOrNoneError, match="not among the answers"):
+        relational(subj, qry, ANSWERS, objects=["t20"] * N_S, kl=False)
+    with pytest.raises(AllOrNoneError, match="at least 2 distinct"):
+        relational(subj, qry, [3, 3], kl=False)
+    with pytest.raises(AllOrNoneError, match="at least 4 subjects"):
+        relational(subj.subset(rows=[0, 1, 2]), qry.subset(rows=[0, 1, 2]), ANSWERS)
+    with pytest.raises(AllOrNoneError, match="rows"):
+        relational(subj, qry.subset(rows=[0, 1, 2, 3]), ANSWERS)
+    with pytest.raises(AllOrNoneError, match="empty"):
+        relational(subj, qry, [], kl=False)
+    with pytest.raises(AllOrNoneError, match="unknown token"):
+        relational(subj, qry, ["nope", "t1"], kl=False)
+    small = relational(subj.subset(rows=range(8)), qry.subset(rows=range(8)), ANSWERS, kl=False)
+    assert any("underdetermined" in e["reason"] for e in small.excluded)
