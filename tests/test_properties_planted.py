@@ -111,3 +111,22 @@ def test_planted_structure_is_as_built():
     # J_f is T span(u coordinates): f-side vectors there are never read by a logit
     jf = p.f_dir(p.unit(p.k))
     assert np.abs(p.model.G0() @ jf).max() < 1e-10 * np.abs(p.model.G0()).max()
+
+
+def test_every_property_result_is_json_ready():
+    import json
+
+    from allornone.properties import parallelism, probe, relational, steering
+
+    p = random_planted(seed=2)
+    m = p.model
+    subj, qry = m.subset(rows=range(0, 30)), m.subset(rows=range(30, 60))
+    results = [
+        parallelism(m, [(0, 1), (2, 3), (4, 5)], baseline_draws=2),
+        probe(m, (m.F[:, 0] > 0).astype(int)),
+        relational(subj, qry, [0, 1, 2], kl=False),
+        steering(m, m.F[0] - m.F[1], targets=[0]),
+    ]
+    for r in results:
+        d = json.loads(json.dumps(r.to_dict()))
+        assert d["property"] == r.property and isinstance(d["all_or_none"], bool)

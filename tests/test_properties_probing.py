@@ -118,7 +118,7 @@ def test_multiclass_and_validation():
     y = np.array(["a", "b", "c"])[(m.F[ROWS] @ Wt.T).argmax(axis=1)]
     for kind in ("logistic", "mean_diff"):
         r = probe(m, list(y), rows=ROWS, kind=kind)
-        assert r.details["probe"].W.shape == (3, p.d) and r.details["classes"] == ["a", "b", "c"]
+        assert r.details["probe_W"].shape == (3, p.d) and r.details["classes"] == ["a", "b", "c"]
         assert r.raw["train_accuracy"] > 0.6
     with pytest.raises(AllOrNoneError, match="single class"):
         probe(m, [1] * len(ROWS), rows=ROWS)

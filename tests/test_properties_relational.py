@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from test_properties_planted import JUNKS, close, dim_of, planted, sample
 
 from allornone import AllOrNoneError, structure
-from allornone.properties import relation_logodds, relational
+from allornone.properties import RelationMap, relation_logodds, relational
 
 N_S, V, K, D_U, D_W = 40, 30, 4, 2, 2
 ANSWERS = [0, 1, 2, 3, 4, 5]
@@ -68,22 +68,43 @@ def test_planted_relation_holds_and_condition_holds():
     seed=st.integers(0, 10**6),
     width=st.sampled_from(["k+2", "d-1", "d+2", "d+4"]),
     junk=st.sampled_from(JUNKS),
+    n_answers=st.sampled_from([3, 6]),
 )
-def test_refined_relation_transfers_with_the_witness(seed, width, junk):
+def test_refined_relation_transfers_with_the_witness(seed, width, junk, n_answers):
     p = _relation(seed % 53)
     m = p.model
     subj, qry = _split(m)
-    r = relational(subj, qry, ANSWERS, kl=False)
+    answers = ANSWERS[:n_answers]  # 3 answers: Gamma is a proper subspace of N, with J_g parts
+    r = relational(subj, qry, answers, kl=False)
     m2, eq = sample(m, dim_of(width, p.k, p.d), seed, junk)
     subj2, qry2 = _split(m2)
-    r2 = relational(subj2, qry2, ANSWERS, kl=False)
+    r2 = relational(subj2, qry2, answers, kl=False)
     for key in r.identified:
         assert close(r2.identified[key], r.identified[key]), key
     # the transported map reproduces the predictions on Gamma (answers' log-odds), all subjects
     tm = r.transport(eq)
     pred = r.details["predicted_logodds_refined"]
-    pred2 = relation_logodds(tm, m2, np.arange(N_S), ANSWERS)
+    pred2 = relation_logodds(tm, m2, np.arange(N_S), answers)
     assert np.allclose(pred2, pred, rtol=0, atol=1e-9 * np.abs(pred).max())
+
+
+def test_literal_P_N_witness_needs_outputs_in_M():
+    """THEORY's ``B P_N A_q J_S B^+`` is exact when Gamma = N; with fewer answers the refined
+    map's outputs (in Gamma) carry J_g parts that P_N keeps and B drops: the K map fixes it."""
+    p = _relation(0)
+    m = p.model
+    answers = ANSWERS[:3]
+    r = relational(*_split(m), answers, kl=False)
+    m2, eq = sample(m, p.d + 2, 0, "random")
+    w = r.witness
+    P_N = eq.structure_a.N @ eq.structure_a.N.T
+    B_pinv = eq.structure_a.E @ np.linalg.solve(eq.A, eq.structure_b.E.T)
+    literal = RelationMap(A=eq.B @ P_N @ w.map.A @ w.J_S @ B_pinv, a=eq.B @ P_N @ w.map.a)
+    pred = r.details["predicted_logodds_refined"]
+    scale = np.abs(pred).max()
+    err_literal = np.abs(relation_logodds(literal, m2, np.arange(N_S), answers) - pred).max()
+    err_k = np.abs(relation_logodds(r.transport(eq), m2, np.arange(N_S), answers) - pred).max()
+    assert err_literal > 1e-3 * scale and err_k < 1e-9 * scale
 
 
 def test_condition_uses_M_S_not_M():

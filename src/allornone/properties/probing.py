@@ -158,7 +158,7 @@ def probe(
         ``raw``: ``train_accuracy``, ``test_accuracy`` of the probe on ``f``;
         ``identified``: ``logodds_train_accuracy``, ``logodds_test_accuracy``;
         ``witness``: ``LinearProbe(W_N, b~)`` (the part of the probe in ``N``), carried by
-        ``transport(eq)``; ``details["probe"]``: the fitted :class:`LinearProbe`,
+        ``transport(eq)``; ``details["probe_W"]``, ``["probe_b"]``: the fitted probe,
         ``details["logodds_scores"]``: the log-odds probe's scores on ``S``.
     """
     check_model(model)
@@ -210,7 +210,8 @@ def probe(
     tol_ = default_tol(model, tol)
     witness = LinearProbe(W=W_N, b=b + t, classes=classes)
     details: dict[str, Any] = {
-        "probe": pr,
+        "probe_W": pr.W,
+        "probe_b": pr.b,
         "kind": kind,
         "classes": classes,
         "rows": r,

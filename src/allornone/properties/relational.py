@@ -313,7 +313,8 @@ def relational(
         "predicted_logodds_refined": ref_T,
         "predicted_logodds_dist": dist_T,
         "model_logodds": T,
-        "strong_map": RelationMap(A=W, a=b),
+        "strong_map_A": W,
+        "strong_map_a": b,
         "strong_rel_residual_test": rel(Fq[test] - strong_pred[test], Fq[test]),
     }
     return PropertyResult(
