@@ -495,12 +495,46 @@ class LanguageModel:
     def _embed_uncached(
         self, texts: list[str], batch_size: int | None, progress: bool | None, side: str
     ) -> np.ndarray:
-        encoded = self.encode(texts)
+        return self._embed_encoded(self.encode(texts), batch_size, progress, side)
+
+    def embed_ids(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        *,
+        batch_size: int | None = None,
+        progress: bool | None = None,
+        padding_side: str | None = None,
+    ) -> np.ndarray:
+        """Like :meth:`embed` for contexts given as token ids (used as is: add BOS yourself);
+        shape (n, d). Not cached. Longer contexts are truncated from the left with a warning."""
+        encoded = [[int(t) for t in ids] for ids in token_ids]
+        if not encoded:
+            raise AllOrNoneError("token_ids is empty: pass at least one context")
+        truncated = 0
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise AllOrNoneError(f"token_ids[{i}] is empty: a context needs a token")
+            if min(ids) < 0 or max(ids) >= self.V:
+                raise AllOrNoneError(f"token_ids[{i}] has ids outside [0, {self.V})")
+            if len(ids) > self.max_length:
+                encoded[i], truncated = ids[-self.max_length :], truncated + 1
+        if truncated:
+            warnings.warn(
+                f"{truncated} contexts are longer than the model window ({self.max_length} "
+                "tokens) and were truncated from the LEFT",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
+        return self._embed_encoded(encoded, batch_size, progress, padding_side or self.padding_side)
+
+    def _embed_encoded(
+        self, encoded: list[list[int]], batch_size: int | None, progress: bool | None, side: str
+    ) -> np.ndarray:
         batches = list(self._batches(encoded, batch_size))
         hidden = int(self.head.weight.shape[1])
         out_dtype = np.float64 if self.dtype == torch.float64 else np.float32
-        F = np.empty((len(texts), self.d), dtype=out_dtype)
-        bar = self._progress(len(texts), len(batches), progress, f"embed {self.name}")
+        F = np.empty((len(encoded), self.d), dtype=out_dtype)
+        bar = self._progress(len(encoded), len(batches), progress, f"embed {self.name}")
         with torch.inference_mode(), bar:
             for idx in batches:
                 h = self._hidden_last([encoded[i] for i in idx], side)

@@ -138,6 +138,7 @@ def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{_safe(name)}-"))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         meta = {"version": _cache.MODEL_CACHE_VERSION, "source": ident, "name": name}
