@@ -1,0 +1,297 @@
+"""The study's report, in the audit's format: report.html, report.md, results.json, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..audit.explain import Explanation
+from ..audit.report import Block, Table, render_html, render_md
+
+_X = {
+    "mean_kl": Explanation("mean KL(p_a || p_b) over held-out contexts, nats", None),
+    "max_logodds_gap": Explanation("largest |L_a - L_b| over those contexts and all tokens", None),
+    "k": Explanation("effective complexity (numerical rank of the log-odds)", True),
+    "residual_f": Explanation("relative residual of the best map e_f^b ~ A e_f^a", None),
+    "residual_f_reverse": Explanation("the same map fitted the other way (b to a)", None),
+    "residual_g": Explanation(
+        "relative residual of e_g^b ~ A^{-T} e_g^a with the f-side A (0 if equivalent)", None
+    ),
+    "raw": Explanation("mean Euclidean cosine of unembedding differences", False),
+    "identified": Explanation("mean log-odds correlation of the pairs' log-ratios", True),
+    "ratio": Explanation(
+        "std across seeds of raw / std of identified (>1: identified steadier)", None
+    ),
+    "probe": Explanation("accuracy on b of the book probe carried from a through the map", None),
+    "steer": Explanation("correlation over tokens of the log-odds shifts", True),
+}
+
+
+def _fig_stability(res: dict[str, Any], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = res.get("stability", [])
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
+    widths = sorted({r["width"] for r in rows})
+    for w, marker in zip(widths, "os^D"):
+        sel = [r for r in rows if r["width"] == w]
+        ax.scatter(
+            [r["identified_std"] for r in sel],
+            [r["raw_std"] for r in sel],
+            marker=marker,
+            label=f"d={w}",
+        )
+    lim = max(max(r["raw_std"] for r in rows), max(r["identified_std"] for r in rows)) * 1.1
+    ax.plot([0, lim], [0, lim], color="grey", ls="--", lw=1)
+    ax.set_xlabel("std across seeds: identified (log-odds corr.)")
+    ax.set_ylabel("std across seeds: raw (Euclidean cos.)")
+    ax.set_title("Parallelism per concept family: spread across seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
+    any_curve = False
+    for m in res["members"]:
+        curve_path = family / m["name"] / "curve.json"
+        if not curve_path.exists():
+            continue
+        curve = json.loads(curve_path.read_text())
+        ax.plot(
+            [c["step"] for c in curve],
+            [math.exp(c["heldout_loss"]) for c in curve],
+            label=m["name"],
+        )
+        any_curve = True
+    ax.axhline(res["bigram_heldout_ppl"], color="grey", ls="--", label="bigram")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out perplexity")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return any_curve
+
+
+def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
+    b: list[Block] = [Block("h1", f"allornone study: {res['family']}")]
+    b.append(
+        Block(
+            "p",
+            "Models of one family share the corpus split and the tokenizer and differ in seed "
+            "and width. The theory predicts identical identified statistics only for exactly "
+            "equal distributions; these models are approximately equal, and the tables say how "
+            "close, and whether identified statistics are steadier across seeds than raw ones.",
+        )
+    )
+    b.append(Block("h2", "Models"))
+    b.append(
+        Block(
+            "table",
+            Table(
+                ["model", "width", "seed", "held-out ppl", "k", "energy rank"],
+                [
+                    [m["name"], m["width"], m["seed"], m["heldout_ppl"], m["k"], m["energy_rank"]]
+                    for m in res["members"]
+                ],
+                {"k": _X["k"]},
+            ),
+        )
+    )
+    b.append(Block("p", f"Bigram baseline, held-out perplexity: {res['bigram_heldout_ppl']:.1f}."))
+    if "curves" in figures:
+        b.append(Block("figure", figures["curves"], "Training curves against the bigram baseline"))
+    b.append(Block("h2", "Pairs: distance between distributions and the best linear map"))
+    b.append(
+        Block(
+            "table",
+            Table(
+                [
+                    "a",
+                    "b",
+                    "mean_kl",
+                    "max_logodds_gap",
+                    "k_a",
+                    "k_b",
+                    "residual_f",
+                    "residual_f_reverse",
+                    "residual_g",
+                ],
+                [
+                    [
+                        p["a"],
+                        p["b"],
+                        p["mean_kl"],
+                        p["max_logodds_gap"],
+                        p["k_a"],
+                        p["k_b"],
+                        p["residual_f"],
+                        p["residual_f_reverse"],
+                        p["residual_g"],
+                    ]
+                    for p in res["pairs"]
+                ],
+                {
+                    k: _X[k]
+                    for k in (
+                        "mean_kl",
+                        "max_logodds_gap",
+                        "residual_f",
+                        "residual_f_reverse",
+                        "residual_g",
+                    )
+                },
+            ),
+        )
+    )
+    b.append(Block("h2", "Parallelism across seeds: raw against identified"))
+    b.append(
+        Block(
+            "table",
+            Table(
+                [
+                    "family",
+                    "width",
+                    "seeds",
+                    "raw mean",
+                    "raw std",
+                    "identified mean",
+                    "identified std",
+                    "ratio",
+                ],
+                [
+                    [
+                        s["family"],
+                        s["width"],
+                        s["seeds"],
+                        s["raw_mean"],
+                        s["raw_std"],
+                        s["identified_mean"],
+                        s["identified_std"],
+                        s["ratio_raw_to_identified_std"],
+                    ]
+                    for s in res.get("stability", [])
+                ],
+                {"raw mean": _X["raw"], "identified mean": _X["identified"], "ratio": _X["ratio"]},
+            ),
+        )
+    )
+    if "stability" in figures:
+        b.append(Block("figure", figures["stability"], "Spread across seeds, raw vs identified"))
+    b.append(Block("h2", "Probe and steering vector: carried through the map vs refitted"))
+    b.append(
+        Block(
+            "table",
+            Table(
+                [
+                    "a",
+                    "b",
+                    "probe acc. refit on b",
+                    "probe acc. carried a→b",
+                    "agreement carried/refit",
+                    "steer shift corr. carried/refit",
+                    "steer shift corr. a/b",
+                ],
+                [
+                    [
+                        t["a"],
+                        t["b"],
+                        t["probe_acc_refit_b"],
+                        t["probe_acc_carried_a_to_b"],
+                        t["probe_agreement_carried_vs_refit"],
+                        t["steer_shift_corr_carried_vs_refit"],
+                        t["steer_shift_corr_a_vs_b"],
+                    ]
+                    for t in res["transport"]
+                ],
+                {"probe acc. carried a→b": _X["probe"], "steer shift corr. a/b": _X["steer"]},
+            ),
+        )
+    )
+    w2v = res.get("word2vec")
+    if w2v:
+        b.append(Block("h2", f"word2vec family (shared vocabulary: {w2v['shared_vocab']} words)"))
+        b.append(
+            Block(
+                "table",
+                Table(
+                    ["a", "b", "mean_kl", "k_a", "k_b", "residual_f", "residual_g"],
+                    [
+                        [
+                            p["a"],
+                            p["b"],
+                            p["mean_kl"],
+                            p["k_a"],
+                            p["k_b"],
+                            p["residual_f"],
+                            p["residual_g"],
+                        ]
+                        for p in w2v["pairs"]
+                    ],
+                    {k: _X[k] for k in ("mean_kl", "residual_f", "residual_g")},
+                ),
+            )
+        )
+        b.append(
+            Block(
+                "table",
+                Table(
+                    ["family", "width", "seeds", "raw std", "identified std", "ratio"],
+                    [
+                        [
+                            s["family"],
+                            s["width"],
+                            s["seeds"],
+                            s["raw_std"],
+                            s["identified_std"],
+                            s["ratio_raw_to_identified_std"],
+                        ]
+                        for s in w2v["stability"]
+                    ],
+                    {"ratio": _X["ratio"]},
+                ),
+            )
+        )
+    return b
+
+
+def write_study_report(res: dict[str, Any], folder: Path, family: Path) -> dict[str, str]:
+    figdir = folder / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, str] = {}
+    if _fig_stability(res, figdir / "stability.png"):
+        figures["stability"] = "stability.png"
+    if _fig_curves(res, family, figdir / "curves.png"):
+        figures["curves"] = "curves.png"
+    blocks = build_blocks(res, figures)
+    title = f"allornone study: {family.name}"
+    (folder / "report.html").write_text(render_html(blocks, figdir, title), encoding="utf-8")
+    (folder / "report.md").write_text(render_md(blocks), encoding="utf-8")
+    out = dict(res)
+    out["schema_version"] = "study-1"
+    out["figures"] = {k: f"figures/{v}" for k, v in figures.items()}
+    (folder / "results.json").write_text(json.dumps(_clean(out), indent=1), encoding="utf-8")
+    return {"html": "report.html", "md": "report.md", "json": "results.json"}
+
+
+def _clean(x: Any) -> Any:
+    from ..properties._result import _clean as clean
+
+    return clean(x)

@@ -1,0 +1,326 @@
+"""Study a trained family: do models that learn the same distribution share linear properties?
+
+For every pair of models of a family (same tokenizer, same corpus split, different seeds and
+widths), on held-out contexts:
+
+- the distance between their next-token distributions (mean KL, max log-odds gap), their
+  effective complexities and the best linear map between their effective representations with
+  its residuals both ways (:func:`allornone.equivalence`);
+- per concept family, the raw parallelism statistic (mean Euclidean cosine of unembedding
+  differences: NOT identified) and the identified one (log-odds correlation), and how much
+  each varies across seeds;
+- a probe (which book a passage comes from) and a steering vector (difference of the books'
+  mean representations): carried through the recovered map from model a into model b, against
+  the probe / vector refitted on b.
+
+The theory (THEORY.md 4-5) makes a prediction only for exactly equal distributions; a family
+of trained models is only approximately equal, which is what this measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import AllOrNoneError
+from .train import FAMILY_VERSION
+
+
+@dataclass
+class Member:
+    kind: str  # "transformer" | "word2vec"
+    name: str
+    width: int
+    seed: int
+    path: Path
+
+
+def discover(family: str | Path) -> tuple[dict[str, Any], list[Member]]:
+    """Read ``family.json`` and list the finished models; refuse mixed or foreign families."""
+    family = Path(family)
+    meta_path = family / "family.json"
+    if not meta_path.exists():
+        raise AllOrNoneError(
+            f"{family} is not a model family (no family.json): create one with "
+            f"`allornone train --out {family}`"
+        )
+    meta = json.loads(meta_path.read_text())
+    if meta.get("family_version") != FAMILY_VERSION:
+        raise AllOrNoneError(
+            f"{family} has family format version {meta.get('family_version')}, this allornone "
+            f"reads version {FAMILY_VERSION}: retrain the family"
+        )
+    members: list[Member] = []
+    for run in sorted(family.iterdir()):
+        done = run / "done.json"
+        if not run.is_dir() or not done.exists():
+            continue
+        info = json.loads(done.read_text())
+        if info["kind"] == "transformer":
+            tok = run / "final" / "tokenizer.json"
+            sha = hashlib.sha256(tok.read_bytes()).hexdigest()[:16] if tok.exists() else None
+            if sha != meta["tokenizer_sha"]:
+                raise AllOrNoneError(
+                    f"{run.name} uses a different tokenizer from the family ({sha} vs "
+                    f"{meta['tokenizer_sha']}): a family must share one tokenizer; move it out"
+                )
+            members.append(Member("transformer", run.name, info["width"], info["seed"], run))
+        elif info["kind"] == "word2vec":
+            members.append(Member("word2vec", run.name, info["width"], info["seed"], run))
+    if not members:
+        raise AllOrNoneError(f"{family} has no finished models yet: run `allornone train` first")
+    return meta, members
+
+
+def _heldout_windows(family: Path, n: int, length: int) -> list[list[int]]:
+    held = np.load(family / "data" / "heldout.npy")
+    starts = np.linspace(0, held.size - length - 1, n).astype(int)
+    return [held[s : s + length].tolist() for s in starts]
+
+
+def _concept_pairs(lm: Any, min_pairs: int = 3) -> dict[str, list[tuple[int, int]]]:
+    """Analogy families and WordNet antonyms, restricted to single-token words."""
+    from ..data import analogy_families, antonym_pairs
+
+    fams = {f.name: f.pairs for f in analogy_families()}
+    fams["antonyms-adj"] = antonym_pairs("adj").pairs
+    out = {}
+    for name, pairs in fams.items():
+        words = sorted({w for p in pairs for w in p})
+        single = dict(lm.word_tokens(words).single)
+        ids = [(single[a], single[b]) for a, b in pairs if a in single and b in single]
+        ids = [(a, b) for a, b in ids if a != b]
+        if len(ids) >= min_pairs:
+            out[name] = ids
+    return out
+
+
+def study(
+    family: str | Path,
+    *,
+    n_contexts: int = 1000,
+    context_length: int = 32,
+    n_passages: int = 200,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Measure every pair of transformers (and of word2vec models) of a family.
+
+    Returns a JSON-ready dict with ``members``, ``pairs`` (one row per model pair),
+    ``parallelism`` (per family and model), ``stability`` (spread across seeds of raw vs
+    identified statistics) and ``transport`` (probe and steering, carried vs refitted).
+    """
+    from tqdm.auto import tqdm
+
+    from .. import equivalence, models, structure
+    from ..data.labels import book_passages
+    from ..predictor import NextTokenPredictor
+    from ..properties import parallelism, probe, steering, vector_from_contexts
+
+    family = Path(family)
+    meta, members = discover(family)
+    tfs = [m for m in members if m.kind == "transformer"]
+    windows = _heldout_windows(family, n_contexts, context_length)
+    books = book_passages(n_per_class=n_passages // 2, seed=seed)
+    book_labels = np.array(books.labels)
+    res: dict[str, Any] = {
+        "family": str(family),
+        "bigram_heldout_ppl": meta["bigram_heldout_ppl"],
+        "n_contexts": len(windows),
+        "members": [],
+        "pairs": [],
+        "parallelism": [],
+        "transport": [],
+    }
+    P: dict[str, NextTokenPredictor] = {}
+    Pb: dict[str, NextTokenPredictor] = {}
+    props: dict[str, dict[str, Any]] = {}
+    concepts: dict[str, list[tuple[int, int]]] | None = None
+    for m in tqdm(tfs, desc="models", disable=not progress):
+        lm = models.load(str(m.path / "final"))
+        if concepts is None:
+            concepts = _concept_pairs(lm)
+        G = lm.unembedding()
+        P[m.name] = NextTokenPredictor(lm.embed_ids(windows, progress=False), G, tokens=lm.tokens)
+        Pb[m.name] = NextTokenPredictor(lm.embed(books.texts, progress=False), G)
+        st = structure(P[m.name])
+        done = json.loads((m.path / "done.json").read_text())
+        res["members"].append(
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "width": m.width,
+                "seed": m.seed,
+                "heldout_ppl": done.get("heldout_ppl"),
+                "k": st.k,
+                "energy_rank": st.energy_rank,
+                "logit_check": lm.logit_check,
+            }
+        )
+        par = {
+            name: parallelism(P[m.name], pairs, name=name, seed=seed, structure_=st)
+            for name, pairs in (concepts or {}).items()
+        }
+        for name, r in par.items():
+            res["parallelism"].append(
+                {
+                    "model": m.name,
+                    "width": m.width,
+                    "seed": m.seed,
+                    "family": name,
+                    "pairs": len(concepts[name]),
+                    "raw_euclid_cos": r.raw.get("euclid_cos"),
+                    "identified_logodds_corr": r.identified.get("logodds_corr"),
+                    "baseline_logodds_corr": r.baseline.get("logodds_corr"),
+                }
+            )
+        pr = probe(Pb[m.name], book_labels, seed=seed, name="book")
+        kjv = np.flatnonzero(book_labels == "kjv")
+        aus = np.flatnonzero(book_labels == "austen")
+        v = vector_from_contexts(Pb[m.name], kjv, aus)
+        sr = steering(Pb[m.name], v, name="kjv-minus-austen")
+        props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0() @ v}
+
+    pairs = list(itertools.combinations(tfs, 2))
+    for a, b in tqdm(pairs, desc="pairs", disable=not progress):
+        eq = equivalence(P[a.name], P[b.name], rank_tol=1e-3, tol=1e-2)
+        row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
+        row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
+        res["pairs"].append(row)
+        res["transport"].append(_transport_row(a, b, Pb, props, book_labels))
+    res["stability"] = _stability(res["parallelism"])
+    if any(m.kind == "word2vec" for m in members):
+        res["word2vec"] = _study_w2v([m for m in members if m.kind == "word2vec"], seed)
+    return res
+
+
+def _transport_row(a, b, Pb, props, labels) -> dict[str, Any]:
+    from .. import equivalence
+
+    eq_b = equivalence(Pb[a.name], Pb[b.name], rank_tol=1e-3, tol=1e-2)
+    pa, pb = props[a.name], props[b.name]
+    carried = pa["probe"].transport(eq_b)
+    scores = carried.scores(Pb[b.name].F) if hasattr(carried, "scores") else None
+    own = pb["probe"].details["scores"]
+    acc_carried = agree = float("nan")
+    if scores is not None:
+        classes = pa["probe"].details["classes"]
+        pred = np.asarray(classes)[_argmax(scores)]
+        acc_carried = float(np.mean(pred == labels))
+        agree = float(np.mean(_argmax(scores) == _argmax(own)))
+    v_t = pa["steer"].transport(eq_b)
+    shift_t = Pb[b.name].G0() @ np.asarray(v_t)
+    return {
+        "a": a.name,
+        "b": b.name,
+        "probe_acc_refit_b": pb["probe"].raw.get("test_accuracy"),
+        "probe_acc_carried_a_to_b": acc_carried,
+        "probe_agreement_carried_vs_refit": agree,
+        "steer_shift_corr_carried_vs_refit": _corr(shift_t, pb["shift"]),
+        "steer_shift_corr_a_vs_b": _corr(pa["shift"], pb["shift"]),
+        "book_map_residual_f": eq_b.residual_f,
+    }
+
+
+def _argmax(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores)
+    return (s > 0).astype(int).reshape(-1) if s.ndim == 1 or s.shape[1] == 1 else s.argmax(1)
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x).ravel(), np.asarray(y).ravel()
+    return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+
+
+def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spread across seeds (same width) of raw and identified parallelism, per concept family.
+
+    ``ratio`` = std(raw) / std(identified): above 1, the identified statistic is the more
+    stable one across seeds.
+    """
+    out = []
+    keys = sorted({(r["family"], r["width"]) for r in rows})
+    for fam, width in keys:
+        sel = [r for r in rows if r["family"] == fam and r["width"] == width]
+        if len(sel) < 2:
+            continue
+        raw = np.array([r["raw_euclid_cos"] for r in sel], dtype=float)
+        ide = np.array([r["identified_logodds_corr"] for r in sel], dtype=float)
+        out.append(
+            {
+                "family": fam,
+                "width": width,
+                "seeds": len(sel),
+                "raw_mean": float(raw.mean()),
+                "raw_std": float(raw.std(ddof=1)),
+                "identified_mean": float(ide.mean()),
+                "identified_std": float(ide.std(ddof=1)),
+                "ratio_raw_to_identified_std": float(raw.std(ddof=1) / max(ide.std(ddof=1), 1e-12)),
+            }
+        )
+    return out
+
+
+def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
+    """word2vec family: distances and parallelism stability on the shared vocabulary."""
+    from .. import equivalence, models
+    from ..data import analogy_families
+    from ..predictor import NextTokenPredictor
+    from ..properties import parallelism
+
+    lms = {m.name: models.load(str(m.path / "model" / "model.w2v")) for m in members}
+    vocab = None
+    for lm in lms.values():
+        vocab = set(lm.tokens) if vocab is None else vocab & set(lm.tokens)
+    words = sorted(vocab or [])
+    rng = np.random.default_rng(seed)
+    ctx = sorted(rng.choice(len(words), size=min(1000, len(words)), replace=False).tolist())
+    ctx_words = [words[i] for i in ctx]
+    preds = {}
+    for name, lm in lms.items():
+        k2i = {w: i for i, w in enumerate(lm.tokens)}
+        G = lm.unembedding()[[k2i[w] for w in words]]
+        preds[name] = NextTokenPredictor(lm.embed(ctx_words), G, tokens=words)
+    fams = {}
+    wi = {w: i for i, w in enumerate(words)}
+    for f in analogy_families():
+        ids = [
+            (wi[a.lower()], wi[b.lower()])
+            for a, b in f.pairs
+            if a.lower() in wi and b.lower() in wi
+        ]
+        ids = [(a, b) for a, b in ids if a != b]
+        if len(ids) >= 3:
+            fams[f.name] = ids
+    par = []
+    for m in members:
+        for fam, ids in fams.items():
+            r = parallelism(preds[m.name], ids, name=fam, seed=seed)
+            par.append(
+                {
+                    "model": m.name,
+                    "width": m.width,
+                    "seed": m.seed,
+                    "family": fam,
+                    "raw_euclid_cos": r.raw.get("euclid_cos"),
+                    "identified_logodds_corr": r.identified.get("logodds_corr"),
+                }
+            )
+    pairs = []
+    for a, b in itertools.combinations(members, 2):
+        eq = equivalence(preds[a.name], preds[b.name], rank_tol=1e-3, tol=1e-2)
+        row = {"a": a.name, "b": b.name}
+        row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
+        pairs.append(row)
+    return {
+        "shared_vocab": len(words),
+        "pairs": pairs,
+        "parallelism": par,
+        "stability": _stability(par),
+    }
