@@ -273,7 +273,7 @@ def compare_properties(
 _KEY = {
     "parallelism": "logodds_corr",
     "relational": "dist_faithfulness",
-    "probing": "probe_acc_identified",
+    "probing": "logodds_test_accuracy",
 }
 
 

@@ -146,6 +146,18 @@ EXPLAIN: dict[str, Explanation] = {
     "mean_norm_f": Explanation("mean Euclidean norm of f(x)", False),
     "cos_f01": Explanation("Euclidean cosine between f of the first two contexts", False),
     "log_odds_x0": Explanation("log p(y1|x0) - log p(y0|x0) for the first context", True),
+    "train_accuracy": Explanation("train accuracy of the probe on raw f(x)", False),
+    "test_accuracy": Explanation(
+        "held-out accuracy of the probe on raw f(x) (Euclidean ridge)", False
+    ),
+    "logodds_train_accuracy": Explanation(
+        "train accuracy of the probe on log-odds rows of L", True
+    ),
+    "logodds_test_accuracy": Explanation(
+        "held-out accuracy of the probe parametrised on log-odds rows of L", True
+    ),
+    "selectivity": Explanation("target shift minus off-target shift (log-odds)", None),
+    "mean_abs_shift": Explanation("mean |log-odds shift| over all tokens", None),
     # compare
     "shared_tokens": Explanation("tokens whose strings are identical in both vocabularies", None),
     "map_residual_ab": Explanation(

@@ -112,8 +112,15 @@ def fig_probing(res: dict[str, Any], path: Path) -> Path | None:
         return None
     x = np.arange(len(ps))
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(ps) + 2), 3.6))
-    raw = [_num(p["raw"].get("probe_acc_raw")) for p in ps]
-    idv = [_num(p["identified"].get("probe_acc_identified", np.nan)) for p in ps]
+    raw = [_num(p["raw"].get("test_accuracy", p["raw"].get("probe_acc_raw"))) for p in ps]
+    idv = [
+        _num(
+            p["identified"].get(
+                "logodds_test_accuracy", p["identified"].get("probe_acc_identified")
+            )
+        )
+        for p in ps
+    ]
     ax.bar(x - 0.2, raw, 0.4, color=RAW_C, label="probe on raw f (NOT identified)")
     ax.bar(x + 0.2, idv, 0.4, color=ID_C, label="probe on log-odds (identified)")
     for i, p in enumerate(ps):

@@ -96,16 +96,28 @@ def load_inputs(cfg: AuditConfig) -> Inputs:
             else data.noun_number_contexts(),
         ]
         inp.labels[1] = _balanced(inp.labels[1], cfg.n_nouns, rng)
-    # subsample relations' subjects (keep order stable under the seed)
-    for r in inp.relations:
-        if len(r.samples) > cfg.n_subjects:
-            idx = np.sort(rng.choice(len(r.samples), cfg.n_subjects, replace=False))
-            r.samples = [r.samples[i] for i in idx]
     for sec, qs in list(inp.questions.items()):
         if len(qs) > cfg.max_questions:
             idx = np.sort(rng.choice(len(qs), cfg.max_questions, replace=False))
             inp.questions[sec] = [qs[i] for i in idx]
     return inp
+
+
+def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig) -> None:
+    """Keep up to ``n_subjects`` samples per relation, preferring single-token objects
+    (the answer set Y_q is made of single tokens; the rest would be excluded anyway)."""
+    rng = np.random.default_rng(cfg.seed)
+    for r in inp.relations:
+        ids = props.answer_ids(lm, r)
+        good = [i for i, (_, o) in enumerate(r.samples) if o in ids]
+        bad = [i for i, (_, o) in enumerate(r.samples) if o not in ids]
+        pick = good if len(good) >= cfg.n_subjects else good + bad
+        if len(pick) > cfg.n_subjects:
+            if len(good) >= cfg.n_subjects:
+                pick = rng.choice(good, cfg.n_subjects, replace=False).tolist()
+            else:
+                pick = good + rng.choice(bad, cfg.n_subjects - len(good), replace=False).tolist()
+        r.samples = [r.samples[i] for i in sorted(pick)]
 
 
 def _accepts_kw(fn: Callable, name: str) -> bool:
@@ -190,10 +202,11 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> dict[str, Any]:
     try:
         lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
         inp = steps.run("load data", lambda: load_inputs(cfg))
+        select_subjects(lm, inp, cfg)
         ctx = ContextSets.build(inp)
         F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
         G = np.asarray(lm.unembedding())
-        P = NextTokenPredictor(F, G, tokens=list(lm.tokens))
+        P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens))
         P.eps = max(P.eps, 1.2e-7)
         res: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -207,7 +220,7 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> dict[str, Any]:
         Pm = P.subset(rows=main_rows)
         st = steps.run("structure", lambda: structure(Pm))
         res["structure"] = {
-            "context_set": "main (labelled texts)",
+            "context_set": "main (labelled texts, relation subjects and prompts)",
             **_clean(st.summary()),
             "singular_values": _clean(st.singular_values),
         }
@@ -224,7 +237,9 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> dict[str, Any]:
             "relations", lambda: props.relations(lm, P, ctx, inp.relations, st, cfg.seed)
         )
         results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
-        results += steps.run("steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed))
+        results += steps.run(
+            "steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm)
+        )
         res["properties"] = [r.to_dict() for r in results]
         res["equivalence_demo"] = steps.run(
             "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
@@ -329,7 +344,7 @@ class ContextSets:
         for r in inp.relations:
             cs.add(f"subjects:{r.name}", [s for s, _ in r.samples])
             cs.add(f"prompts:{r.name}", [r.prompt(s) for s, _ in r.samples])
-            main += [r.prompt(s) for s, _ in r.samples]
+            main += [s for s, _ in r.samples] + [r.prompt(s) for s, _ in r.samples]
         cs.add("main", main)
         return cs
 
@@ -408,7 +423,9 @@ def equivalence_demo(
     for i, w in enumerate(widths):
         s = sample_equivalent(base, dim=w, seed=cfg.seed + 1 + i, junk="random", structure_=st)
         models.append((f"sample {i + 1}", w, "random", s.model))
-    s = sample_equivalent(base, dim=d, seed=cfg.seed + 99, junk="adversarial", structure_=st)
+    s = sample_equivalent(
+        base, dim=d, seed=cfg.seed + 99, junk="adversarial", scale=1.0, structure_=st
+    )
     models.append(("adversarial", d, "adversarial", s.model))
     rows_out = []
     for label, width, junk, m in models:

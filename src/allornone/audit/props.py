@@ -152,22 +152,23 @@ def _two_class(lt: Any) -> tuple[np.ndarray, list[str]] | None:
 def probing(
     P: NextTokenPredictor, ctx: Any, label_sets: list[Any], geo: Geometry, seed: int
 ) -> list[PropertyResult]:
+    """THEORY.md 5.3 via :func:`allornone.properties.probe` (fallback if it is missing)."""
     try:
-        from ..properties import probing as mod  # type: ignore[attr-defined]
-
-        fn = getattr(mod, "probing", None)
-    except ImportError:
-        fn = None
+        from ..properties.probing import probe
+    except ImportError:  # pragma: no cover - the module ships with the package
+        probe = None
     out = []
     for lt in label_sets:
         rows = ctx.rows(f"labels:{lt.name}")
-        if fn is not None:
-            try:
-                out.append(fn(P.subset(rows=rows), lt.labels, name=lt.name, seed=seed))
-                continue
-            except TypeError:
-                pass
-        out.append(_probe_fallback(P, rows, lt, geo, seed))
+        if probe is None:
+            out.append(_probe_fallback(P, rows, lt, geo, seed))
+            continue
+        r = probe(P.subset(rows=rows), list(lt.labels), name=lt.name, seed=seed)
+        y = np.asarray(lt.labels)
+        test = np.asarray(r.details.get("test", []), dtype=int)
+        if test.size:
+            r.baseline["majority"] = float(max((y[test] == c).mean() for c in set(y[test])))
+        out.append(r)
     return out
 
 
@@ -230,21 +231,79 @@ def _probe_fallback(
 
 # ---------------------------------------------------------------------------- steering
 def steering(
-    P: NextTokenPredictor, ctx: Any, label_sets: list[Any], geo: Geometry, seed: int
+    P: NextTokenPredictor,
+    ctx: Any,
+    label_sets: list[Any],
+    geo: Geometry,
+    seed: int,
+    lm: Any = None,
 ) -> list[PropertyResult]:
-    try:
-        from ..properties import steering as mod  # type: ignore[attr-defined]
-
-        fn = getattr(mod, "steering", None)
-    except ImportError:
-        fn = None
+    """THEORY.md 5.4: difference-of-means vectors between the two classes of each label set,
+    predicted shifts from :func:`allornone.properties.steering`, measured on held-out contexts
+    (with the real model forward when ``lm`` has one)."""
     out = []
     for lt in label_sets:
         yc = _two_class(lt)
         if yc is None:
             continue
-        out.append(_steer_fallback(P, ctx.rows(f"labels:{lt.name}"), lt, geo, seed, fn))
+        out.append(_steer(P, ctx.rows(f"labels:{lt.name}"), lt, geo, seed, lm))
     return out
+
+
+def _steer(
+    P: NextTokenPredictor, rows: list[int], lt: Any, geo: Geometry, seed: int, lm: Any
+) -> PropertyResult:
+    from ..properties._common import split
+    from ..properties.steering import measured_shift
+    from ..properties.steering import steering as steer
+
+    y, classes = _two_class(lt)  # type: ignore[misc]
+    train, test = split(len(rows), 0.3, seed, strata=y)
+    F_S = P.F[rows]
+    v = F_S[train][y[train] == 1].mean(axis=0) - F_S[train][y[train] == 0].mean(axis=0)
+    alpha = 1.0
+    pred = alpha * (P.G0() @ v)
+    target = np.argsort(-pred)[:20]
+    r = steer(
+        geo.P,
+        v,
+        alpha=alpha,
+        targets=target,
+        name=f"{lt.name}: {classes[0]} -> {classes[1]}",
+        structure_=geo.st,
+    )
+    src_rows = [rows[i] for i in test[y[test] == 0][:8]]
+    rng = np.random.default_rng(seed)
+    off = rng.choice(np.setdiff1d(np.arange(P.V), target), min(300, P.V - 20), replace=False)
+    how = "factor model (F + alpha v) G^T"
+    hf = getattr(lm, "hf_model", None)
+    meas = None
+    if hf is not None and P.contexts is not None and src_rows:
+        chk = measured_shift(hf, lm.tokenizer, [P.contexts[i] for i in src_rows], v, alpha)
+        meas = np.asarray(chk.measured)
+        how = f"real model forward, hook: {chk.hooked}"
+    if meas is None:
+        from scipy.special import log_softmax
+
+        src = P.F[src_rows]
+        d = log_softmax((src + alpha * v) @ P.G.T, axis=1) - log_softmax(src @ P.G.T, axis=1)
+        meas = d - d.mean(axis=1, keepdims=True)
+    r.identified["prediction_error"] = float(np.abs(meas - pred).max())
+    r.raw["v_norm"] = float(np.linalg.norm(v))
+    r.details.update(
+        {
+            "n_contexts": len(src_rows),
+            "measured_with": how,
+            "target_labels": [P.tokens[i] for i in target] if P.tokens else [],
+            "predicted_target": pred[target].tolist(),
+            "measured_target": meas[:, target].mean(axis=0).tolist(),
+            "predicted_off": pred[off].tolist(),
+            "measured_off": meas[:, off].mean(axis=0).tolist(),
+        }
+    )
+    for k in ("shift", "identified_shift", "v", "transferable_part", "off_targets"):
+        r.details.pop(k, None)  # V- or d-sized arrays: keep results.json small
+    return r
 
 
 def _steer_fallback(
@@ -273,8 +332,9 @@ def _steer_fallback(
     rng = np.random.default_rng(seed)
     off = np.setdiff1d(np.arange(P.V), target)
     off = rng.choice(off, min(2000, off.size), replace=False)
-    J = geo.st.J_g
-    size = float(np.linalg.norm(J.T @ v) / np.linalg.norm(v)) if J.shape[1] else 0.0
+    M, N = geo.st.M, geo.st.N
+    vn = N @ (N.T @ v)  # the part of v any logit reads
+    size = float(np.linalg.norm(vn - M @ (M.T @ vn)) / np.linalg.norm(v))
     labels_tok = P.tokens
     return PropertyResult(
         property="steering",
@@ -286,7 +346,7 @@ def _steer_fallback(
             "prediction_error": err,
         },
         all_or_none=size <= 1e-6,
-        condition="v in M + N^perp; condition_size = ||P_{J_g} v|| / ||v||",
+        condition="v in M + N^perp; condition_size = ||P_{M^perp} P_N v|| / ||v||",
         condition_size=size,
         tol=1e-6,
         details={

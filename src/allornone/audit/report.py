@@ -112,7 +112,7 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
     b.append(
         Block(
             "p",
-            f"{st['n']} contexts (the labelled texts and the relation prompts) and all "
+            f"{st['n']} contexts (the labelled texts, the relation subjects and prompts) and all "
             f"{st['V']} tokens. {st['decision']}",
         )
     )
@@ -411,7 +411,7 @@ def write_report(res: dict[str, Any], folder: Path) -> dict[str, str]:
 _HEADLINE = {
     "parallelism": "logodds_corr",
     "relational": "dist_faithfulness",
-    "probing": "probe_acc_identified",
+    "probing": "logodds_test_accuracy",
     "steering": "target_shift",
 }
 
