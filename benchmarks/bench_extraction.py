@@ -70,7 +70,8 @@ def toy_tokenizer():
     tk.train_from_iterator(
         lines,
         trainers.BpeTrainer(
-            vocab_size=512, special_tokens=["<pad>"],
+            vocab_size=512,
+            special_tokens=["<pad>"],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
@@ -85,9 +86,15 @@ def random_model(kind: str):
         return GPT2LMHeadModel(GPT2Config())  # 124 M, V = 50257, d = 768
     if kind == "llama-1b":  # Llama-3.2-1B shape: 1.24 B params, V = 128256, d = 2048
         cfg = LlamaConfig(
-            vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-            num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
-            tie_word_embeddings=True, rope_theta=500000.0,
+            vocab_size=128256,
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=16,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            rope_theta=500000.0,
         )
         return LlamaForCausalLM(cfg)
     raise SystemExit(f"unknown --random-config {kind!r}")
@@ -144,9 +151,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.random_config:
         model = random_model(args.random_config)
-        lm = load(model, tokenizer=toy_tokenizer(), device=device, dtype=args.dtype,
-                  cache=False, batch_size=args.batch_size, max_batch_tokens=1 << 30,
-                  name=args.random_config)
+        lm = load(
+            model,
+            tokenizer=toy_tokenizer(),
+            device=device,
+            dtype=args.dtype,
+            cache=False,
+            batch_size=args.batch_size,
+            max_batch_tokens=1 << 30,
+            name=args.random_config,
+        )
         g = np.random.default_rng(0)
         lens = g.integers(max(1, args.seq_len // 2), args.seq_len + 1, size=args.n)
         encoded = [g.integers(0, lm.V, size=int(k)).tolist() for k in lens]
@@ -155,13 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         def ours(enc: list[list[int]], bs: int) -> np.ndarray:
             return lm.embed_ids(enc, batch_size=bs, progress=False)
     else:
-        lm = load("smollm2", device=device, dtype=args.dtype, cache=False,
-                  batch_size=args.batch_size, max_batch_tokens=1 << 30)
+        lm = load(
+            "smollm2",
+            device=device,
+            dtype=args.dtype,
+            cache=False,
+            batch_size=args.batch_size,
+            max_batch_tokens=1 << 30,
+        )
         texts, source = real_contexts(args.n)
         encoded = lm.encode(texts)
 
         def ours(enc: list[list[int]], bs: int) -> np.ndarray:
             return lm.embed_ids(enc, batch_size=bs, progress=False)
+
     load_s = time.perf_counter() - t0
     model = lm.hf_model
     n, bs = len(encoded), args.batch_size
@@ -183,35 +204,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         nonlocal F_ours
         F_ours = ours(encoded, bs)
 
-    results.append(("allornone embed (base model, length-sorted)", n, n_tok,
-                    timed(run_ours, device)))
+    results.append(
+        ("allornone embed (base model, length-sorted)", n, n_tok, timed(run_ours, device))
+    )
     F_peer = None
 
     def run_peer() -> None:
         nonlocal F_peer
         F_peer = peer_loop(model, in_order, lm._pad_id, device)  # noqa: SLF001
 
-    results.append(("peer loop: model(**batch, output_hidden_states=True)", n, n_tok,
-                     timed(run_peer, device)))
-    results.append(("peer loop on our length-sorted batches", n, n_tok,
-                    timed(lambda: peer_loop(model, sorted_batches, lm._pad_id, device), device)))  # noqa: SLF001
+    results.append(
+        ("peer loop: model(**batch, output_hidden_states=True)", n, n_tok, timed(run_peer, device))
+    )
+    results.append(
+        (
+            "peer loop on our length-sorted batches",
+            n,
+            n_tok,
+            timed(lambda: peer_loop(model, sorted_batches, lm._pad_id, device), device),
+        )
+    )  # noqa: SLF001
     m = min(n, args.n_single)
     sub = encoded[:m]
     sub_tok = sum(len(e) for e in sub)
-    results.append((f"allornone, batched (first {m} contexts)", m, sub_tok,
-                    timed(lambda: ours(sub, bs), device)))
-    results.append((f"allornone, one context at a time (first {m})", m, sub_tok,
-                    timed(lambda: ours(sub, 1), device)))
+    results.append(
+        (
+            f"allornone, batched (first {m} contexts)",
+            m,
+            sub_tok,
+            timed(lambda: ours(sub, bs), device),
+        )
+    )
+    results.append(
+        (
+            f"allornone, one context at a time (first {m})",
+            m,
+            sub_tok,
+            timed(lambda: ours(sub, 1), device),
+        )
+    )
 
     assert F_ours is not None and F_peer is not None
     scale = lm.head.scale
     dev = float(np.abs(F_ours[:, : F_peer.shape[1]] - scale * F_peer).max())
 
     print()
-    print(f"model: {lm.name}  (d={lm.d}, V={lm.V}, {lm.dtype}, device={device}, "
-          f"torch threads={torch.get_num_threads()}, load {load_s:.1f} s)")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-          + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""))
+    print(
+        f"model: {lm.name}  (d={lm.d}, V={lm.V}, {lm.dtype}, device={device}, "
+        f"torch threads={torch.get_num_threads()}, load {load_s:.1f} s)"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+        + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
+    )
     print(f"contexts: {n} ({source}); {n_tok} real tokens, mean {n_tok / n:.1f}; batch size {bs}")
     print(f"padded tokens: {pad_tokens_in_order} in input order, {pad_tokens_sorted} sorted")
     print(f"max |F_ours - F_peer| = {dev:.2e}")
@@ -226,8 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratio = "" if i in (0, 3) else f"{ref / rate:.2f}x"
         print(f"{name:<{w}}  {k:>8}  {sec:>8.2f}  {rate:>10.0f}  {ratio:>8}")
     print()
-    print("'ours is' = throughput of allornone (batched) / throughput of that row, on the same "
-          "contexts in this run.")
+    print(
+        "'ours is' = throughput of allornone (batched) / throughput of that row, on the same "
+        "contexts in this run."
+    )
     return 0
 
 

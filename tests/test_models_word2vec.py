@@ -92,7 +92,9 @@ def test_training_is_reproducible():
 
 
 def test_train_on_real_prose_under_a_minute():
-    """KJV + Austen (1.5 M words) with the defaults: < 60 s, and it learns king:queen."""
+    """KJV + Austen (1.5 M words) with the defaults: < 60 s of CPU, and it learns king:queen.
+
+    CPU time, not wall time: on a shared 2-core machine the wall time depends on the load."""
     from allornone.data.corpora import kjv_verses
 
     try:
@@ -100,7 +102,7 @@ def test_train_on_real_prose_under_a_minute():
     except Exception as exc:  # the Debian corpora are not unpacked on this machine
         pytest.skip(f"KJV corpus unavailable: {exc}")
     m = train_word2vec()
-    assert m.train_seconds < 60
+    assert m.train_cpu_seconds < 60
     assert m.n_words > 1_000_000 and m.V > 8000 and m.d == 100
     top = [w for w, _ in m.w2v.wv.most_similar(positive=["king", "woman"], negative=["man"])]
     assert "queen" in top[:3]

@@ -103,7 +103,8 @@ def _user_stacklevel() -> int:
 
 def _has_hooks(model: torch.nn.Module) -> bool:
     return any(
-        m._forward_hooks or m._forward_pre_hooks for m in model.modules()  # noqa: SLF001
+        m._forward_hooks or m._forward_pre_hooks
+        for m in model.modules()  # noqa: SLF001
     )
 
 
@@ -121,7 +122,8 @@ class LanguageModel:
     name : str
         Display name (also part of the cache key).
     dtype : None | "float32" | "bfloat16" | "float16" | "float64" | torch.dtype
-        Compute dtype; the model is cast to it. None keeps the model's dtype.
+        Compute dtype; the model is cast to it (in place, like ``model.to``; the device move
+        too). None keeps the model's dtype.
     device : None | str | torch.device
         None: the model's current device (models loaded by ``load``: CUDA when available).
     batch_size : int
@@ -180,8 +182,8 @@ class LanguageModel:
             )
         self.device = _resolve_device(device, hf_model)
         tdtype = resolve_dtype(dtype)
-        hf_model = hf_model.to(self.device) if tdtype is None else hf_model.to(
-            self.device, dtype=tdtype
+        hf_model = (
+            hf_model.to(self.device) if tdtype is None else hf_model.to(self.device, dtype=tdtype)
         )
         hf_model.eval()
         self.hf_model = hf_model
@@ -305,9 +307,7 @@ class LanguageModel:
             raise AllOrNoneError(f"{what} is empty: pass at least one string")
         for i, c in enumerate(out):
             if not isinstance(c, str):
-                raise AllOrNoneError(
-                    f"{what}[{i}] is a {type(c).__name__}, expected a string"
-                )
+                raise AllOrNoneError(f"{what}[{i}] is a {type(c).__name__}, expected a string")
             if c == "":
                 raise AllOrNoneError(
                     f"{what}[{i}] is the empty string: a next-token prediction needs at least "

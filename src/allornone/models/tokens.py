@@ -120,9 +120,7 @@ def encode_word(tokenizer: Any, word: str, leading_space: bool = True) -> list[i
     return _encode_plain(tokenizer, f" {word}")  # merged across the boundary: encode alone
 
 
-def word_tokens(
-    tokenizer: Any, words: Sequence[str], leading_space: bool = True
-) -> WordTokens:
+def word_tokens(tokenizer: Any, words: Sequence[str], leading_space: bool = True) -> WordTokens:
     """Tokenise each word the running-text way and report single vs multi-token words."""
     if isinstance(words, str):
         words = [words]
