@@ -64,7 +64,7 @@ def shared_tokens(lm_a: Any, lm_b: Any) -> tuple[np.ndarray, np.ndarray, list[st
     """Ids in A, ids in B and labels of the tokens whose labels are identical in both."""
 
     def usable(lm: Any) -> dict[str, int]:
-        specials = set(getattr(lm.tokenizer, "all_special_tokens", []) or [])
+        specials = set(getattr(getattr(lm, "tokenizer", None), "all_special_tokens", []) or [])
         out = {}
         for i, t in enumerate(lm.tokens):
             if t in specials or t.startswith("<unused:") or _FALLBACK.search(t) or not t:

@@ -88,14 +88,13 @@ def fig_relations(res: dict[str, Any], path: Path) -> Path | None:
     keys = [
         ("dist_faithfulness", "distribution form (identified)", ID_C),
         ("refined_faithfulness", "refined least squares (raw)", RAW_C),
-        ("kl_faithfulness", "KL probe (raw)", "#e7298a"),
     ]
     x = np.arange(len(ps))
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(ps) + 2), 3.8))
-    w = 0.26
+    w = 0.36
     for j, (k, lab, c) in enumerate(keys):
         vals = [_num((p["identified"] | p["raw"]).get(k)) for p in ps]
-        ax.bar(x + (j - 1) * w, vals, w, color=c, label=lab)
+        ax.bar(x + (j - 0.5) * w, vals, w, color=c, label=lab)
     for i, p in enumerate(ps):
         ax.text(i, 1.02, f"cond. {_num(p['condition_size']):.1e}", ha="center", fontsize=7)
     ax.set_xticks(x, [p["name"] for p in ps], fontsize=8, rotation=15)

@@ -44,7 +44,7 @@ class AuditConfig:
     n_passages: int = 100  # per class (KJV vs Austen)
     n_nouns: int = 60  # per class (singular vs plural)
     n_subjects: int = 48  # per relation
-    n_relations: int = 4  # built-in relations used
+    n_relations: int = 3  # built-in relations used
     max_questions: int = 300  # analogy questions per section
     n_equivalents: int = 3
     progress: bool = True

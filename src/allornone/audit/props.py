@@ -128,7 +128,7 @@ def relations(
         S = P.subset(rows=[ctx.rows(f"subjects:{r.name}")[i] for i in keep])
         Q = P.subset(rows=[ctx.rows(f"prompts:{r.name}")[i] for i in keep])
         objects = [ids[r.samples[i][1]] for i in keep]
-        res = relational(S, Q, answers, objects=objects, name=r.name, seed=seed)
+        res = relational(S, Q, answers, objects=objects, name=r.name, seed=seed, kl=False)
         res.excluded = [
             {"item": r.samples[i][1], "reason": "object is not a single token"}
             for i in range(len(r.samples))
