@@ -26,8 +26,9 @@ from ..equivalence import equivalence
 from ..predictor import NextTokenPredictor
 from ..structure import structure
 from . import props
+from ._memo import shared_r_factors
 from .explain import Explanation, explain, mark
-from .pipeline import AuditConfig, ContextSets, _Steps, jsonable, load_inputs
+from .pipeline import AuditConfig, ContextSets, _Steps, jsonable, load_inputs, select_subjects
 from .report import Block, Table, fmt, render_html, render_md
 
 _FALLBACK = re.compile(r"#\d+$")
@@ -108,6 +109,11 @@ def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> di
         "properties",
     ]
     steps = _Steps(names, cfg.progress)
+    with shared_r_factors():
+        return _compare(cfg, models, steps, t0)
+
+
+def _compare(cfg: CompareConfig, models: Any, steps: _Steps, t0: float) -> dict[str, Any]:
     try:
         lm_a, lm_b = steps.run(
             "load models",
@@ -124,8 +130,9 @@ def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> di
             progress=cfg.progress,
         ).sized()
         inp = steps.run("load data", lambda: load_inputs(acfg))
-        ctx = ContextSets.build(inp)
         sa, sb = SharedModel(lm_a, ia, labels), SharedModel(lm_b, ib, labels)
+        select_subjects(sa, inp, acfg)  # objects single tokens in A and shared
+        ctx = ContextSets.build(inp)
 
         def embed_both() -> tuple[NextTokenPredictor, NextTokenPredictor]:
             out = []

@@ -25,6 +25,7 @@ from ..properties._result import PropertyResult, _clean
 from ..sampler import sample_equivalent
 from ..structure import structure
 from . import props
+from ._memo import shared_r_factors
 
 SCHEMA_VERSION = "1.0"
 
@@ -54,7 +55,7 @@ class AuditConfig:
             return self
         out = AuditConfig(**asdict(self))
         out.n_passages, out.n_nouns, out.n_subjects = 12, 10, 14
-        out.n_relations, out.max_questions = 2, 40
+        out.n_relations, out.max_questions, out.n_equivalents = 2, 40, 2
         return out
 
 
@@ -199,53 +200,54 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> dict[str, Any]:
     cfg = cfg.sized()
     t0 = time.perf_counter()
     steps = _Steps(STEPS, cfg.progress)
-    try:
-        lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
-        inp = steps.run("load data", lambda: load_inputs(cfg))
-        select_subjects(lm, inp, cfg)
-        ctx = ContextSets.build(inp)
-        F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
-        G = np.asarray(lm.unembedding())
-        P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens))
-        P.eps = max(P.eps, 1.2e-7)
-        res: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "tool": {"name": "allornone", "version": __version__},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "config": asdict(cfg),
-            "model": model_facts(lm),
-            "contexts": {"n": len(ctx.all), "sets": ctx.counts()},
-        }
-        main_rows = ctx.rows("main")
-        Pm = P.subset(rows=main_rows)
-        st = steps.run("structure", lambda: structure(Pm))
-        res["structure"] = {
-            "context_set": "main (labelled texts, relation subjects and prompts)",
-            **_clean(st.summary()),
-            "singular_values": _clean(st.singular_values),
-        }
-        geo = props.Geometry.build(Pm, st)
-        res["restricted"] = steps.run(
-            "restricted structure", lambda: restricted_structures(P, ctx, inp, lm, cfg)
-        )
-        results: list[PropertyResult] = []
-        results += steps.run(
-            "parallelism", lambda: props.parallelism(lm, geo, inp.families, cfg.seed)
-        )
-        res["analogy"] = steps.run("analogies", lambda: props.analogies(lm, geo, inp.questions))
-        results += steps.run(
-            "relations", lambda: props.relations(lm, P, ctx, inp.relations, st, cfg.seed)
-        )
-        results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
-        results += steps.run(
-            "steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm)
-        )
-        res["properties"] = [r.to_dict() for r in results]
-        res["equivalence_demo"] = steps.run(
-            "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
-        )
-    finally:
-        steps.close()
+    with shared_r_factors():
+        try:
+            return _run(cfg, model, steps, t0)
+        finally:
+            steps.close()
+
+
+def _run(cfg: AuditConfig, model: Any, steps: _Steps, t0: float) -> dict[str, Any]:
+    lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
+    inp = steps.run("load data", lambda: load_inputs(cfg))
+    select_subjects(lm, inp, cfg)
+    ctx = ContextSets.build(inp)
+    F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
+    G = np.asarray(lm.unembedding())
+    P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens))
+    P.eps = max(P.eps, 1.2e-7)
+    res: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "allornone", "version": __version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": asdict(cfg),
+        "model": model_facts(lm),
+        "contexts": {"n": len(ctx.all), "sets": ctx.counts()},
+    }
+    main_rows = ctx.rows("main")
+    Pm = P.subset(rows=main_rows)
+    st = steps.run("structure", lambda: structure(Pm))
+    res["structure"] = {
+        "context_set": "main (labelled texts, relation subjects and prompts)",
+        **_clean(st.summary()),
+        "singular_values": _clean(st.singular_values),
+    }
+    geo = props.Geometry.build(Pm, st)
+    res["restricted"] = steps.run(
+        "restricted structure", lambda: restricted_structures(P, ctx, inp, lm, cfg)
+    )
+    results: list[PropertyResult] = []
+    results += steps.run("parallelism", lambda: props.parallelism(lm, geo, inp.families, cfg.seed))
+    res["analogy"] = steps.run("analogies", lambda: props.analogies(lm, geo, inp.questions))
+    results += steps.run(
+        "relations", lambda: props.relations(lm, P, ctx, inp.relations, st, cfg.seed)
+    )
+    results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
+    results += steps.run("steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm))
+    res["properties"] = [r.to_dict() for r in results]
+    res["equivalence_demo"] = steps.run(
+        "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
+    )
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return jsonable(res)
