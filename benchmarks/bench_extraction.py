@@ -58,12 +58,18 @@ def real_contexts(n: int) -> tuple[list[str], str]:
 
 def toy_tokenizer():
     """A byte-level BPE trained in memory (the random models only need some tokenizer)."""
-    from gensim.test.utils import datapath
+    from pathlib import Path
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    with open(datapath("lee_background.cor"), encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+    try:
+        from gensim.test.utils import datapath
+
+        with open(datapath("lee_background.cor"), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except ImportError:  # GPU images without gensim: any English text will do
+        lines = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -105,12 +111,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], device: torch.device) -> float:
+def timed(fn: Callable[[], object], device: torch.device, label: str = "") -> float:
     sync(device)
     t0 = time.perf_counter()
     fn()
     sync(device)
-    return time.perf_counter() - t0
+    sec = time.perf_counter() - t0
+    if label:  # progress on stderr, so a long CPU run can be followed
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {sec:.1f} s", file=sys.stderr, flush=True)
+    return sec
 
 
 def peer_loop(model, batches: Sequence[list[list[int]]], pad_id: int, device) -> np.ndarray:
@@ -205,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         F_ours = ours(encoded, bs)
 
     results.append(
-        ("allornone embed (base model, length-sorted)", n, n_tok, timed(run_ours, device))
+        ("allornone embed (base model, length-sorted)", n, n_tok, timed(run_ours, device, "ours"))
     )
     F_peer = None
 
@@ -214,14 +223,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         F_peer = peer_loop(model, in_order, lm._pad_id, device)  # noqa: SLF001
 
     results.append(
-        ("peer loop: model(**batch, output_hidden_states=True)", n, n_tok, timed(run_peer, device))
+        (
+            "peer loop: model(**batch, output_hidden_states=True)",
+            n,
+            n_tok,
+            timed(run_peer, device, "peer"),
+        )
     )
     results.append(
         (
             "peer loop on our length-sorted batches",
             n,
             n_tok,
-            timed(lambda: peer_loop(model, sorted_batches, lm._pad_id, device), device),
+            timed(
+                lambda: peer_loop(model, sorted_batches, lm._pad_id, device), device, "peer sorted"
+            ),
         )
     )  # noqa: SLF001
     m = min(n, args.n_single)
@@ -232,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"allornone, batched (first {m} contexts)",
             m,
             sub_tok,
-            timed(lambda: ours(sub, bs), device),
+            timed(lambda: ours(sub, bs), device, "ours subset"),
         )
     )
     results.append(
@@ -240,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"allornone, one context at a time (first {m})",
             m,
             sub_tok,
-            timed(lambda: ours(sub, 1), device),
+            timed(lambda: ours(sub, 1), device, "one at a time"),
         )
     )
 
