@@ -431,7 +431,7 @@ def equivalence_demo(
     models.append(("adversarial", d, "adversarial", s.model))
     rows_out = []
     for label, width, junk, m in models:
-        eq = equivalence(base, m) if label != "original" else None
+        eq = equivalence(base, m, rank_tol=st.tol) if label != "original" else None
         rows_out.append(
             {
                 "label": label,
@@ -442,7 +442,7 @@ def equivalence_demo(
                 "mean_kl": 0.0 if eq is None else eq.mean_kl,
                 "residual_f": 0.0 if eq is None else eq.residual_f,
                 "residual_g": 0.0 if eq is None else eq.residual_g,
-                "stats": props.demo_stats(m),
+                "stats": props.demo_stats(m, tol=st.tol),
             }
         )
     return {
@@ -454,6 +454,7 @@ def equivalence_demo(
             "k": k,
             "dim_J_f": st.dim_J_f,
             "dim_J_g": st.dim_J_g,
+            "rank_tol": st.tol,
         },
         "models": rows_out,
         "stat_identified": props.DEMO_STATS,

@@ -377,13 +377,13 @@ DEMO_STATS: dict[str, bool] = {
 }
 
 
-def demo_stats(m: NextTokenPredictor) -> dict[str, float]:
+def demo_stats(m: NextTokenPredictor, tol: float | None = None) -> dict[str, float]:
     """Raw and identified statistics of one model on the demo problem (fixed token roles)."""
     G0 = m.G0()
     d1, d2 = G0[1] - G0[0], G0[3 % m.V] - G0[2 % m.V]
     Fc = m.F - m.F.mean(axis=0)
     l1, l2 = Fc @ d1, Fc @ d2
-    st = structure(m)
+    st = structure(m, tol=tol)  # the original's relative rank tolerance, for every model
     f0, f1 = m.F[0], m.F[1 % m.n]
     return {
         "euclid_cos": _cos(d1, d2),
