@@ -266,8 +266,8 @@ def _equivalence_section(res: dict[str, Any], figures: dict[str, str]) -> list[B
             "next-token distribution were sampled (THEORY.md 4: f~ = T[A e_f; u; 0], "
             "g~ = T^-T[A^-T e_g; 0; w; 0] + c with random T, A, c and junk u, w; the last one "
             "with adversarial junk) and checked with equivalence(); ranks of every model are "
-            f"decided with the original's relative tolerance {fmt(pr.get('rank_tol'))} (their spectra "
-            "of L are identical).",
+            f"decided with the original's relative tolerance {fmt(pr.get('rank_tol'))} "
+            "(their spectra of L are identical).",
         ),
     ]
     stats = list(demo["stat_identified"])
