@@ -36,6 +36,7 @@ from transformers import (
 )
 
 from allornone import AllOrNoneError, NextTokenPredictor
+from allornone._io import replace_dir
 from allornone.models import LanguageModel, load
 from allornone.models import cache as fcache
 
@@ -374,7 +375,7 @@ def test_atomic_replace_dir(tmp_path):
     new = tmp_path / ".tmp-entry"
     new.mkdir()
     (new / "new.txt").write_text("new")
-    fcache.atomic_replace_dir(new, final)
+    replace_dir(new, final)
     assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["entry"]
 

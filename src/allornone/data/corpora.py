@@ -12,11 +12,11 @@ import os
 import re
 import struct
 import subprocess
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
 
+from allornone._io import atomic_write_text
 from allornone._validation import AllOrNoneError
 from allornone.data.debian import cache_dir, find_debian_file
 
@@ -48,20 +48,6 @@ AUSTEN_TITLES = {
 _KJV_CACHE_NAME = "kjv-verses-v1.txt"
 _KJV_REF = re.compile(r"^[1-3]?[A-Za-z]+\d+:\d+\s+")
 KJV_N_VERSES = 31102
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (no torn files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _run_bible() -> str:
@@ -117,7 +103,7 @@ def kjv_verses() -> list[str]:
         if len(verses) == KJV_N_VERSES:
             return verses
     verses = _parse_kjv(_run_bible())
-    _atomic_write_text(cached, "\n".join(verses) + "\n")
+    atomic_write_text(cached, "\n".join(verses) + "\n")
     return verses
 
 

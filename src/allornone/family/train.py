@@ -28,9 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_dir as _atomic_dir
+from .._io import atomic_path, atomic_write_json
 from .._validation import AllOrNoneError
 
 FAMILY_VERSION = 1
@@ -154,10 +153,11 @@ def prepare_family(out: Path, cfg: TrainConfig) -> dict[str, Any]:
     tok = train_tokenizer(train, cfg.vocab_size, out / "tokenizer")
     (out / "data").mkdir(exist_ok=True)
     tr, he = encode_stream(tok, train), encode_stream(tok, held)
-    _atomic_save_npy(out / "data" / "train.npy", tr)
-    _atomic_save_npy(out / "data" / "heldout.npy", he)
+    for name, arr in (("train.npy", tr), ("heldout.npy", he)):
+        with atomic_path(out / "data" / name) as tmp:
+            np.save(tmp, arr)
     bigram = bigram_perplexity(tr, he, len(tok))
-    _atomic_write_json(out / "baseline.json", {"bigram_heldout_ppl": bigram})
+    atomic_write_json(out / "baseline.json", {"bigram_heldout_ppl": bigram})
     meta = {
         "family_version": FAMILY_VERSION,
         "config": asdict(cfg),
@@ -169,7 +169,7 @@ def prepare_family(out: Path, cfg: TrainConfig) -> dict[str, Any]:
         "heldout_lines": len(held),
         "bigram_heldout_ppl": bigram,
     }
-    _atomic_write_json(meta_path, meta)
+    atomic_write_json(meta_path, meta)
     return meta
 
 
@@ -328,19 +328,20 @@ def train_transformer(
             running = []
             bar.set_postfix(heldout_ppl=f"{math.exp(h):.1f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _atomic_torch_save(
-                ckpt,
-                {
-                    "family_version": FAMILY_VERSION,
-                    "width": width,
-                    "seed": seed,
-                    "model": model.state_dict(),
-                    "optim": opt.state_dict(),
-                    "step": step,
-                    "curve": curve,
-                    "elapsed": time.perf_counter() - t0,
-                },
-            )
+            with atomic_path(ckpt) as tmp:
+                torch.save(
+                    {
+                        "family_version": FAMILY_VERSION,
+                        "width": width,
+                        "seed": seed,
+                        "model": model.state_dict(),
+                        "optim": opt.state_dict(),
+                        "step": step,
+                        "curve": curve,
+                        "elapsed": time.perf_counter() - t0,
+                    },
+                    tmp,
+                )
     bar.close()
     model = model.to("cpu")
 
@@ -349,7 +350,7 @@ def train_transformer(
         tok.save_pretrained(tmp)
 
     _atomic_dir(final, save)
-    _atomic_write_json(run / "curve.json", curve)
+    atomic_write_json(run / "curve.json", curve)
     _plot_curve(run / "curve.png", curve, json.loads((family / "baseline.json").read_text()))
     done = {
         "kind": "transformer",
@@ -363,7 +364,7 @@ def train_transformer(
         "params": int(sum(p.numel() for p in model.parameters())),
         "device": str(device),
     }
-    _atomic_write_json(run / "done.json", done)
+    atomic_write_json(run / "done.json", done)
     ckpt.unlink(missing_ok=True)
     return done
 
@@ -388,7 +389,7 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
         "train_seconds": time.perf_counter() - t0,
         "vocab": len(m.w2v.wv),
     }
-    _atomic_write_json(run / "done.json", done)
+    atomic_write_json(run / "done.json", done)
     return done
 
 
@@ -411,7 +412,7 @@ def train_family(out: str | Path, cfg: TrainConfig, *, progress: bool = True) ->
         "models": results,
         "wall_seconds": time.perf_counter() - t0,
     }
-    _atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", summary)
     return summary
 
 
@@ -432,49 +433,6 @@ def _plot_curve(path: Path, curve: list[dict], baseline: dict) -> None:
     ax.set_ylabel("perplexity")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
-
-
-def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, arr)
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(path: Path, obj: Any) -> None:
-    import torch
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_dir(final: Path, write) -> None:
-    """Write a folder through ``write(tmp_dir)`` and move it into place in one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
-        write(tmp)
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

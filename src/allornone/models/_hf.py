@@ -108,6 +108,10 @@ def _has_hooks(model: torch.nn.Module) -> bool:
     )
 
 
+#: Padded lengths on CUDA are rounded up to a multiple of this (see ``LanguageModel._pad``).
+CUDA_PAD_MULTIPLE = 16
+
+
 class LanguageModel:
     """A transformers causal LM seen as a next-token predictor ``softmax(f(x)^T g(y))``.
 
@@ -382,8 +386,14 @@ class LanguageModel:
         self, seqs: list[list[int]], side: str
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pad to a batch: ``input_ids``, ``attention_mask``, ``position_ids`` (all B x T)
-        and the index of the last real token of each row (B,)."""
+        and the index of the last real token of each row (B,).
+
+        On CUDA the padded length is rounded up to a multiple of :data:`CUDA_PAD_MULTIPLE`,
+        so length-sorted batches reuse a few kernel shapes (a new GEMM/attention shape costs
+        a heuristic search on first use); the extra positions are masked padding."""
         T = max(len(s) for s in seqs)
+        if self.device.type == "cuda":
+            T = min(-(-T // CUDA_PAD_MULTIPLE) * CUDA_PAD_MULTIPLE, max(T, self.max_length))
         ids = torch.full((len(seqs), T), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), T), dtype=torch.long)
         for i, s in enumerate(seqs):

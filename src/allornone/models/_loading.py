@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._io import replace_dir
 from .._validation import AllOrNoneError
 from . import cache as _cache
 
@@ -143,7 +144,7 @@ def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
         tok.save_pretrained(tmp)
         meta = {"version": _cache.MODEL_CACHE_VERSION, "source": ident, "name": name}
         (tmp / "allornone_cache.json").write_text(json.dumps(meta, indent=1))
-        _cache.atomic_replace_dir(tmp, final)
+        replace_dir(tmp, final)
     except OSError as exc:  # read-only cache: still usable, just slower next time
         warnings.warn(f"could not cache the de-quantised model in {root}: {exc}", stacklevel=4)
     return model, tok

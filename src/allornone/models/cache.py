@@ -18,9 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import atomic_path, atomic_write_bytes
+
 __all__ = [
     "CACHE_VERSION",
     "MODEL_CACHE_VERSION",
-    "atomic_replace_dir",
     "cache_root",
     "contexts_digest",
     "embedding_key",
@@ -123,17 +121,10 @@ def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     meta = {**metadata, "version": CACHE_VERSION, "key": key}
     text = json.dumps(meta, sort_keys=True, indent=1)
-    _atomic_write_bytes(d / f"{key}.json", text.encode())
+    atomic_write_bytes(d / f"{key}.json", text.encode())
     path = d / f"{key}.safetensors"
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"F": np.ascontiguousarray(F)}, tmp, metadata={"allornone": text})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({"F": np.ascontiguousarray(F)}, str(tmp), metadata={"allornone": text})
     return path
 
 
@@ -153,36 +144,3 @@ def load_embeddings(key: str) -> np.ndarray | None:
     except Exception as exc:  # corrupt file: ignore it, it will be rewritten
         warnings.warn(f"ignoring unreadable cache entry {path}: {exc}", stacklevel=3)
         return None
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_replace_dir(tmp_dir: Path, final: Path) -> None:
-    """Move a fully written directory ``tmp_dir`` to ``final``, replacing any old one.
-
-    ``os.replace`` cannot replace a non-empty directory, so an existing ``final`` is first
-    renamed out of the way (atomically) and deleted afterwards. If another process put a
-    directory there in the meantime, ours is discarded and theirs kept.
-    """
-    if final.exists():
-        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        try:
-            os.replace(final, trash)
-        except OSError:
-            trash = None
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    try:
-        os.replace(tmp_dir, final)
-    except OSError:  # somebody else won the race
-        shutil.rmtree(tmp_dir, ignore_errors=True)
