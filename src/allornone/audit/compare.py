@@ -205,15 +205,17 @@ def map_residuals(sta: Any, stb: Any, seed: int) -> dict[str, Any]:
     """Best linear maps between the effective representations, both ways, held out.
 
     Coordinates: the leading ``r = min(energy ranks)`` effective coordinates of each model
-    (``e_f`` ordered by the spectrum of L, which the distribution determines). The maps are
-    fitted by least squares on 70% of the contexts and evaluated on the other 30%.
+    (``e_f`` ordered by the spectrum of L, which the distribution determines), and at most a
+    third of the training contexts. The maps are fitted by least squares (with an offset) on
+    70% of the contexts and evaluated on the other 30%.
     """
-    r = max(1, min(sta.energy_rank, stb.energy_rank))
-    ea, eb = sta.e_f[:, :r], stb.e_f[:, :r]
-    n = ea.shape[0]
+    n = sta.e_f.shape[0]
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     tr, te = perm[: int(0.7 * n)], perm[int(0.7 * n) :]
+    # at most a third of the training contexts as inputs, so the map cannot interpolate
+    r = max(1, min(sta.energy_rank, stb.energy_rank, len(tr) // 3))
+    ea, eb = sta.e_f[:, :r], stb.e_f[:, :r]
 
     def fit(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
         X1 = np.hstack([X, np.ones((n, 1))])
