@@ -1,4 +1,4 @@
-"""Command line: ``allornone audit`` and ``allornone compare`` (also ``python -m allornone``).
+"""Command line: ``allornone audit|compare|train|study`` (also ``python -m allornone``).
 
 Exit codes: 0 success, 2 a clear error (bad input, model refused, output folder exists),
 130 interrupted (Ctrl-C). Outputs are written to a temporary folder next to ``--out`` and
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._io import atomic_dir
 from ._validation import AllOrNoneError
 
 EXIT_ERROR = 2
@@ -72,6 +71,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", default=None, help="labelled texts TSV used as contexts")
     c.add_argument("--relations", default=None, help="relations JSON (docs/DATA.md)")
     _common(c)
+    t = sub.add_parser(
+        "train",
+        help="train a family of small models (transformers + word2vec) on real prose",
+        description="Train a family: several seeds x widths of small GPT-2-style transformers "
+        "and skip-gram word2vec models on KJV + Jane Austen, with one shared tokenizer. "
+        "Resumable: rerun the same command to continue an interrupted family.",
+    )
+    t.add_argument("--out", required=True, help="family folder (created or resumed)")
+    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    t.add_argument("--widths", type=int, nargs="+", default=[64, 128])
+    t.add_argument("--steps", type=int, default=None, help="training steps per transformer")
+    t.add_argument("--layers", type=int, default=None)
+    t.add_argument("--corpus", default="kjv+austen", help="kjv, austen, fortunes joined by +")
+    t.add_argument("--no-word2vec", action="store_true", help="transformers only")
+    t.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        help="GPU preset: widths and batch x SCALE, twice the layers, context and steps",
+    )
+    t.add_argument("--prepare-only", action="store_true", help="tokenizer and data only")
+    t.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--debug", action="store_true")
+    st = sub.add_parser(
+        "study",
+        help="compare the models of a trained family: distances, maps, properties",
+        description="For every pair of models of a family: distance between their "
+        "distributions, the recovered map, and agreement of raw vs identified statistics.",
+    )
+    st.add_argument("family", help="family folder written by `allornone train`")
+    st.add_argument("--contexts", type=int, default=1000, help="held-out contexts")
+    st.add_argument("--out", default=None, help="report folder (default FAMILY/study)")
+    st.add_argument("--force", action="store_true")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--no-progress", action="store_true")
+    st.add_argument("--debug", action="store_true")
     return parser
 
 
@@ -93,30 +129,10 @@ def prepare_out(out: Path, force: bool) -> None:
 def write_atomically(out: Path, write: Callable[[Path], Any]) -> Any:
     """Run ``write(tmp)`` on a temporary folder next to ``out``; then move it to ``out``.
 
-    An existing ``out`` is swapped away only after ``write`` succeeded, and removed after
-    the new folder is in place. On any error or interrupt the temporary folder is removed
-    and ``out`` is untouched.
+    An existing ``out`` is swapped away only after ``write`` succeeded. On any error or
+    interrupt the temporary folder is removed and ``out`` is untouched (:func:`atomic_dir`).
     """
-    out = out.resolve()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        value = write(tmp)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return value
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return atomic_dir(out, write)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -179,9 +195,69 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .family.train import TrainConfig, prepare_family, train_family
+
+    cfg = TrainConfig(
+        corpus=args.corpus,
+        widths=list(args.widths),
+        seeds=list(args.seeds),
+        word2vec=not args.no_word2vec,
+        device=args.device,
+    )
+    if args.scale > 1:
+        cfg = cfg.scaled(args.scale)
+    if args.steps is not None:
+        cfg = replace(cfg, steps=args.steps)
+    if args.layers is not None:
+        cfg = replace(cfg, layers=args.layers)
+    out = Path(args.out)
+    if args.prepare_only:
+        meta = prepare_family(out, cfg)
+        print(
+            f"family prepared in {out}: V={meta['vocab_size']}, "
+            f"{meta['train_tokens']:,} train tokens, bigram ppl {meta['bigram_heldout_ppl']:.1f}"
+        )
+        return 0
+    summary = train_family(out, cfg, progress=not args.no_progress)
+    print(f"family {out}: bigram held-out perplexity {summary['bigram_heldout_ppl']:.1f}")
+    print(f"{'model':16s} {'held-out ppl':>12s} {'train s':>8s}")
+    for m in summary["models"]:
+        ppl = m.get("heldout_ppl")
+        print(
+            f"{m['name']:16s} {ppl if ppl is None else format(ppl, '12.1f'):>12} "
+            f"{m['train_seconds']:8.0f}"
+        )
+    print(f"total wall time {summary['wall_seconds']:.0f} s")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .family.report import write_study_report
+    from .family.study import study
+
+    family = Path(args.family)
+    out = Path(args.out) if args.out else family / "study"
+    prepare_out(out, args.force)
+    res = study(family, n_contexts=args.contexts, seed=args.seed, progress=not args.no_progress)
+    write_atomically(out, lambda tmp: write_study_report(res, tmp, family))
+    print(f"study of {family}: {len(res['members'])} transformers, {len(res['pairs'])} pairs")
+    for p in res["pairs"]:
+        print(
+            f"  {p['a']:14s} {p['b']:14s} mean KL {p['mean_kl']:.4f}  "
+            f"map residual f {p['residual_f']:.3f} / reverse {p['residual_f_reverse']:.3f}"
+        )
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "audit": cmd_audit,
     "compare": cmd_compare,
+    "train": cmd_train,
+    "study": cmd_study,
 }
 
 

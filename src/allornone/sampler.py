@@ -145,7 +145,8 @@ def sample_equivalent(
     F_new = Zf @ T.T
     G_new = Zg @ T_inv_T.T + c
     new = NextTokenPredictor(F_new, G_new, contexts=model.contexts, tokens=model.tokens)
-    new.eps = model.eps
+    # The sample is an exact float64 construction from the effective model: its own rounding
+    # is float64's (new.eps), whatever precision the original came in.
     U = st.E
     return EquivalentSample(
         model=new,

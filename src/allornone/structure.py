@@ -7,10 +7,12 @@ streamed Gram matrix for float32/bfloat16 inputs; ``O((n + V) d^2)``):
 small matrix ``K = R_F R_G^T``. The n x V matrix ``L`` is never formed.
 
 Numerical rank: singular values of ``L`` above ``tol * sigma_max`` count. The default cut is
-the rounding floor ``max(n, V, d) * eps * ||F||_2 * ||G0||_2`` (``eps`` of the dtype the
-factors came in: 2.2e-16 for float64, 1.2e-7 for float32), reported back as the relative
-``tol``; it is never below ``max(n, V, d) * eps * sigma_max``. ``dim M`` and ``dim N`` use
-``max(n, V, d) * eps`` relative to the largest singular value of ``F`` and ``G0``.
+the rounding floor of the factors: if every entry of ``F`` and ``G0`` carries a relative error
+``eps`` (2.2e-16 for float64 inputs, 1.2e-7 for float32, 7.8e-3 for bfloat16), a singular value
+of ``L`` moves by at most ``eps (||F||_F ||G0||_2 + ||F||_2 ||G0||_F)``; ten times that is the
+cut (``NOISE_FACTOR``), reported back as the relative ``tol``. ``dim M`` and ``dim N`` use
+``10 eps ||F||_F`` and ``10 eps ||G0||_F``. A user ``tol`` is relative to the largest singular
+value of each matrix (``L``, ``F``, ``G0``).
 Trained models have no sharp rank: read :attr:`Structure.energy_rank` and the spectrum, and
 the gap the decision was taken on (:attr:`Structure.gap`).
 """
@@ -28,6 +30,9 @@ from .predictor import NextTokenPredictor, Pivot
 #: Inputs whose source precision is coarser than this use the (faster) Gram route for the
 #: factors R_F, R_G; float64 inputs use tall-skinny QR.
 GRAM_EPS = 1e-10
+
+#: Safety factor on the rounding floor that decides the default numerical ranks.
+NOISE_FACTOR = 10.0
 
 #: A spectrum gap ``sigma_k / sigma_{k+1}`` below this makes ``k`` "not sharp".
 SHARP_GAP = 1e3
@@ -183,8 +188,8 @@ def structure(
     ----------
     model : NextTokenPredictor
     tol : float, optional
-        Rank tolerance relative to ``sigma_max(L)`` (default: the rounding floor described in
-        the module docstring).
+        Rank tolerance relative to the largest singular value of ``L`` (and of ``F``, ``G0``
+        for ``dim M``, ``dim N``); default: the rounding floor in the module docstring.
     pivot : "center" or token
         Centred (default) or pivoted unembeddings; ``k`` and the subspaces do not depend on it.
     energy : float
@@ -199,9 +204,6 @@ def structure(
         )
     if not 0 < energy <= 1:
         raise AllOrNoneError(f"energy must be in (0, 1], got {energy}")
-    n, V, d = model.n, model.V, model.d
-    rtol = float(tol) if tol is not None else default_rank_tol((n, V, d), model.eps)
-    rtol_fg = rtol  # cut for dim M and dim N, relative to the spectra of F and G0
     shift = model.pivot_vector(pivot)
     gram = model.eps > GRAM_EPS  # float32/bfloat16 sources: Gram route (see r_factor)
     R_F = r_factor(model.F, gram=gram)
@@ -218,16 +220,21 @@ def structure(
             "every token (a uniform or context-free distribution); there is nothing to analyse"
         )
     if tol is None:
-        # Backward-error floor of K = R_F R_G^T: rounding in the factors moves each singular
-        # value of L by up to ~ eps * ||F|| * ||G0||, which exceeds eps * sigma_max(L) when
-        # large components of f and g cancel (junk). Use the larger of the two.
-        rtol = max(rtol, rtol * sF[0] * sG[0] / s[0])
+        # Rounding floor: entries of F and G0 carry relative errors ~eps, so
+        # ||dF|| <= eps ||F||_F and sigma_i(L) moves by at most
+        # eps (||F||_F ||G0|| + ||F|| ||G0||_F); NOISE_FACTOR is a safety margin.
+        fro_F, fro_G = float(np.sqrt(np.sum(sF**2))), float(np.sqrt(np.sum(sG**2)))
+        c = NOISE_FACTOR * model.eps
+        rtol = c * (fro_F * sG[0] + sF[0] * fro_G) / s[0]
+        rtol_F, rtol_G = c * fro_F / sF[0], c * fro_G / sG[0]
+    else:
+        rtol = rtol_F = rtol_G = float(tol)
     k = int((s > rtol * s[0]).sum())
     gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
 
     # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
-    M, pinv_F = _basis_and_pinv(svd_F, rtol_fg, k)
-    N, pinv_G = _basis_and_pinv(svd_G, rtol_fg, k)
+    M, pinv_F = _basis_and_pinv(svd_F, rtol_F, k)
+    N, pinv_G = _basis_and_pinv(svd_G, rtol_G, k)
     # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k] (pseudo-inverses on M
     # and N, so noise directions below the cut are not amplified); then orthonormalise.
     E = _orthonormal(pinv_G(Qt[:k].T))
