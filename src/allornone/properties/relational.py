@@ -106,17 +106,49 @@ def _r2(Y: np.ndarray, Yhat: np.ndarray) -> float:
 
 
 def _affine_lstsq(
-    X: np.ndarray, Y: np.ndarray, ridge: float = 0.0
+    X: np.ndarray, Y: np.ndarray, ridge: float | str = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Min-norm (or ridge) least squares ``Y ~ X W^T + b``: returns W (p_out x p_in), b."""
+    """Least squares ``Y ~ X W^T + b``: returns W (p_out x p_in), b.
+
+    ``ridge=0``: min-norm solution; a float: that ridge (times n); ``"gcv"``: the ridge chosen
+    by generalised cross-validation on a log grid relative to the spectrum of X, used when
+    there are fewer examples than features (a min-norm fit then interpolates the training set
+    and says nothing held out). The ridge penalty is rotation invariant, so fits on canonical
+    (identified) coordinates stay identified.
+    """
     mx, my = X.mean(axis=0), Y.mean(axis=0)
     Xc, Yc = X - mx, Y - my
+    if ridge == "gcv":
+        if len(X) > X.shape[1] + 1:
+            ridge = 0.0
+        else:
+            Wt = _gcv_ridge(Xc, Yc)
+            return Wt.T, my - mx @ Wt
     if ridge > 0:
         p = X.shape[1]
         Wt = np.linalg.solve(Xc.T @ Xc + ridge * len(X) * np.eye(p), Xc.T @ Yc)
     else:
         Wt = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
     return Wt.T, my - mx @ Wt
+
+
+def _gcv_ridge(Xc: np.ndarray, Yc: np.ndarray) -> np.ndarray:
+    """Ridge coefficients (p x q) with the penalty minimising the GCV score."""
+    U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    s = s[s > s[0] * 1e-12] if s.size and s[0] > 0 else s[:0]
+    U, Vt = U[:, : s.size], Vt[: s.size]
+    UtY = U.T @ Yc
+    n = len(Xc)
+    base = float(np.sum(Yc**2) - np.sum(UtY**2))
+    best, best_lam = np.inf, 0.0
+    for lam in float(np.mean(s**2)) * np.logspace(-6, 3, 28):
+        f = s**2 / (s**2 + lam)
+        resid = base + float(np.sum(((1 - f)[:, None] * UtY) ** 2))
+        dof = f.sum() + 1.0  # + the intercept removed by centring
+        score = resid / max(n * (1 - dof / n) ** 2, 1e-300)
+        if score < best:
+            best, best_lam = score, lam
+    return Vt.T @ ((s / (s**2 + best_lam))[:, None] * UtY)
 
 
 def _kl_fit(
@@ -240,8 +272,8 @@ def relational(
         excluded.append(
             {
                 "item": "fit",
-                "reason": f"only {len(train)} training subjects for d={d}: the raw least-squares "
-                "fits are underdetermined (min-norm solutions)",
+                "reason": f"only {len(train)} training subjects for d={d}: the least-squares "
+                "fits are underdetermined; ridge chosen by generalised cross-validation",
             }
         )
 
@@ -252,7 +284,7 @@ def relational(
     own = T.argmax(axis=1)
 
     # strong form
-    W, b = _affine_lstsq(Fs[train], Fq[train])
+    W, b = _affine_lstsq(Fs[train], Fq[train], ridge="gcv")
     strong_pred = Fs @ W.T + b
     raw: dict[str, float] = {
         "strong_r2_train": _r2(Fq[train], strong_pred[train]),
@@ -261,7 +293,7 @@ def relational(
 
     # refined form (least squares on Gamma coordinates)
     Gam = orth(G0_Y.T)  # d x gamma
-    Wg, bg = _affine_lstsq(Fs[train], Fq[train] @ Gam)
+    Wg, bg = _affine_lstsq(Fs[train], Fq[train] @ Gam, ridge="gcv")
     ref_map = RelationMap(A=Gam @ Wg, a=Gam @ bg)
     ref_coords = Fs @ Wg.T + bg
     ref_T = ref_map(Fs) @ G0_Y.T
@@ -283,7 +315,7 @@ def relational(
     # distribution form, through the factors: rows of L_S = (F_S R_G^T) Q_G^T
     R_G = r_factor(subjects.G, shift=subjects.pivot_vector(pivot))
     Z = canonical_features(Fs @ R_G.T)
-    Cz, beta = _affine_lstsq(Z[train], T[train])
+    Cz, beta = _affine_lstsq(Z[train], T[train], ridge="gcv")
     dist_T = Z @ Cz.T + beta
     ident: dict[str, float] = {
         "dist_r2_train": _r2(T[train], dist_T[train]),
