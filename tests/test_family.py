@@ -124,3 +124,29 @@ def test_bigram_baseline_is_a_perplexity():
     assert 4.0 < ppl < 5.5  # near-uniform random tokens: perplexity close to V
     det = np.tile(np.arange(5), 400)
     assert T.bigram_perplexity(det, det[:500], 5) < 1.1  # deterministic successor
+
+
+def test_cli_train_then_study_end_to_end(tmp_path):
+    """`allornone train` then `allornone study` on a tiny family (Lee corpus, 2 seeds)."""
+    from allornone.cli import main
+
+    fam = tmp_path / "fam"
+    args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "--seeds", "0", "1"]
+    args += ["--steps", "6", "--layers", "1", "--no-word2vec", "--no-progress", "--device", "cpu"]
+    assert main(args) == 0
+    assert (fam / "tf-d16-s0" / "final").is_dir() and (fam / "tf-d16-s1" / "final").is_dir()
+    out = tmp_path / "study"
+    study_args = ["study", str(fam), "--contexts", "64", "--out", str(out), "--no-progress"]
+    assert main(study_args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["schema_version"] == "study-1"
+    assert len(res["members"]) == 2 and len(res["pairs"]) == 1
+    pair = res["pairs"][0]
+    assert pair["mean_kl"] > 0 and pair["k_a"] > 0 and 0 <= pair["residual_f"]
+    assert (out / "report.html").exists() and (out / "report.md").exists()
+    # a second study into the same folder is refused without --force
+    assert main(study_args) == 2
+    # a model with another tokenizer makes the family mixed: refused
+    tok = fam / "tf-d16-s1" / "final" / "tokenizer.json"
+    tok.write_text(tok.read_text().replace('"<|endoftext|>"', '"<|eot|>"', 1))
+    assert main(["study", str(fam), "--out", str(tmp_path / "s2"), "--no-progress"]) == 2
