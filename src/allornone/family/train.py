@@ -54,7 +54,7 @@ class TrainConfig:
     heads: int = 4
     widths: list[int] = field(default_factory=lambda: [64, 128])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    steps: int = 1500
+    steps: int = 1200
     batch: int = 32
     lr: float = 2e-3
     warmup: int = 100
