@@ -93,3 +93,28 @@ def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Any:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def to_jsonable(x: Any) -> Any:
+    """A JSON-ready copy: arrays to lists, numpy scalars to Python, NaN/inf to None (strict
+    JSON has no NaN), other objects to a type tag ``"<TypeName>"``."""
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return to_jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        return v if math.isfinite(v) else None
+    if x is None or isinstance(x, str):
+        return x
+    return f"<{type(x).__name__}>"

@@ -18,10 +18,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._io import to_jsonable
 from .._validation import AllOrNoneError
 from ..equivalence import equivalence
 from ..predictor import NextTokenPredictor
-from ..properties._result import PropertyResult, _clean
+from ..properties._result import PropertyResult
 from ..sampler import sample_equivalent
 from ..structure import structure
 from . import props
@@ -229,8 +230,8 @@ def _run(cfg: AuditConfig, model: Any, steps: _Steps, t0: float) -> dict[str, An
     st = steps.run("structure", lambda: structure(Pm))
     res["structure"] = {
         "context_set": "main (labelled texts, relation subjects and prompts)",
-        **_clean(st.summary()),
-        "singular_values": _clean(st.singular_values),
+        **to_jsonable(st.summary()),
+        "singular_values": to_jsonable(st.singular_values),
     }
     geo = props.Geometry.build(Pm, st)
     res["restricted"] = steps.run(
@@ -253,23 +254,7 @@ def _run(cfg: AuditConfig, model: Any, steps: _Steps, t0: float) -> dict[str, An
     return jsonable(res)
 
 
-def jsonable(x: Any) -> Any:
-    """A JSON-ready copy: arrays to lists, NaN/inf to None, other objects to a type tag."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return _clean(float(x))
-    if x is None or isinstance(x, str):
-        return x
-    return f"<{type(x).__name__}>"
+jsonable = to_jsonable
 
 
 def load_model(cfg: AuditConfig) -> Any:
@@ -370,7 +355,7 @@ def reduced(P: NextTokenPredictor) -> NextTokenPredictor:
 
 def _restricted_summary(P: NextTokenPredictor) -> dict[str, Any]:
     d = P.d
-    summ = _clean(structure(reduced(P)).summary())
+    summ = to_jsonable(structure(reduced(P)).summary())
     summ["d"] = d  # the reduced basis spans M + N exactly; report the model's own width
     return summ
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .._io import to_jsonable
 from ..audit.explain import Explanation
 from ..audit.report import Block, Table, render_html, render_md
 
@@ -287,11 +288,5 @@ def write_study_report(res: dict[str, Any], folder: Path, family: Path) -> dict[
     out = dict(res)
     out["schema_version"] = "study-1"
     out["figures"] = {k: f"figures/{v}" for k, v in figures.items()}
-    (folder / "results.json").write_text(json.dumps(_clean(out), indent=1), encoding="utf-8")
+    (folder / "results.json").write_text(json.dumps(to_jsonable(out), indent=1), encoding="utf-8")
     return {"html": "report.html", "md": "report.md", "json": "results.json"}
-
-
-def _clean(x: Any) -> Any:
-    from ..properties._result import _clean as clean
-
-    return clean(x)

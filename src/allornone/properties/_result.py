@@ -10,12 +10,11 @@ steering vector, relation map, concept direction) into another model through an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from .._io import to_jsonable
 
 
 @dataclass(eq=False)
@@ -78,30 +77,13 @@ class PropertyResult:
         return {
             "property": self.property,
             "name": self.name,
-            "raw": _clean(self.raw),
-            "identified": _clean(self.identified),
+            "raw": to_jsonable(self.raw),
+            "identified": to_jsonable(self.identified),
             "all_or_none": bool(self.all_or_none),
             "condition": self.condition,
-            "condition_size": _clean(self.condition_size),
-            "tol": _clean(self.tol),
-            "baseline": _clean(self.baseline),
-            "excluded": _clean(self.excluded),
-            "details": _clean(self.details),
+            "condition_size": to_jsonable(self.condition_size),
+            "tol": to_jsonable(self.tol),
+            "baseline": to_jsonable(self.baseline),
+            "excluded": to_jsonable(self.excluded),
+            "details": to_jsonable(self.details),
         }
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    return x
