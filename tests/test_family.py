@@ -132,8 +132,8 @@ def test_cli_train_then_study_end_to_end(tmp_path):
 
     fam = tmp_path / "fam"
     args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "--seeds", "0", "1"]
-    args += ["--steps", "6", "--layers", "1", "--no-word2vec", "--no-progress", "--device", "cpu"]
-    assert main(args) == 0
+    args += ["--steps", "6", "--layers", "1", "--no-progress", "--device", "cpu"]
+    assert main(args) == 0  # transformers and word2vec models, summary table printed
     assert (fam / "tf-d16-s0" / "final").is_dir() and (fam / "tf-d16-s1" / "final").is_dir()
     out = tmp_path / "study"
     study_args = ["study", str(fam), "--contexts", "64", "--out", str(out), "--no-progress"]
@@ -141,6 +141,7 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["schema_version"] == "study-1"
     assert len(res["members"]) == 2 and len(res["pairs"]) == 1
+    assert res["word2vec"]["shared_vocab"] > 100 and len(res["word2vec"]["pairs"]) == 1
     pair = res["pairs"][0]
     assert pair["mean_kl"] > 0 and pair["k_a"] > 0 and 0 <= pair["residual_f"]
     assert (out / "report.html").exists() and (out / "report.md").exists()

@@ -226,10 +226,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{'model':16s} {'held-out ppl':>12s} {'train s':>8s}")
     for m in summary["models"]:
         ppl = m.get("heldout_ppl")
-        print(
-            f"{m['name']:16s} {ppl if ppl is None else format(ppl, '12.1f'):>12} "
-            f"{m['train_seconds']:8.0f}"
-        )
+        shown = "-" if ppl is None else f"{ppl:.1f}"  # word2vec has no held-out perplexity
+        print(f"{m['name']:16s} {shown:>12s} {m['train_seconds']:8.0f}")
     print(f"total wall time {summary['wall_seconds']:.0f} s")
     return 0
 
