@@ -230,7 +230,9 @@ class NextTokenPredictor:
         """
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        return self.F[r] @ (self.G[c] - self.pivot_vector(pivot)).T
+        Fr = self.F[r]
+        # F (G - p)^T = F G^T - (F p) 1^T: no V x d temporary
+        return Fr @ self.G[c].T - (Fr @ self.pivot_vector(pivot))[:, None]
 
     def log_normalizer(self, rows: Index = None, *, chunk: int = 8192) -> np.ndarray:
         """``log sum_y exp(f(x)^T g(y))`` per selected row, streamed over the vocabulary."""

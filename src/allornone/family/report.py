@@ -26,7 +26,15 @@ _X = {
         "std across seeds of raw / std of identified (>1: identified steadier)", None
     ),
     "probe": Explanation("accuracy on b of the book probe carried from a through the map", None),
-    "steer": Explanation("correlation over tokens of the log-odds shifts", True),
+    "steer": Explanation(
+        "correlation over tokens of the two models' own steering shifts G0 v (identified "
+        "in each model)",
+        True,
+    ),
+    "steer_map": Explanation(
+        "correlation over tokens of b's shift for a's vector carried by the map B and b's own",
+        None,
+    ),
 }
 
 
@@ -207,7 +215,7 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
                     "probe acc. refit on b",
                     "probe acc. carried a→b",
                     "agreement carried/refit",
-                    "steer shift corr. carried/refit",
+                    "steer shift corr. mapped/refit",
                     "steer shift corr. a/b",
                 ],
                 [
@@ -217,12 +225,16 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
                         t["probe_acc_refit_b"],
                         t["probe_acc_carried_a_to_b"],
                         t["probe_agreement_carried_vs_refit"],
-                        t["steer_shift_corr_carried_vs_refit"],
+                        t["steer_shift_corr_mapped_vs_refit"],
                         t["steer_shift_corr_a_vs_b"],
                     ]
                     for t in res["transport"]
                 ],
-                {"probe acc. carried a→b": _X["probe"], "steer shift corr. a/b": _X["steer"]},
+                {
+                    "probe acc. carried a→b": _X["probe"],
+                    "steer shift corr. mapped/refit": _X["steer_map"],
+                    "steer shift corr. a/b": _X["steer"],
+                },
             ),
         )
     )
