@@ -99,6 +99,42 @@ def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
     return any_curve
 
 
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], explain: dict) -> Block:
+    """A table block: ``columns`` are (header, key in each row) pairs."""
+    return Block(
+        "table",
+        Table([h for h, _ in columns], [[r.get(k) for _, k in columns] for r in rows], explain),
+    )
+
+
+_PAIR_COLS = [
+    ("a", "a"),
+    ("b", "b"),
+    ("mean_kl", "mean_kl"),
+    ("max_logodds_gap", "max_logodds_gap"),
+    ("k_a", "k_a"),
+    ("k_b", "k_b"),
+    ("residual_f", "residual_f"),
+    ("residual_f_reverse", "residual_f_reverse"),
+    ("residual_g", "residual_g"),
+]
+_PAIR_X = {
+    k: _X[k]
+    for k in ("mean_kl", "max_logodds_gap", "residual_f", "residual_f_reverse", "residual_g")
+}
+_STAB_COLS = [
+    ("family", "family"),
+    ("width", "width"),
+    ("seeds", "seeds"),
+    ("raw mean", "raw_mean"),
+    ("raw std", "raw_std"),
+    ("identified mean", "identified_mean"),
+    ("identified std", "identified_std"),
+    ("ratio", "ratio_raw_to_identified_std"),
+]
+_STAB_X = {"raw mean": _X["raw"], "identified mean": _X["identified"], "ratio": _X["ratio"]}
+
+
 def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
     b: list[Block] = [Block("h1", f"allornone study: {res['family']}")]
     b.append(
@@ -111,177 +147,37 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
         )
     )
     b.append(Block("h2", "Models"))
-    b.append(
-        Block(
-            "table",
-            Table(
-                ["model", "width", "seed", "held-out ppl", "k", "energy rank"],
-                [
-                    [m["name"], m["width"], m["seed"], m["heldout_ppl"], m["k"], m["energy_rank"]]
-                    for m in res["members"]
-                ],
-                {"k": _X["k"]},
-            ),
-        )
-    )
+    cols = [("model", "name"), ("width", "width"), ("seed", "seed")]
+    cols += [("held-out ppl", "heldout_ppl"), ("k", "k"), ("energy rank", "energy_rank")]
+    b.append(_table(res["members"], cols, {"k": _X["k"]}))
     b.append(Block("p", f"Bigram baseline, held-out perplexity: {res['bigram_heldout_ppl']:.1f}."))
     if "curves" in figures:
         b.append(Block("figure", figures["curves"], "Training curves against the bigram baseline"))
     b.append(Block("h2", "Pairs: distance between distributions and the best linear map"))
-    b.append(
-        Block(
-            "table",
-            Table(
-                [
-                    "a",
-                    "b",
-                    "mean_kl",
-                    "max_logodds_gap",
-                    "k_a",
-                    "k_b",
-                    "residual_f",
-                    "residual_f_reverse",
-                    "residual_g",
-                ],
-                [
-                    [
-                        p["a"],
-                        p["b"],
-                        p["mean_kl"],
-                        p["max_logodds_gap"],
-                        p["k_a"],
-                        p["k_b"],
-                        p["residual_f"],
-                        p["residual_f_reverse"],
-                        p["residual_g"],
-                    ]
-                    for p in res["pairs"]
-                ],
-                {
-                    k: _X[k]
-                    for k in (
-                        "mean_kl",
-                        "max_logodds_gap",
-                        "residual_f",
-                        "residual_f_reverse",
-                        "residual_g",
-                    )
-                },
-            ),
-        )
-    )
+    b.append(_table(res["pairs"], _PAIR_COLS, _PAIR_X))
     b.append(Block("h2", "Parallelism across seeds: raw against identified"))
-    b.append(
-        Block(
-            "table",
-            Table(
-                [
-                    "family",
-                    "width",
-                    "seeds",
-                    "raw mean",
-                    "raw std",
-                    "identified mean",
-                    "identified std",
-                    "ratio",
-                ],
-                [
-                    [
-                        s["family"],
-                        s["width"],
-                        s["seeds"],
-                        s["raw_mean"],
-                        s["raw_std"],
-                        s["identified_mean"],
-                        s["identified_std"],
-                        s["ratio_raw_to_identified_std"],
-                    ]
-                    for s in res.get("stability", [])
-                ],
-                {"raw mean": _X["raw"], "identified mean": _X["identified"], "ratio": _X["ratio"]},
-            ),
-        )
-    )
+    b.append(_table(res.get("stability", []), _STAB_COLS, _STAB_X))
     if "stability" in figures:
         b.append(Block("figure", figures["stability"], "Spread across seeds, raw vs identified"))
     b.append(Block("h2", "Probe and steering vector: carried through the map vs refitted"))
-    b.append(
-        Block(
-            "table",
-            Table(
-                [
-                    "a",
-                    "b",
-                    "probe acc. refit on b",
-                    "probe acc. carried a→b",
-                    "agreement carried/refit",
-                    "steer shift corr. mapped/refit",
-                    "steer shift corr. a/b",
-                ],
-                [
-                    [
-                        t["a"],
-                        t["b"],
-                        t["probe_acc_refit_b"],
-                        t["probe_acc_carried_a_to_b"],
-                        t["probe_agreement_carried_vs_refit"],
-                        t["steer_shift_corr_mapped_vs_refit"],
-                        t["steer_shift_corr_a_vs_b"],
-                    ]
-                    for t in res["transport"]
-                ],
-                {
-                    "probe acc. carried a→b": _X["probe"],
-                    "steer shift corr. mapped/refit": _X["steer_map"],
-                    "steer shift corr. a/b": _X["steer"],
-                },
-            ),
-        )
-    )
+    cols = [("a", "a"), ("b", "b"), ("probe acc. refit on b", "probe_acc_refit_b")]
+    cols += [
+        ("probe acc. carried a→b", "probe_acc_carried_a_to_b"),
+        ("agreement carried/refit", "probe_agreement_carried_vs_refit"),
+        ("steer shift corr. mapped/refit", "steer_shift_corr_mapped_vs_refit"),
+        ("steer shift corr. a/b", "steer_shift_corr_a_vs_b"),
+    ]
+    explain = {
+        "probe acc. carried a→b": _X["probe"],
+        "steer shift corr. mapped/refit": _X["steer_map"],
+        "steer shift corr. a/b": _X["steer"],
+    }
+    b.append(_table(res["transport"], cols, explain))
     w2v = res.get("word2vec")
     if w2v:
         b.append(Block("h2", f"word2vec family (shared vocabulary: {w2v['shared_vocab']} words)"))
-        b.append(
-            Block(
-                "table",
-                Table(
-                    ["a", "b", "mean_kl", "k_a", "k_b", "residual_f", "residual_g"],
-                    [
-                        [
-                            p["a"],
-                            p["b"],
-                            p["mean_kl"],
-                            p["k_a"],
-                            p["k_b"],
-                            p["residual_f"],
-                            p["residual_g"],
-                        ]
-                        for p in w2v["pairs"]
-                    ],
-                    {k: _X[k] for k in ("mean_kl", "residual_f", "residual_g")},
-                ),
-            )
-        )
-        b.append(
-            Block(
-                "table",
-                Table(
-                    ["family", "width", "seeds", "raw std", "identified std", "ratio"],
-                    [
-                        [
-                            s["family"],
-                            s["width"],
-                            s["seeds"],
-                            s["raw_std"],
-                            s["identified_std"],
-                            s["ratio_raw_to_identified_std"],
-                        ]
-                        for s in w2v["stability"]
-                    ],
-                    {"ratio": _X["ratio"]},
-                ),
-            )
-        )
+        b.append(_table(w2v["pairs"], _PAIR_COLS, _PAIR_X))
+        b.append(_table(w2v["stability"], _STAB_COLS, _STAB_X))
     return b
 
 
