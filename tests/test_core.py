@@ -353,3 +353,26 @@ def test_models_of_different_complexity_still_get_a_best_map():
     assert eq.residual_f < 1e-9  # the 3 kept directions are a linear image of the 5
     assert eq.residual_f_reverse > 0.1  # but the 5 cannot be recovered from the 3
     assert any("k=5 vs k=3" in r for r in eq.reasons)
+
+
+def test_memoized_r_factors_compute_each_input_once(monkeypatch):
+    from allornone import linalg
+
+    calls = []
+    real = linalg._r_factor
+    monkeypatch.setattr(linalg, "_r_factor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(13)
+    G = rng.standard_normal((linalg.MEMO_MIN_ROWS, 6))
+    shift = G.mean(axis=0)
+    plain = linalg.r_factor(G, shift=shift)
+    with linalg.memoized_r_factors() as memo:
+        first = linalg.r_factor(G, shift=shift)
+        again = linalg.r_factor(G.copy(), shift=shift.copy())  # same content, another array
+        other = linalg.r_factor(G, shift=None)
+        assert len(memo) == 2
+    after = linalg.r_factor(G, shift=shift)  # outside the block: computed again
+    assert len(calls) == 1 + 2 + 1
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(again, first)
+    assert not np.allclose(other.T @ other, first.T @ first)
+    np.testing.assert_array_equal(after, plain)

@@ -5,7 +5,9 @@ Everything here works on factors (tall-skinny matrices) and never forms an n x V
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.linalg as sla
@@ -15,7 +17,54 @@ import scipy.linalg as sla
 QR_BLOCK_ROWS = 4096
 
 
+#: Rows from which :func:`memoized_r_factors` caches a factor (smaller ones are cheap).
+MEMO_MIN_ROWS = 4096
+_MEMO: dict[tuple, np.ndarray] | None = None
+
+
+@contextmanager
+def memoized_r_factors() -> Iterator[dict]:
+    """Within this block, :func:`r_factor` of identical inputs is computed once.
+
+    Inputs are keyed by content (shape, dtype and a hash of the bytes of ``X`` and ``shift``),
+    so copies of one unembedding matrix (``subset``, restricted token sets) share one
+    factorisation; results are exact (the same computation, reused). Used by the audit, where
+    many property calls factor the same V x d matrix.
+    """
+    global _MEMO
+    previous, _MEMO = _MEMO, {}
+    try:
+        yield _MEMO
+    finally:
+        _MEMO = previous
+
+
+def _digest(X: np.ndarray, shift: np.ndarray | None) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(X).view(np.uint8).data)
+    if shift is not None:
+        h.update(np.ascontiguousarray(shift, dtype=np.float64).view(np.uint8).data)
+    return h.hexdigest()
+
+
 def r_factor(
+    X: np.ndarray,
+    *,
+    shift: np.ndarray | None = None,
+    block: int = QR_BLOCK_ROWS,
+    gram: bool = False,
+) -> np.ndarray:
+    """A factor ``R`` (r x d) with ``R^T R = (X - shift)^T (X - shift)``; see :func:`_r_factor`
+    (memoised inside :func:`memoized_r_factors`)."""
+    if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS:
+        return _r_factor(X, shift=shift, block=block, gram=gram)
+    key = (X.shape, str(X.dtype), shift is None, _digest(X, shift), block, gram)
+    if key not in _MEMO:
+        _MEMO[key] = _r_factor(X, shift=shift, block=block, gram=gram)
+    return _MEMO[key].copy()
+
+
+def _r_factor(
     X: np.ndarray,
     *,
     shift: np.ndarray | None = None,

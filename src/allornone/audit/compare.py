@@ -23,10 +23,10 @@ import numpy as np
 from .. import __version__
 from .._validation import AllOrNoneError
 from ..equivalence import equivalence
+from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..structure import structure
 from . import props
-from ._memo import shared_r_factors
 from .explain import Explanation, explain, mark
 from .pipeline import AuditConfig, ContextSets, _Steps, jsonable, load_inputs, select_subjects
 from .report import Block, Table, fmt, render_html, render_md
@@ -109,7 +109,7 @@ def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> di
         "properties",
     ]
     steps = _Steps(names, cfg.progress)
-    with shared_r_factors():
+    with memoized_r_factors():
         return _compare(cfg, models, steps, t0)
 
 

@@ -21,12 +21,12 @@ from .. import __version__
 from .._io import to_jsonable
 from .._validation import AllOrNoneError
 from ..equivalence import equivalence
+from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..properties._result import PropertyResult
 from ..sampler import sample_equivalent
 from ..structure import structure
 from . import props
-from ._memo import shared_r_factors
 
 SCHEMA_VERSION = "1.0"
 
@@ -201,7 +201,7 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> dict[str, Any]:
     cfg = cfg.sized()
     t0 = time.perf_counter()
     steps = _Steps(STEPS, cfg.progress)
-    with shared_r_factors():
+    with memoized_r_factors():
         try:
             return _run(cfg, model, steps, t0)
         finally:
