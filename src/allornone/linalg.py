@@ -148,11 +148,6 @@ def complement_in(B: np.ndarray, S: np.ndarray) -> np.ndarray:
     return B @ Q[:, s_:]
 
 
-def projector(B: np.ndarray) -> np.ndarray:
-    """Orthogonal projector ``B B^T`` onto the span of the orthonormal columns of ``B``."""
-    return B @ B.T
-
-
 def principal_cosines(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Cosines of the principal angles between spans of orthonormal ``A`` and ``B``."""
     if A.shape[1] == 0 or B.shape[1] == 0:

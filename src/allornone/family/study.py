@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import AllOrNoneError
+from ..structure import Structure
 from .train import FAMILY_VERSION
 
 
@@ -141,6 +142,8 @@ def study(
     P: dict[str, NextTokenPredictor] = {}
     Pb: dict[str, NextTokenPredictor] = {}
     props: dict[str, dict[str, Any]] = {}
+    S: dict[str, Structure] = {}  # structures on the held-out windows, computed once per model
+    Sb: dict[str, Structure] = {}  # ... and on the book passages
     concepts: dict[str, list[tuple[int, int]]] | None = None
     for m in tqdm(tfs, desc="models", disable=not progress):
         lm = models.load(str(m.path / "final"))
@@ -149,7 +152,8 @@ def study(
         G = lm.unembedding()
         P[m.name] = NextTokenPredictor(lm.embed_ids(windows, progress=False), G, tokens=lm.tokens)
         Pb[m.name] = NextTokenPredictor(lm.embed(books.texts, progress=False), G)
-        st = structure(P[m.name])
+        st = S[m.name] = structure(P[m.name])
+        Sb[m.name] = structure(Pb[m.name])
         done = json.loads((m.path / "done.json").read_text())
         res["members"].append(
             {
@@ -184,26 +188,24 @@ def study(
         kjv = np.flatnonzero(book_labels == "kjv")
         aus = np.flatnonzero(book_labels == "austen")
         v = vector_from_contexts(Pb[m.name], kjv, aus)
-        sr = steering(Pb[m.name], v, name="kjv-minus-austen")
+        sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure_=Sb[m.name])
         props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0() @ v}
 
     pairs = list(itertools.combinations(tfs, 2))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
-        eq = equivalence(P[a.name], P[b.name], tol=1e-2)
+        eq = equivalence(P[a.name], P[b.name], tol=1e-2, structures=(S[a.name], S[b.name]))
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
         res["pairs"].append(row)
-        res["transport"].append(_transport_row(a, b, Pb, props, book_labels))
+        eq_b = equivalence(Pb[a.name], Pb[b.name], tol=1e-2, structures=(Sb[a.name], Sb[b.name]))
+        res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
     res["stability"] = _stability(res["parallelism"])
     if any(m.kind == "word2vec" for m in members):
         res["word2vec"] = _study_w2v([m for m in members if m.kind == "word2vec"], seed)
     return res
 
 
-def _transport_row(a, b, Pb, props, labels) -> dict[str, Any]:
-    from .. import equivalence
-
-    eq_b = equivalence(Pb[a.name], Pb[b.name], tol=1e-2)
+def _transport_row(a, b, eq_b, Pb, props, labels) -> dict[str, Any]:
     pa, pb = props[a.name], props[b.name]
     carried = pa["probe"].transport(eq_b)
     scores = carried.scores(Pb[b.name].F) if hasattr(carried, "scores") else None
@@ -271,7 +273,7 @@ def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
-    from .. import equivalence, models
+    from .. import equivalence, models, structure
     from ..data import analogy_families
     from ..predictor import NextTokenPredictor
     from ..properties import parallelism
@@ -301,9 +303,10 @@ def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
         if len(ids) >= 3:
             fams[f.name] = ids
     par = []
+    sts = {name: structure(P) for name, P in preds.items()}
     for m in members:
         for fam, ids in fams.items():
-            r = parallelism(preds[m.name], ids, name=fam, seed=seed)
+            r = parallelism(preds[m.name], ids, name=fam, seed=seed, structure_=sts[m.name])
             par.append(
                 {
                     "model": m.name,
@@ -316,7 +319,9 @@ def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
             )
     pairs = []
     for a, b in itertools.combinations(members, 2):
-        eq = equivalence(preds[a.name], preds[b.name], tol=1e-2)
+        eq = equivalence(
+            preds[a.name], preds[b.name], tol=1e-2, structures=(sts[a.name], sts[b.name])
+        )
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
         pairs.append(row)
