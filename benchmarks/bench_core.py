@@ -7,7 +7,10 @@ as extracted from a real model). Baselines, measured in the same run:
   without allornone would run to get k and the spectrum;
 - the fastest dense route to the same spectrum: eigenvalues of the n x n Gram ``L L^T``.
 
-Prints times, ratios and peak memory (tracemalloc of numpy allocations). Run:
+Prints times, ratios and peak memory (tracemalloc of numpy allocations, measured in an
+extra run so that tracing does not slow the timed ones). structure() and equivalence() are
+timed ``--repeat`` times and the ratios use their median; the dense baselines run once
+(each takes tens of seconds, far above timing noise). Run:
 
     .venv/bin/python benchmarks/bench_core.py            # full scale (a few minutes: the
                                                          # dense SVD baseline is the slow part)
@@ -25,14 +28,19 @@ import numpy as np
 import allornone as aon
 
 
-def timed(fn, *args, **kw):
+def timed(fn, *args, repeat: int = 1, **kw):
+    """Run ``fn`` ``repeat`` times untraced (median and min wall time), then once under
+    tracemalloc for the peak of NumPy allocations. Returns (output, median s, min s, peak)."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn(*args, **kw)
+        times.append(time.perf_counter() - t)
     tracemalloc.start()
-    t = time.perf_counter()
     out = fn(*args, **kw)
-    dt = time.perf_counter() - t
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return out, dt, peak
+    return out, float(np.median(times)), min(times), peak
 
 
 def main() -> None:
@@ -43,6 +51,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=None, help="planted effective complexity (default d)")
     ap.add_argument("--skip-svd", action="store_true", help="skip the dense SVD baseline")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=5, help="runs of structure/equivalence")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     n, V, d = args.n, args.V, args.d
@@ -55,22 +64,26 @@ def main() -> None:
     inputs = model.F.nbytes + model.G.nbytes
     print(f"n={n} V={V} d={d} (planted k={k}); factors {inputs / 2**20:.0f} MiB as float64")
 
-    st, t_struct, m_struct = timed(aon.structure, model)
-    print(f"structure():   {t_struct:7.2f} s   peak {m_struct / 2**20:7.0f} MiB   k={st.k}")
+    st, t_struct, t_struct_min, m_struct = timed(aon.structure, model, repeat=args.repeat)
+    print(
+        f"structure():   {t_struct:7.2f} s   (min {t_struct_min:.2f} s of {args.repeat})   "
+        f"peak {m_struct / 2**20:5.0f} MiB   k={st.k}"
+    )
     smp = aon.sample_equivalent(model, seed=1, dim=d + 8, structure_=st)
     # a second float32 model (as extracted from another real model of the same distribution)
     other = aon.NextTokenPredictor(smp.model.F.astype(np.float32), smp.model.G.astype(np.float32))
-    eq, t_eq, m_eq = timed(aon.equivalence, model, other)
+    eq, t_eq, t_eq_min, m_eq = timed(aon.equivalence, model, other, repeat=args.repeat)
     print(
-        f"equivalence(): {t_eq:7.2f} s   peak {m_eq / 2**20:7.0f} MiB   "
-        f"equivalent={eq.equivalent} residuals f={eq.residual_f:.1e} g={eq.residual_g:.1e}"
+        f"equivalence(): {t_eq:7.2f} s   (min {t_eq_min:.2f} s of {args.repeat})   "
+        f"peak {m_eq / 2**20:5.0f} MiB   equivalent={eq.equivalent} "
+        f"residuals f={eq.residual_f:.1e} g={eq.residual_g:.1e}"
     )
 
     def dense_gram():
         L = model.log_odds(allow_large=True)
         return np.sqrt(np.clip(np.linalg.eigvalsh(L @ L.T)[::-1], 0, None))
 
-    s_gram, t_gram, m_gram = timed(dense_gram)
+    s_gram, t_gram, _, m_gram = timed(dense_gram)
     print(f"dense L L^T eig: {t_gram:5.2f} s   peak {m_gram / 2**20:7.0f} MiB")
     rows = [("dense Gram eig of L L^T", t_gram, m_gram)]
     if not args.skip_svd:
@@ -79,7 +92,7 @@ def main() -> None:
             L = model.log_odds(allow_large=True)
             return np.linalg.svd(L, compute_uv=False)
 
-        s_svd, t_svd, m_svd = timed(dense_svd)
+        s_svd, t_svd, _, m_svd = timed(dense_svd)
         print(f"dense SVD of L:  {t_svd:5.2f} s   peak {m_svd / 2**20:7.0f} MiB")
         err = np.abs(s_svd[: st.k] - st.singular_values[: st.k]).max() / s_svd[0]
         print(f"spectrum agreement (max rel diff of top-k singular values): {err:.2e}")

@@ -147,6 +147,119 @@ def test_distances_are_reported_for_close_models():
     assert not strict.equivalent
 
 
+def _dense_distances(a, b):
+    """max |L_a - L_b| and mean KL(p_a || p_b) over all contexts, materialised (small models)."""
+    from scipy.special import log_softmax
+
+    la, lb = a.log_odds(allow_large=True), b.log_odds(allow_large=True)
+    pa, pb = log_softmax(la, axis=1), log_softmax(lb, axis=1)
+    return np.abs(la - lb).max(), float(np.mean((np.exp(pa) * (pa - pb)).sum(axis=1)))
+
+
+@SETTINGS
+@given(
+    planted_case(),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1e-3, 0.1, 3.0, 60.0]),
+    st.booleans(),
+)
+def test_streamed_distances_match_the_materialised_ones(case, seed, size, single):
+    """Gap and KL from the one-pass streamed computation equal the dense ones, in float64
+    and float32, including log-odds gaps beyond float32's exp range (size 60)."""
+    (model, _), _ = case
+    rng = np.random.default_rng(seed)
+    G = model.G + size * rng.standard_normal(model.G.shape) / np.sqrt(model.d)
+    if single:
+        a = aon.NextTokenPredictor(model.F.astype(np.float32), model.G.astype(np.float32))
+        b = aon.NextTokenPredictor(model.F.astype(np.float32), G.astype(np.float32))
+    else:
+        a, b = model, aon.NextTokenPredictor(model.F, G)
+    eq = aon.equivalence(a, b, max_rows=None)
+    gap, kl = _dense_distances(a, b)
+    assert eq.rows_evaluated == a.n and not eq.equivalent
+    tol = 1e-4 if single else 1e-9  # float32 products: ~1e-6 relative to the log-odds
+    assert eq.max_logodds_gap == pytest.approx(gap, rel=tol, abs=tol * np.abs(a.log_odds()).max())
+    assert eq.mean_kl == pytest.approx(kl, rel=10 * tol, abs=1e-12)
+
+
+def test_near_equal_models_get_their_true_tiny_kl():
+    """KL = E[diff] + log E[exp(-diff)] cancels exactly at first order: a 1e-7 relative
+    perturbation gives KL ~ 1e-15, not rounding noise of the log-normalisers (~1e-16 x |L|)."""
+    rng = np.random.default_rng(5)
+    model, _ = planted(rng, n=30, V=40, d=8, k=4, jf=1, jg=2)
+    close = aon.NextTokenPredictor(model.F * (1 + 1e-7), model.G)
+    eq = aon.equivalence(model, close, max_rows=None)
+    _, kl = _dense_distances(model, close)
+    assert eq.mean_kl == pytest.approx(kl, rel=1e-3)
+    assert 0 < eq.mean_kl < 1e-12
+
+
+def test_parallel_and_sequential_passes_agree(monkeypatch):
+    """Two threads (each half of the vocabulary, partial softmax states merged) give the same
+    numbers as one; V is large enough for the split."""
+    rng = np.random.default_rng(6)
+    model, _ = planted(rng, n=20, V=40_000, d=7, k=4, jf=1, jg=2)
+    other = aon.NextTokenPredictor(model.F, model.G + 0.01 * rng.standard_normal(model.G.shape))
+    out = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("ALLORNONE_NUM_THREADS", threads)
+        out[threads] = aon.equivalence(model, other).summary()
+    for key, value in out["1"].items():
+        if isinstance(value, float):
+            assert out["2"][key] == pytest.approx(value, rel=1e-10, abs=1e-300), key
+        else:
+            assert out["2"][key] == value, key
+
+
+@pytest.mark.parametrize("k,d", [(2, 10), (9, 10), (6, 6)])
+def test_g_residual_matches_its_definition(k, d):
+    """Both forms of the g-side residual (E coordinates when k << d, ambient otherwise) equal
+    ||e_g^a A^-1 - e_g^b|| / ||e_g^b|| computed from the effective models."""
+    rng = np.random.default_rng(k * 100 + d)
+    model, _ = planted(rng, n=40, V=60, d=d, k=k, jf=0, jg=d - k)
+    smp = aon.sample_equivalent(model, seed=3, dim=d, junk="zero")  # rank F~ = k
+    G = smp.model.G + 1e-3 * rng.standard_normal(smp.model.G.shape)  # so k stays k
+    b = aon.NextTokenPredictor(smp.model.F, G)
+    eq = aon.equivalence(model, b)
+    assert eq.k_a == eq.k_b == k and eq.residual_g > 1e-5
+    sa, sb = eq.structure_a, eq.structure_b
+
+    def residual(x, y):  # ||x - y|| / ||y||, the definition in Equivalence
+        return np.linalg.norm(x - y) / np.linalg.norm(y)
+
+    assert eq.residual_g == pytest.approx(residual(sa.e_g @ np.linalg.inv(eq.A), sb.e_g), rel=1e-8)
+    assert eq.residual_f == pytest.approx(residual(sa.e_f @ eq.A.T, sb.e_f), rel=1e-8)
+
+
+def test_noise_in_a_transformed_model_does_not_enter_N():
+    """Regression (found by hypothesis): a sampled model whose G0 has one rounding-noise
+    singular value just above 10 eps ||G0||_F got dim N = 2 and, through E = P_N(M), a
+    contaminated E; the cut now also requires a direction to be able to move L."""
+    model, _ = planted(np.random.default_rng(1), n=10, V=33, d=1, k=1, jf=0, jg=0)
+    smp = aon.sample_equivalent(model, dim=7, seed=2955, junk="zero")
+    eq = aon.equivalence(model, smp.model)
+    sa, sb = eq.structure_a, eq.structure_b
+    assert sb.dim_N == 1 and sb.dim_M == 1
+    assert rel(eq.map_f(model.F @ sa.N @ sa.N.T), smp.model.F @ sb.N @ sb.N.T) < 1e-8
+
+
+def test_gram_route_core_svd_matches_lapack():
+    from allornone.structure import _core_svd
+
+    rng = np.random.default_rng(7)
+    U, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    V, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    sv = np.logspace(0, -6, 20)
+    for K in (U[:, :20] * sv @ V.T, (U[:, :20] * sv @ V.T).T):  # tall and wide
+        P, s, Qt = _core_svd(K, gram=True)
+        # resolution ~1e-8 of the largest (the squared Gram), like the Gram-route factors
+        np.testing.assert_allclose(s[:20], sv, rtol=0, atol=1e-10)
+        np.testing.assert_allclose((P * s) @ Qt, K, atol=1e-9)
+        for i in np.flatnonzero(sv > 1e-4):  # singular vectors, up to sign
+            u = K @ Qt[i] / s[i]
+            assert abs(u @ P[:, i]) == pytest.approx(1.0, abs=1e-6)
+
+
 # ----------------------------------------------------------------------------- theorem 3
 @SETTINGS
 @given(planted_case(), st.integers(0, 2**32 - 1))
@@ -311,6 +424,9 @@ def test_bad_structure_equivalence_and_sampler_inputs():
         aon.sample_equivalent(model, junk="weird")
     with pytest.raises(aon.AllOrNoneError, match="one per token"):
         aon.sample_equivalent(model, junk=(np.zeros((20, 1)), np.zeros((3, 1))))
+    st_center = aon.structure(model)
+    with pytest.raises(aon.AllOrNoneError, match="pivot"):
+        aon.equivalence(model, model, pivot=0, structures=(st_center, st_center))
 
 
 def test_near_rank_deficient_reports_gap():
@@ -359,8 +475,8 @@ def test_memoized_r_factors_compute_each_input_once(monkeypatch):
     from allornone import linalg
 
     calls = []
-    real = linalg._r_factor
-    monkeypatch.setattr(linalg, "_r_factor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = linalg._tsqr
+    monkeypatch.setattr(linalg, "_tsqr", lambda *a, **k: calls.append(1) or real(*a, **k))
     rng = np.random.default_rng(13)
     G = rng.standard_normal((linalg.MEMO_MIN_ROWS, 6))
     shift = G.mean(axis=0)

@@ -14,12 +14,15 @@ the largest log-odds gap and the mean KL divergence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
+from ._parallel import cpu_count, run_parallel
 from ._validation import AllOrNoneError, default_equiv_tol
+from .linalg import gram_matrix
 from .predictor import NextTokenPredictor, Pivot
-from .structure import Structure, structure
+from .structure import GRAM_EPS, Structure, structure
 
 
 @dataclass(eq=False)
@@ -63,7 +66,6 @@ class Equivalence:
     mean_kl: float
     rows_evaluated: int
     A: np.ndarray = field(repr=False)
-    B: np.ndarray = field(repr=False)
     residual_f: float
     residual_g: float
     residual_f_reverse: float
@@ -72,6 +74,14 @@ class Equivalence:
     reasons: list[str]
     structure_a: Structure = field(repr=False)
     structure_b: Structure = field(repr=False)
+    _B: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def B(self) -> np.ndarray:
+        """Ambient map ``U_b A U_a^T`` (d_b x d_a), computed on first use."""
+        if self._B is None:
+            self._B = self.structure_b.E @ self.A @ self.structure_a.E.T
+        return self._B
 
     def map_f(self, v: np.ndarray) -> np.ndarray:
         """Carry f-side vectors (rows of shape (..., d_a)) of model a into model b: ``B v``."""
@@ -107,7 +117,7 @@ def equivalence(
     tol: float | None = None,
     rank_tol: float | None = None,
     pivot: Pivot = "center",
-    max_rows: int | None = 256,
+    max_rows: int | None = 128,
     seed: int = 0,
     structures: tuple[Structure, Structure] | None = None,
 ) -> Equivalence:
@@ -131,35 +141,64 @@ def equivalence(
     _check_pair(a, b)
     eps = max(a.eps, b.eps)
     tol = float(tol) if tol is not None else default_equiv_tol(eps)
-    if structures is None:
-        sa = structure(a, tol=rank_tol, pivot=pivot)
-        sb = structure(b, tol=rank_tol, pivot=pivot)
+    if structures is None:  # the two structures side by side (see _parallel)
+        sa, sb = run_parallel([partial(structure, m, tol=rank_tol, pivot=pivot) for m in (a, b)])
     else:
         sa, sb = structures
+        if sa.pivot != pivot or sb.pivot != pivot:
+            raise AllOrNoneError(
+                f"structures were computed with pivots {sa.pivot!r} and {sb.pivot!r} but "
+                f"pivot={pivot!r}: pass matching structures or the same pivot"
+            )
     reasons: list[str] = []
-    rows = _rows(a.n, max_rows, seed)
-    gap, rel_gap, kl = _distances(a, b, rows, pivot)
-    if rel_gap > tol:
-        reasons.append(f"log-odds differ: max gap {gap:.3g} ({rel_gap:.3g} relative > {tol:.3g})")
-
     if sa.k != sb.k:
         reasons.append(f"effective complexities differ: k={sa.k} vs k={sb.k}")
+
+    Ea, Eb = sa.E, sb.E
+    # float32 arithmetic for the big products only when both models hold float32-exact
+    # values (float32/bf16 sources): good to ~1e-6 relative, far below their tolerance
+    dtype = np.float32 if min(a.eps, b.eps) > GRAM_EPS else np.float64
     # Best linear map e_f^b ~= e_f^a A^T (A is k_b x k_a; square when the ks agree). With
     # L_b = L_a it satisfies e_g^a = e_g^b A, hence e_g^b = e_g^a A^{-1} (A^+ when rectangular).
-    ef_a, ef_b = sa.e_f, sb.e_f
-    At = _lstsq(ef_a, ef_b)
+    At = Bt = None
+    if eps > GRAM_EPS:
+        # normal equations on the k x k Grams of the effective contexts, e_f^T e_f =
+        # (R_F E)^T (R_F E); the cross term costs O(n d_a d_b)
+        Xa, Xb = sa.R_F @ Ea, sb.R_F @ Eb
+        S_ab = Ea.T @ gram_matrix(a.F, Y=b.F) @ Eb
+        At = _solve_normal(Xa.T @ Xa, S_ab, tol)
+        Bt = _solve_normal(Xb.T @ Xb, S_ab.T, tol)
+    if At is None or Bt is None:  # float64 sources, or e_f too ill-conditioned: QR
+        ef_a, ef_b = sa.e_f, sb.e_f
+        At, Bt = _lstsq(ef_a, ef_b), _lstsq(ef_b, ef_a)
+    # residuals directly on the contexts, O(n (d_a + d_b) k): exact for the maps found
+    res_f, res_f_rev = _map_residuals(a.F, Ea, b.F, Eb, At, Bt, dtype)
     A = At.T
-    cond = float(np.linalg.cond(A))
-    res_f = _rel(ef_a @ At - ef_b, ef_b)
-    Bt = _lstsq(ef_b, ef_a)
-    res_f_rev = _rel(ef_b @ Bt - ef_a, ef_a)
+    sv_A = np.linalg.svd(A, compute_uv=False)
+    cond = float(sv_A[0] / sv_A[-1]) if sv_A.size and sv_A[-1] > 0 else float("inf")
     square = sa.k == sb.k and np.isfinite(cond) and cond < 1 / eps
     if sa.k == sb.k and not square:
         reasons.append(f"recovered A is singular (cond {cond:.3g})")
-    # e_g^a A^{-1} = G0_a (U_a A^{-1}): one V x d x k product, e_g^a itself is not needed
-    W = sa.E @ (np.linalg.inv(A) if square else np.linalg.pinv(A))
-    res_g = _rel(a.G @ W - a.pivot_vector(pivot) @ W - sb.e_g, sb.e_g)
-    B = sb.E @ A @ sa.E.T
+    W = np.linalg.inv(A) if square else np.linalg.pinv(A)  # e_g^b ~= e_g^a W
+
+    # One pass over the vocabulary: the g-side residual and the distances on the sampled rows.
+    # ||e_g^a W - e_g^b|| is computed either in E coordinates, ||G0_a (Ea W) - G0_b Eb||
+    # (cost V k (d_a + d_b)), or in the ambient space of b, ||G0_a (Ea W Eb^T) - G0_b Eb Eb^T||
+    # with Eb Eb^T = I - C C^T for the complement C of E_b (cost V d_b (d_a + 2 (d_b - k_b)));
+    # the cheaper one is used (the ambient one when k_b = d_b: then C is empty).
+    if sb.k * (a.d + b.d) < b.d * (a.d + 2 * (b.d - sb.k)):
+        maps = (Ea @ W, Eb, False)
+    else:
+        C = np.linalg.qr(Eb, mode="complete")[0][:, sb.k :] if sb.k < b.d else Eb[:, :0]
+        maps = (Ea @ W @ Eb.T, C, True)
+    rows = _rows(a.n, max_rows, seed)
+    res_g2, gap, scale, kl = _vocabulary_pass(a, b, rows, pivot, maps, dtype)
+    res_g = _ratio(res_g2, float(np.sum((sb.R_G @ Eb) ** 2)))  # ||e_g^b||^2 = ||R_G Eb||^2
+    rel_gap = gap / scale if scale > 0 else gap
+    if rel_gap > tol:
+        reasons.insert(
+            0, f"log-odds differ: max gap {gap:.3g} ({rel_gap:.3g} relative > {tol:.3g})"
+        )
     if res_f > tol:
         reasons.append(f"f-side map residual {res_f:.3g} > {tol:.3g}")
     if res_g > tol:
@@ -173,7 +212,6 @@ def equivalence(
         mean_kl=kl,
         rows_evaluated=len(rows),
         A=A,
-        B=B,
         residual_f=res_f,
         residual_g=res_g,
         residual_f_reverse=res_f_rev,
@@ -183,6 +221,28 @@ def equivalence(
         structure_a=sa,
         structure_b=sb,
     )
+
+
+def _solve_normal(S_xx, S_xy, tol: float) -> np.ndarray | None:
+    """Least squares ``X W ~= Y`` from ``S_xx = X^T X`` and ``S_xy = X^T Y`` (Cholesky).
+
+    The normal equations square the condition number of ``X``: their relative error is about
+    ``cond(S_xx) * 1e-16``. Returns None (use the QR route) when LAPACK's condition estimate
+    says that could reach 1% of ``tol``, or ``S_xx`` is not positive definite.
+    """
+    import scipy.linalg as sla
+    from scipy.linalg.lapack import dpocon
+
+    if S_xx.shape[0] == 0:
+        return None
+    try:
+        c = sla.cho_factor(S_xx, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    rcond, info = dpocon(c[0], np.abs(S_xx).sum(axis=0).max(), uplo="L" if c[1] else "U")
+    if info != 0 or rcond <= 0 or np.finfo(float).eps / rcond > 1e-2 * tol:
+        return None
+    return sla.cho_solve(c, S_xy, check_finite=False)
 
 
 def _check_pair(a: NextTokenPredictor, b: NextTokenPredictor) -> None:
@@ -213,20 +273,126 @@ def _rows(n: int, max_rows: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
 
 
-def _distances(a, b, rows: np.ndarray, pivot: Pivot, chunk: int = 256):
-    from scipy.special import log_softmax
+def _map_residuals(Fa, Ea, Fb, Eb, At, Bt, dtype, block: int = 8192) -> tuple[float, float]:
+    """``||e_a At - e_b|| / ||e_b||`` and ``||e_b Bt - e_a|| / ||e_a||`` with ``e = F E``,
+    streamed over blocks of contexts, products in ``dtype``."""
+    Ea, Eb, At, Bt = (x.astype(dtype) for x in (Ea, Eb, At, Bt))
+    num_ab = num_ba = ref_a = ref_b = 0.0
+    for start in range(0, Fa.shape[0], block):
+        ea = Fa[start : start + block].astype(dtype) @ Ea
+        eb = Fb[start : start + block].astype(dtype) @ Eb
+        ref_a += _sq(ea)
+        ref_b += _sq(eb)
+        num_ab += _sq(ea @ At - eb)
+        num_ba += _sq(eb @ Bt - ea)
+    return _ratio(num_ab, ref_b), _ratio(num_ba, ref_a)
 
-    gap, scale, kls = 0.0, 0.0, []
-    for start in range(0, len(rows), chunk):
-        r = rows[start : start + chunk]
-        la = a.log_odds(r, pivot=pivot, allow_large=True)
-        lb = b.log_odds(r, pivot=pivot, allow_large=True)
-        gap = max(gap, float(np.abs(la - lb).max()))
-        scale = max(scale, float(np.abs(la).max()))
-        pa, pb = log_softmax(la, axis=1), log_softmax(lb, axis=1)
-        kls.append((np.exp(pa) * (pa - pb)).sum(axis=1))
-    kl = float(np.mean(np.concatenate(kls))) if kls else 0.0
-    return gap, gap / scale if scale > 0 else gap, max(kl, 0.0)
+
+def _sq(x: np.ndarray) -> float:
+    """``||x||_F^2`` (column sums in the array's dtype, the total in float64)."""
+    return float(np.einsum("ij,ij->j", x, x).sum(dtype=np.float64))
+
+
+def _ratio(num2: float, den2: float) -> float:
+    return float(np.sqrt(num2 / den2)) if den2 > 0 else float(np.sqrt(num2))
+
+
+def _vocabulary_pass(a, b, rows, pivot: Pivot, maps, dtype, block: int = 4096):
+    """Stream the vocabulary once: g-side residual and log-odds distances on ``rows``.
+
+    Per block of tokens ``y``, in ``dtype`` (float32 when both models hold float32-exact
+    values: products good to ~1e-6 relative, far below their tolerance; float64 otherwise):
+
+    - ``D = (G_a[y] - p_a) Ma - (G_b[y] - p_b) Mb`` (``ambient``: ``Mb`` is the complement
+      ``C`` of E_b and the second term is ``(G_b[y] - p_b) (I - C C^T)``), summing ``||D||^2``;
+    - ``la = F_a[rows] (G_a[y] - p_a)^T`` and ``lb`` alike: running ``max |la - lb|`` and
+      ``max |la|``, and online sums for ``KL(p_a || p_b) = E_pa[diff] + log E_pa[exp(-diff)]``
+      with ``diff = la - lb`` (the normalisers cancel), accumulated as
+      ``t = sum exp(la - m) diff``, ``u = sum exp(la - m) expm1(-diff)``, ``z = sum exp(la - m)``:
+      ``KL = t/z + log1p(u/z)``, whose first-order terms cancel exactly, so near-equal models
+      get their true (tiny) KL rather than rounding noise.
+
+    Returns ``(||D||^2, max gap, max |la|, mean KL)``. Memory: a few ``block x d`` and
+    ``len(rows) x block`` buffers.
+    """
+    Ma, Mb, ambient = maps
+    pa, pb = a.pivot_vector(pivot).astype(dtype), b.pivot_vector(pivot).astype(dtype)
+    r = len(rows)
+    # one product per model and block: G0_a[y] [Ma | F_a[rows]^T], G0_b[y] [Mb | F_b[rows]^T]
+    Pa = np.ascontiguousarray(np.hstack([Ma, a.F[rows].T]), dtype=dtype)
+    Pb = np.ascontiguousarray(np.hstack([Mb, b.F[rows].T]), dtype=dtype)
+    CT = np.ascontiguousarray(Mb.T, dtype=dtype)
+    widths = (Ma.shape[1], Mb.shape[1])
+    block = max(256, min(block, (1 << 22) // max(r, 1)))
+    # contiguous token ranges in parallel (see _parallel); partial results merge exactly
+    parts = min(cpu_count(), max(1, a.V // (4 * block)))
+    cuts = np.linspace(0, a.V, parts + 1).astype(int)
+    states = run_parallel(
+        [
+            partial(
+                _vocab_range, a, b, lo, hi, (pa, pb), (Pa, Pb, CT), widths, ambient, block, dtype
+            )
+            for lo, hi in zip(cuts[:-1], cuts[1:])
+        ]
+    )
+    res2, gap, scale = (f(x[i] for x in states) for i, f in enumerate((sum, max, max)))
+    if r == 0:
+        return res2, 0.0, 0.0, 0.0
+    m = np.max([x[3] for x in states], axis=0)
+    z, t, u = (sum(x[i] * np.exp(x[3] - m) for x in states) for i in (4, 5, 6))
+    with np.errstate(over="ignore", invalid="ignore"):
+        kl = t / z + np.log1p(u / z)
+    return res2, gap, scale, max(float(np.mean(kl)), 0.0)
+
+
+def _vocab_range(a, b, lo, hi, shifts, products, widths, ambient, block, dtype):
+    """The pass of :func:`_vocabulary_pass` over tokens ``lo:hi``. Returns the partial state
+    ``(||D||^2, max gap, max |la|, m, z, t, u)`` with sums relative to the running max ``m``."""
+    pa, pb = shifts
+    Pa, Pb, CT = products
+    wa, wb = widths
+    r = Pa.shape[1] - wa
+    res2, gap, scale = 0.0, 0.0, 0.0
+    m = np.full(r, -np.inf)
+    z, t, u = np.zeros(r), np.zeros(r), np.zeros(r)
+    # buffers reused across blocks (no per-block allocation of large arrays)
+    bufs = [np.empty((block, w), dtype=dtype) for w in (a.d, b.d, Pa.shape[1], Pb.shape[1], b.d)]
+    for start in range(lo, hi, block):
+        c = min(block, hi - start)
+        ga, gb, Xa, Xb, tmp = (x[:c] for x in bufs)
+        np.copyto(ga, a.G[start : start + c], casting="same_kind")
+        ga -= pa
+        np.copyto(gb, b.G[start : start + c], casting="same_kind")
+        gb -= pb
+        np.matmul(ga, Pa, out=Xa)
+        np.matmul(gb, Pb, out=Xb)
+        D = Xa[:, :wa]
+        if not ambient:  # G0_a Ea W - G0_b Eb
+            D -= Xb[:, :wb]
+        else:  # G0_a Ea W Eb^T - G0_b (I - C C^T)
+            D -= gb
+            if wb:
+                D += np.matmul(Xb[:, :wb], CT, out=tmp)
+        res2 += _sq(D)
+        if r == 0:
+            continue
+        # log-odds of the sampled rows for these tokens, tokens along axis 0: (block, r)
+        la, diff = Xa[:, wa:], Xb[:, wb:]
+        np.subtract(la, diff, out=diff)
+        lo_d, hi_d = float(diff.min()), float(diff.max())
+        gap = max(gap, hi_d, -lo_d)
+        colmax = la.max(axis=0)
+        scale = max(scale, float(colmax.max()), -float(la.min()))
+        new = np.maximum(m, colmax)
+        factor = np.exp(m - new)
+        z, t, u, m = z * factor, t * factor, u * factor, new
+        e = np.exp(np.subtract(la, new.astype(dtype), out=la), out=la)
+        z += e.sum(axis=0, dtype=np.float64)
+        t += np.einsum("ij,ij->j", e, diff, dtype=np.float64)
+        # expm1(-diff) overflows float32 beyond 88 nats: do such blocks in float64
+        x = np.negative(diff, out=diff) if lo_d > -80 else -diff.astype(np.float64)
+        u += np.einsum("ij,ij->j", e, np.expm1(x, out=x), dtype=np.float64)
+    return res2, gap, scale, m, z, t, u
 
 
 def _lstsq(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -234,8 +400,3 @@ def _lstsq(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     import scipy.linalg as sla
 
     return sla.lstsq(X, Y, lapack_driver="gelsy", check_finite=False)[0]
-
-
-def _rel(diff: np.ndarray, ref: np.ndarray) -> float:
-    den = np.linalg.norm(ref)
-    return float(np.linalg.norm(diff) / den) if den > 0 else float(np.linalg.norm(diff))

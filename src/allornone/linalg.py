@@ -47,24 +47,19 @@ def _digest(X: np.ndarray, shift: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
-def r_factor(
-    X: np.ndarray,
-    *,
-    shift: np.ndarray | None = None,
-    block: int = QR_BLOCK_ROWS,
-    gram: bool = False,
-) -> np.ndarray:
-    """A factor ``R`` (r x d) with ``R^T R = (X - shift)^T (X - shift)``; see :func:`_r_factor`
-    (memoised inside :func:`memoized_r_factors`)."""
+def _memoized(X: np.ndarray, shift: np.ndarray | None, tag: tuple, compute: Callable):
+    """``compute()``, cached by the content of ``X`` and ``shift`` inside
+    :func:`memoized_r_factors` (returned arrays are copies, callers may modify them)."""
     if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS:
-        return _r_factor(X, shift=shift, block=block, gram=gram)
-    key = (X.shape, str(X.dtype), shift is None, _digest(X, shift), block, gram)
+        return compute()
+    key = (X.shape, str(X.dtype), shift is None, _digest(X, shift), *tag)
     if key not in _MEMO:
-        _MEMO[key] = _r_factor(X, shift=shift, block=block, gram=gram)
-    return _MEMO[key].copy()
+        _MEMO[key] = compute()
+    out = _MEMO[key]
+    return tuple(a.copy() for a in out) if isinstance(out, tuple) else out.copy()
 
 
-def _r_factor(
+def r_factor(
     X: np.ndarray,
     *,
     shift: np.ndarray | None = None,
@@ -77,25 +72,84 @@ def _r_factor(
 
     - ``gram=False``: tall-skinny QR (TSQR); accurate to float64 rounding without squaring
       the condition number. Used for float64 inputs.
-    - ``gram=True``: eigen-decomposition of the streamed Gram matrix, ``R = diag(sqrt(l)) W^T``.
-      Several times faster (BLAS-3 ``syrk`` only); it resolves singular values down to about
-      ``1e-8 * s_max``, far below the rounding floor of float32 or bfloat16 data, so it is
-      used for inputs that came in those precisions.
+    - ``gram=True``: ``R = diag(s) Vt`` from the eigen-decomposition of the streamed Gram
+      matrix (see :func:`factor_svd`). Several times faster (BLAS-3 ``syrk`` only); it resolves
+      singular values down to about ``1e-8 * s_max``, far below the rounding floor of float32
+      or bfloat16 data, so it is used for inputs that came in those precisions.
+
+    Memoised inside :func:`memoized_r_factors`.
     """
     if gram:
-        C = np.zeros((X.shape[1], X.shape[1]))
+        s, Vt = factor_svd(X, shift=shift, block=block, gram=True)
+        return s[:, None] * Vt
+    return _memoized(
+        X, shift, ("qr", block), lambda: _tsqr(lambda: _blocks(X, shift, block), X.shape[1])
+    )
+
+
+def factor_svd(
+    X: np.ndarray,
+    *,
+    shift: np.ndarray | None = None,
+    block: int = QR_BLOCK_ROWS,
+    gram: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Singular values ``s`` (r,) and right singular vectors ``Vt`` (r x d) of ``X - shift``.
+
+    ``R = diag(s) Vt`` is an R factor of ``X - shift`` (``R^T R`` is its Gram matrix), with
+    orthonormal rows, so pseudo-inverses and row-space bases need no further decomposition.
+    ``gram=True`` reads them off the eigen-decomposition of the streamed float64 Gram matrix
+    (one pass, ``syrk``); ``gram=False`` takes the SVD of the TSQR factor (float64 accurate).
+    Memoised inside :func:`memoized_r_factors`.
+    """
+    if gram:
+
+        def compute():
+            lam, W = np.linalg.eigh(gram_matrix(X, shift=shift, block=block))
+            return np.sqrt(np.clip(lam[::-1], 0.0, None)), np.ascontiguousarray(W[:, ::-1].T)
+
+        return _memoized(X, shift, ("gram-svd", block), compute)
+    _, s, Vt = np.linalg.svd(r_factor(X, shift=shift, block=block), full_matrices=False)
+    return s, Vt
+
+
+def gram_matrix(
+    X: np.ndarray,
+    *,
+    shift: np.ndarray | None = None,
+    Y: np.ndarray | None = None,
+    shift_y: np.ndarray | None = None,
+    block: int = QR_BLOCK_ROWS,
+) -> np.ndarray:
+    """``(X - shift)^T (X - shift)``, or the cross Gram ``(X - shift)^T (Y - shift_y)``.
+
+    Accumulated in float64 over row blocks (``X`` (m x d), ``Y`` (m x e)); the shifted
+    matrices are never materialised. Cost ``O(m d e)``.
+    """
+    if Y is not None and Y.shape[0] != X.shape[0]:
+        raise ValueError(f"cross Gram needs the same rows, got {X.shape} and {Y.shape}")
+    C = np.zeros((X.shape[1], X.shape[1] if Y is None else Y.shape[1]))
+    part = np.empty_like(C)  # buffers reused across blocks: no per-block allocations
+    if Y is None:
         for b in _blocks(X, shift, block):
-            C += b.T @ b
-        lam, W = np.linalg.eigh(C)
-        lam, W = lam[::-1], W[:, ::-1]
-        return np.sqrt(np.clip(lam, 0.0, None))[:, None] * W.T
-    return _tsqr(lambda: _blocks(X, shift, block), X.shape[1])
+            C += np.matmul(b.T, b, out=part)
+        return C
+    for bx, by in zip(_blocks(X, shift, block), _blocks(Y, shift_y, block)):
+        C += np.matmul(bx.T, by, out=part)
+    return C
 
 
 def _blocks(X: np.ndarray, shift: np.ndarray | None, block: int) -> Iterator[np.ndarray]:
+    """Row blocks of ``X - shift`` (views of ``X`` when ``shift`` is None; otherwise written
+    into one reused buffer, valid until the next block)."""
+    if shift is None:
+        for start in range(0, X.shape[0], block):
+            yield X[start : start + block]
+        return
+    buf = np.empty((min(block, X.shape[0]), X.shape[1]))
     for start in range(0, X.shape[0], block):
         b = X[start : start + block]
-        yield b - shift if shift is not None else b
+        yield np.subtract(b, shift, out=buf[: b.shape[0]])
 
 
 def _tsqr(make_blocks: Callable[[], Iterator[np.ndarray]], d: int) -> np.ndarray:
@@ -130,22 +184,6 @@ def orth(X: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
         return np.zeros((X.shape[0], 0))
     U, s, _ = np.linalg.svd(X, full_matrices=False)
     return U[:, : _rank(s, rtol)].copy()
-
-
-def complement_in(B: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of the orthogonal complement of span(S) inside span(B).
-
-    ``B`` (d x b) orthonormal, ``S`` (d x s) orthonormal with span(S) inside span(B)
-    (``s <= b``). Returns (d x (b - s)): ``B`` times the trailing columns of the complete QR
-    of the coordinates ``B^T S``.
-    """
-    b, s_ = B.shape[1], S.shape[1]
-    if b == 0 or s_ >= b:
-        return B[:, :0].copy()
-    if s_ == 0:
-        return B.copy()
-    Q = np.linalg.qr(B.T @ S, mode="complete")[0]
-    return B @ Q[:, s_:]
 
 
 def principal_cosines(A: np.ndarray, B: np.ndarray) -> np.ndarray:

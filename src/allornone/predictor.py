@@ -208,12 +208,16 @@ class NextTokenPredictor:
             return self.g_mean
         return self.G[self.token_index(pivot)]
 
+    def _G_cols(self, cols: Index, c: np.ndarray) -> np.ndarray:
+        """``G[c]`` without copying the whole vocabulary when every column is selected."""
+        return self.G if cols is None else self.G[c]
+
     # ------------------------------------------------------------------ distribution
     def logits(self, rows: Index = None, cols: Index = None, *, allow_large: bool = False):
         """Logits ``f(x)^T g(y)`` for a selection, shape (len(rows), len(cols))."""
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        return self.F[r] @ self.G[c].T
+        return self.F[r] @ self._G_cols(cols, c).T
 
     def log_odds(
         self,
@@ -232,7 +236,7 @@ class NextTokenPredictor:
         _guard(len(r), len(c), allow_large)
         Fr = self.F[r]
         # F (G - p)^T = F G^T - (F p) 1^T: no V x d temporary
-        return Fr @ self.G[c].T - (Fr @ self.pivot_vector(pivot))[:, None]
+        return Fr @ self._G_cols(cols, c).T - (Fr @ self.pivot_vector(pivot))[:, None]
 
     def log_normalizer(self, rows: Index = None, *, chunk: int = 8192) -> np.ndarray:
         """``log sum_y exp(f(x)^T g(y))`` per selected row, streamed over the vocabulary."""
@@ -254,7 +258,7 @@ class NextTokenPredictor:
         """Normalised log-probabilities ``log p(y|x)`` for a selection of rows and columns."""
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        return self.F[r] @ self.G[c].T - self.log_normalizer(r)[:, None]
+        return self.F[r] @ self._G_cols(cols, c).T - self.log_normalizer(r)[:, None]
 
     def probs(self, rows: Index = None, cols: Index = None, *, allow_large: bool = False):
         """Probabilities ``p(y|x)`` for a selection of rows and columns."""

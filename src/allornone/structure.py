@@ -11,8 +11,9 @@ the rounding floor of the factors: if every entry of ``F`` and ``G0`` carries a 
 ``eps`` (2.2e-16 for float64 inputs, 1.2e-7 for float32, 7.8e-3 for bfloat16), a singular value
 of ``L`` moves by at most ``eps (||F||_F ||G0||_2 + ||F||_2 ||G0||_F)``; ten times that is the
 cut (``NOISE_FACTOR``), reported back as the relative ``tol``. ``dim M`` and ``dim N`` use
-``10 eps ||F||_F`` and ``10 eps ||G0||_F``. A user ``tol`` is relative to the largest singular
-value of each matrix (``L``, ``F``, ``G0``).
+``10 eps ||F||_F`` and ``10 eps ||G0||_F``, raised to ``cut / ||G0||_2`` and ``cut / ||F||_2``
+(a direction weaker than that cannot move ``L`` past its own cut). A user ``tol`` is
+relative to the largest singular value of each matrix (``L``, ``F``, ``G0``).
 Trained models have no sharp rank: read :attr:`Structure.energy_rank` and the spectrum, and
 the gap the decision was taken on (:attr:`Structure.gap`).
 """
@@ -24,7 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import AllOrNoneError, default_rank_tol
-from .linalg import complement_in, energy_rank, principal_cosines, r_factor, row_basis
+from .linalg import (
+    energy_rank,
+    factor_svd,
+    principal_cosines,
+    r_factor,
+    row_basis,
+)
 from .predictor import NextTokenPredictor, Pivot
 
 #: Inputs whose source precision is coarser than this use the (faster) Gram route for the
@@ -63,7 +70,9 @@ class Structure:
         Junk: ``M`` minus ``E'`` (parts of ``f`` no logit reads) and ``N`` minus ``E``
         (parts of ``g0`` no context reads).
     cosines : ndarray
-        Cosines of the principal angles between ``M`` and ``N``.
+        Cosines of the principal angles between ``M`` and ``N`` (computed on first use).
+    f_singular_values, g_singular_values : ndarray
+        Singular values of ``F`` and ``G0``.
     """
 
     model: NextTokenPredictor = field(repr=False)
@@ -81,9 +90,11 @@ class Structure:
     E_prime: np.ndarray = field(repr=False)
     J_f: np.ndarray = field(repr=False)
     J_g: np.ndarray = field(repr=False)
-    cosines: np.ndarray = field(repr=False)
     f_singular_values: np.ndarray = field(repr=False)
     g_singular_values: np.ndarray = field(repr=False)
+    _f_right: np.ndarray = field(repr=False)
+    _g_right: np.ndarray = field(repr=False)
+    _cosines: np.ndarray | None = field(default=None, repr=False)
     _e_f: np.ndarray | None = field(default=None, repr=False)
     _e_g: np.ndarray | None = field(default=None, repr=False)
 
@@ -107,6 +118,22 @@ class Structure:
     @property
     def dim_J_g(self) -> int:
         return int(self.J_g.shape[1])
+
+    @property
+    def cosines(self) -> np.ndarray:
+        if self._cosines is None:
+            self._cosines = principal_cosines(self.M, self.N)
+        return self._cosines
+
+    @property
+    def R_F(self) -> np.ndarray:
+        """An R factor of ``F`` (r x d): ``R_F^T R_F = F^T F`` (``diag(s) Vt`` of ``F``)."""
+        return self.f_singular_values[:, None] * self._f_right
+
+    @property
+    def R_G(self) -> np.ndarray:
+        """An R factor of ``G0`` (r x d) for this structure's pivot: ``R_G^T R_G = G0^T G0``."""
+        return self.g_singular_values[:, None] * self._g_right
 
     @property
     def sharp(self) -> bool:
@@ -206,14 +233,12 @@ def structure(
         raise AllOrNoneError(f"energy must be in (0, 1], got {energy}")
     shift = model.pivot_vector(pivot)
     gram = model.eps > GRAM_EPS  # float32/bfloat16 sources: Gram route (see r_factor)
-    R_F = r_factor(model.F, gram=gram)
-    R_G = r_factor(model.G, shift=shift, gram=gram)
-    svd_F = np.linalg.svd(R_F, full_matrices=False)
-    svd_G = np.linalg.svd(R_G, full_matrices=False)
-    sF, sG = svd_F[1], svd_G[1]
+    # R factors in SVD form, R = diag(s) Vt (R^T R = F^T F, resp. G0^T G0)
+    sF, VtF = factor_svd(model.F, gram=gram)
+    sG, VtG = factor_svd(model.G, shift=shift, gram=gram)
 
     # Spectrum of L from the small core K = R_F R_G^T.
-    P, s, Qt = np.linalg.svd(R_F @ R_G.T, full_matrices=False)
+    P, s, Qt = _core_svd((sF[:, None] * VtF) @ (sG[:, None] * VtG).T, gram)
     if s.size == 0 or s[0] <= 0 or not np.isfinite(s[0]):
         raise AllOrNoneError(
             "the log-odds matrix is zero (k = 0): every context gives the same log-odds to "
@@ -227,20 +252,23 @@ def structure(
         c = NOISE_FACTOR * model.eps
         rtol = c * (fro_F * sG[0] + sF[0] * fro_G) / s[0]
         rtol_F, rtol_G = c * fro_F / sF[0], c * fro_G / sG[0]
+        # A direction of G0 with singular value s moves L by at most s ||F||_2: below the
+        # L cut it cannot be told from zero, so it is not counted in N (likewise for M).
+        # Without this, rounding noise amplified by a transformed model (a sampled T with
+        # cond > 10) can enter N and, through E = P_N(M), contaminate E.
+        floor = rtol * s[0] / (sF[0] * sG[0])
+        rtol_F, rtol_G = max(rtol_F, floor), max(rtol_G, floor)
     else:
         rtol = rtol_F = rtol_G = float(tol)
     k = int((s > rtol * s[0]).sum())
     gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
 
     # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
-    M, pinv_F = _basis_and_pinv(svd_F, rtol_F, k)
-    N, pinv_G = _basis_and_pinv(svd_G, rtol_G, k)
-    # E = G0^+ (row space of L) = R_G^+ Q[:, :k];  E' = R_F^+ P[:, :k] (pseudo-inverses on M
-    # and N, so noise directions below the cut are not amplified); then orthonormalise.
-    E = _orthonormal(pinv_G(Qt[:k].T))
-    E_prime = _orthonormal(pinv_F(P[:, :k]))
-    J_f = complement_in(M, E_prime)
-    J_g = complement_in(N, E)
+    # E = G0^+ (row space of L) = R_G^+ Q[:, :k] and E' = R_F^+ P[:, :k], with pseudo-inverses
+    # on N and M so noise directions below the cut are not amplified; one complete QR of
+    # the coordinates in N (resp. M) gives an orthonormal E and its complement J_g (resp. J_f).
+    M, E_prime, J_f = _split(sF, VtF, rtol_F, P[:, :k])
+    N, E, J_g = _split(sG, VtG, rtol_G, Qt[:k].T)
     return Structure(
         model=model,
         pivot=pivot,
@@ -257,29 +285,44 @@ def structure(
         E_prime=E_prime,
         J_f=J_f,
         J_g=J_g,
-        cosines=principal_cosines(M, N),
         f_singular_values=sF,
         g_singular_values=sG,
+        _f_right=VtF,
+        _g_right=VtG,
     )
 
 
-def _orthonormal(X: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of the column space of X (d x k, full column rank) by QR."""
-    return np.ascontiguousarray(np.linalg.qr(X)[0])
+def _core_svd(K: np.ndarray, gram: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``K = P diag(s) Qt``. On the Gram route, whose factors resolve singular values
+    only to ~1e-8 of the largest anyway, from the eigen-decomposition of the smaller of
+    ``K^T K`` and ``K K^T`` (about 3x faster than the SVD; same resolution); singular vectors
+    are exact for singular values above that resolution, the only ones used."""
+    if not gram:
+        return np.linalg.svd(K, full_matrices=False)
+    wide = K.shape[0] < K.shape[1]
+    lam, V = np.linalg.eigh(K @ K.T if wide else K.T @ K)
+    lam, V = lam[::-1], V[:, ::-1]
+    s = np.sqrt(np.clip(lam, 0.0, None))
+    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > s[0] * 1e-12 if s.size else s > 0)
+    if wide:  # V = P; Qt = diag(1/s) P^T K
+        return V, s, (V.T @ K) * inv[:, None]
+    return (K @ V) * inv, s, V.T
 
 
-def _basis_and_pinv(svd, rtol: float, k: int):
-    """Row-space basis of ``R = U diag(s) Vt`` (rank by ``rtol``, at least ``k``) and the map
-    ``X -> R^+ X`` restricted to that rank."""
-    U, s, Vt = svd
+def _split(s: np.ndarray, Vt: np.ndarray, rtol: float, X: np.ndarray):
+    """For ``R = diag(s) Vt``: the row-space basis ``B`` (rank by ``rtol``, at least
+    ``k = X.shape[1]``), an orthonormal basis of ``span(R^+ X)`` inside it and the complement.
+
+    Returns ``(B, E, J)``, each ``d x dim`` with orthonormal columns.
+    """
+    k = X.shape[1]
     r = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
     r = min(max(r, k), s.size)
-    basis = Vt[:r].T.copy()
-
-    def pinv(X: np.ndarray) -> np.ndarray:
-        return basis @ ((U[:, :r].T @ X) / s[:r, None])
-
-    return basis, pinv
+    B = np.ascontiguousarray(Vt[:r].T)
+    if r == k:  # E is all of B: reuse its basis
+        return B, B.copy(), B[:, :0].copy()
+    Q = np.linalg.qr(X[:r] / s[:r, None], mode="complete")[0]  # coordinates of R^+ X in B
+    return B, B @ Q[:, :k], B @ Q[:, k:]
 
 
 def subspace_of(X: np.ndarray, *, tol: float | None = None, eps: float = 2.2e-16) -> np.ndarray:
