@@ -24,6 +24,10 @@ from .linalg import gram_matrix
 from .predictor import NextTokenPredictor, Pivot
 from .structure import GRAM_EPS, Structure, structure
 
+#: Contexts on which reports (``compare``, ``study``) measure log-odds gaps and KL; the
+#: function's own default (128) keeps a single call fast.
+REPORT_ROWS = 256
+
 
 @dataclass(eq=False)
 class Equivalence:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import __version__
 from .._validation import AllOrNoneError
-from ..equivalence import equivalence
+from ..equivalence import REPORT_ROWS, equivalence
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..structure import structure
@@ -148,7 +148,9 @@ def _compare(cfg: CompareConfig, models: Any, steps: _Steps, t0: float) -> dict[
         main = ctx.rows("main")
         Ma, Mb = Pa.subset(rows=main), Pb.subset(rows=main)
         sta, stb = steps.run("structure", lambda: (structure(Ma), structure(Mb)))
-        eq = steps.run("distance", lambda: equivalence(Ma, Mb, structures=(sta, stb)))
+        eq = steps.run(
+            "distance", lambda: equivalence(Ma, Mb, structures=(sta, stb), max_rows=REPORT_ROWS)
+        )
         mp = steps.run("map", lambda: map_residuals(sta, stb, cfg.seed))
         res: dict[str, Any] = {
             "schema_version": "1.0",

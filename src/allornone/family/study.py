@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import AllOrNoneError
+from ..equivalence import REPORT_ROWS
 from ..structure import Structure
 from .train import FAMILY_VERSION
 
@@ -193,11 +194,19 @@ def study(
 
     pairs = list(itertools.combinations(tfs, 2))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
-        eq = equivalence(P[a.name], P[b.name], tol=1e-2, structures=(S[a.name], S[b.name]))
+        eq = equivalence(
+            P[a.name], P[b.name], tol=1e-2, structures=(S[a.name], S[b.name]), max_rows=REPORT_ROWS
+        )
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
         res["pairs"].append(row)
-        eq_b = equivalence(Pb[a.name], Pb[b.name], tol=1e-2, structures=(Sb[a.name], Sb[b.name]))
+        eq_b = equivalence(
+            Pb[a.name],
+            Pb[b.name],
+            tol=1e-2,
+            structures=(Sb[a.name], Sb[b.name]),
+            max_rows=REPORT_ROWS,
+        )
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
     res["stability"] = _stability(res["parallelism"])
     if any(m.kind == "word2vec" for m in members):
@@ -320,7 +329,11 @@ def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
     pairs = []
     for a, b in itertools.combinations(members, 2):
         eq = equivalence(
-            preds[a.name], preds[b.name], tol=1e-2, structures=(sts[a.name], sts[b.name])
+            preds[a.name],
+            preds[b.name],
+            tol=1e-2,
+            structures=(sts[a.name], sts[b.name]),
+            max_rows=REPORT_ROWS,
         )
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
