@@ -6,6 +6,8 @@ equivalents of other widths.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -241,6 +243,45 @@ def test_noise_in_a_transformed_model_does_not_enter_N():
     sa, sb = eq.structure_a, eq.structure_b
     assert sb.dim_N == 1 and sb.dim_M == 1
     assert rel(eq.map_f(model.F @ sa.N @ sa.N.T), smp.model.F @ sb.N @ sb.N.T) < 1e-8
+
+
+def test_float32_pair_uses_single_precision_pass_and_keeps_the_verdict():
+    """Both models float32: normal equations and the float32 vocabulary pass. An equivalent
+    pair is equivalent with residuals at float32 rounding; a 1e-2 change in one unembedding
+    is caught on the g side."""
+    rng = np.random.default_rng(8)
+    model, _ = planted(rng, n=60, V=300, d=10, k=6, jf=2, jg=2)
+    smp = aon.sample_equivalent(model, seed=4, dim=12)
+    a = aon.NextTokenPredictor(model.F.astype(np.float32), model.G.astype(np.float32))
+    b = aon.NextTokenPredictor(smp.model.F.astype(np.float32), smp.model.G.astype(np.float32))
+    eq = aon.equivalence(a, b)
+    assert eq.equivalent, eq.reasons
+    assert eq.residual_f < 1e-5 and eq.residual_g < 1e-5 and eq.mean_kl < 1e-9
+    G = b.G.copy()
+    G[7] += 1e-2 * np.linalg.norm(G[7]) * rng.standard_normal(12) / np.sqrt(12)
+    bad = aon.equivalence(a, aon.NextTokenPredictor(b.F.astype(np.float32), G.astype(np.float32)))
+    assert not bad.equivalent and bad.residual_g > bad.tol
+
+
+def test_normal_equations_fall_back_to_qr_when_ill_conditioned(monkeypatch):
+    eq_mod = importlib.import_module("allornone.equivalence")
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((50, 4))
+    Y = X @ rng.standard_normal((4, 4))
+    W = eq_mod._solve_normal(X.T @ X, X.T @ Y, tol=3.5e-4)
+    np.testing.assert_allclose(X @ W, Y, atol=1e-10)
+    Xbad = X * np.array([1, 1, 1, 1e-7])  # cond(X^T X) ~ 1e14: squaring loses the answer
+    assert eq_mod._solve_normal(Xbad.T @ Xbad, Xbad.T @ Y, tol=3.5e-4) is None
+    # the QR route gives the same verdict and map as the normal equations on float32 models
+    model, _ = planted(rng, n=40, V=50, d=8, k=5, jf=1, jg=1)
+    smp = aon.sample_equivalent(model, seed=2)
+    a = aon.NextTokenPredictor(model.F.astype(np.float32), model.G.astype(np.float32))
+    b = aon.NextTokenPredictor(smp.model.F.astype(np.float32), smp.model.G.astype(np.float32))
+    fast = aon.equivalence(a, b)
+    monkeypatch.setattr(eq_mod, "_solve_normal", lambda *args: None)
+    qr = aon.equivalence(a, b)
+    assert fast.equivalent and qr.equivalent
+    np.testing.assert_allclose(fast.A, qr.A, rtol=1e-6, atol=1e-6 * np.abs(qr.A).max())
 
 
 def test_gram_route_core_svd_matches_lapack():
