@@ -55,6 +55,20 @@ def test_structure_recovers_planted_subspaces(case):
     assert rel((model.F @ PE) @ (G0 @ PE).T, L) < 1e-10
 
 
+@pytest.mark.parametrize("junk", [0, 2])
+def test_effective_bases_follow_the_spectrum_of_L(junk):
+    """Leading columns of E (E') map to the leading right (left) singular vectors of L, also
+    when E is all of N (no junk: compare's maps use the leading coordinates)."""
+    rng = np.random.default_rng(14)
+    model, _ = planted(rng, n=40, V=50, d=9, k=5, jf=junk, jg=junk)
+    s = aon.structure(model)
+    U, _, Vt = np.linalg.svd(model.log_odds(), full_matrices=False)
+    for j in range(1, s.k + 1):
+        right = np.linalg.qr(model.G0() @ s.E[:, :j])[0]
+        left = np.linalg.qr(model.F @ s.E_prime[:, :j])[0]
+        assert same_span(right, Vt[:j].T) and same_span(left, U[:, :j])
+
+
 def test_structure_matches_materialised_when_junk_overlaps():
     """Junk not aligned with axes: f has a component in N that no context... still k = rank L."""
     rng = np.random.default_rng(3)
@@ -282,23 +296,6 @@ def test_normal_equations_fall_back_to_qr_when_ill_conditioned(monkeypatch):
     qr = aon.equivalence(a, b)
     assert fast.equivalent and qr.equivalent
     np.testing.assert_allclose(fast.A, qr.A, rtol=1e-6, atol=1e-6 * np.abs(qr.A).max())
-
-
-def test_gram_route_core_svd_matches_lapack():
-    from allornone.structure import _core_svd
-
-    rng = np.random.default_rng(7)
-    U, _ = np.linalg.qr(rng.standard_normal((30, 30)))
-    V, _ = np.linalg.qr(rng.standard_normal((20, 20)))
-    sv = np.logspace(0, -6, 20)
-    for K in (U[:, :20] * sv @ V.T, (U[:, :20] * sv @ V.T).T):  # tall and wide
-        P, s, Qt = _core_svd(K, gram=True)
-        # resolution ~1e-8 of the largest (the squared Gram), like the Gram-route factors
-        np.testing.assert_allclose(s[:20], sv, rtol=0, atol=1e-10)
-        np.testing.assert_allclose((P * s) @ Qt, K, atol=1e-9)
-        for i in np.flatnonzero(sv > 1e-4):  # singular vectors, up to sign
-            u = K @ Qt[i] / s[i]
-            assert abs(u @ P[:, i]) == pytest.approx(1.0, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------- theorem 3

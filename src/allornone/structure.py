@@ -65,7 +65,10 @@ class Structure:
     M, N : ndarray
         Bases of ``span f(x)`` and ``span g0(y)``.
     E, E_prime : ndarray (d, k)
-        Bases of ``E = P_N(M)`` and ``E' = P_M(N)``.
+        Bases of ``E = P_N(M)`` and ``E' = P_M(N)``, in the order of the spectrum of ``L``:
+        ``G0 E[:, :j]`` spans the top ``j`` right singular vectors of ``L`` and
+        ``F E'[:, :j]`` the top ``j`` left ones (so ``e_f[:, :j]`` are its leading
+        coordinates).
     J_f, J_g : ndarray
         Junk: ``M`` minus ``E'`` (parts of ``f`` no logit reads) and ``N`` minus ``E``
         (parts of ``g0`` no context reads).
@@ -238,7 +241,7 @@ def structure(
     sG, VtG = factor_svd(model.G, shift=shift, gram=gram)
 
     # Spectrum of L from the small core K = R_F R_G^T.
-    P, s, Qt = _core_svd((sF[:, None] * VtF) @ (sG[:, None] * VtG).T, gram)
+    P, s, Qt = np.linalg.svd((sF[:, None] * VtF) @ (sG[:, None] * VtG).T, full_matrices=False)
     if s.size == 0 or s[0] <= 0 or not np.isfinite(s[0]):
         raise AllOrNoneError(
             "the log-odds matrix is zero (k = 0): every context gives the same log-odds to "
@@ -292,23 +295,6 @@ def structure(
     )
 
 
-def _core_svd(K: np.ndarray, gram: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD ``K = P diag(s) Qt``. On the Gram route, whose factors resolve singular values
-    only to ~1e-8 of the largest anyway, from the eigen-decomposition of the smaller of
-    ``K^T K`` and ``K K^T`` (about 3x faster than the SVD; same resolution); singular vectors
-    are exact for singular values above that resolution, the only ones used."""
-    if not gram:
-        return np.linalg.svd(K, full_matrices=False)
-    wide = K.shape[0] < K.shape[1]
-    lam, V = np.linalg.eigh(K @ K.T if wide else K.T @ K)
-    lam, V = lam[::-1], V[:, ::-1]
-    s = np.sqrt(np.clip(lam, 0.0, None))
-    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > s[0] * 1e-12 if s.size else s > 0)
-    if wide:  # V = P; Qt = diag(1/s) P^T K
-        return V, s, (V.T @ K) * inv[:, None]
-    return (K @ V) * inv, s, V.T
-
-
 def _split(s: np.ndarray, Vt: np.ndarray, rtol: float, X: np.ndarray):
     """For ``R = diag(s) Vt``: the row-space basis ``B`` (rank by ``rtol``, at least
     ``k = X.shape[1]``), an orthonormal basis of ``span(R^+ X)`` inside it and the complement.
@@ -319,9 +305,9 @@ def _split(s: np.ndarray, Vt: np.ndarray, rtol: float, X: np.ndarray):
     r = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
     r = min(max(r, k), s.size)
     B = np.ascontiguousarray(Vt[:r].T)
-    if r == k:  # E is all of B: reuse its basis
-        return B, B.copy(), B[:, :0].copy()
-    Q = np.linalg.qr(X[:r] / s[:r, None], mode="complete")[0]  # coordinates of R^+ X in B
+    # coordinates of R^+ X in B; Gram-Schmidt keeps the column order of X (the spectrum of
+    # L), so the leading columns of E span the leading singular directions
+    Q = np.linalg.qr(X[:r] / s[:r, None], mode="complete" if r > k else "reduced")[0]
     return B, B @ Q[:, :k], B @ Q[:, k:]
 
 
