@@ -247,6 +247,20 @@ def test_g_residual_matches_its_definition(k, d):
     assert eq.residual_f == pytest.approx(residual(sa.e_f @ eq.A.T, sb.e_f), rel=1e-8)
 
 
+def test_g_residual_with_fewer_tokens_than_dimensions():
+    """V = 9 < d = 10: the complement of E is completed by QR (no trailing singular vectors
+    of G0 to take it from)."""
+    rng = np.random.default_rng(15)
+    F = rng.standard_normal((30, 8)) @ rng.standard_normal((8, 10))
+    model = aon.NextTokenPredictor(F, rng.standard_normal((9, 10)))
+    other = aon.NextTokenPredictor(F, model.G + 1e-3 * rng.standard_normal((9, 10)))
+    eq = aon.equivalence(model, other)
+    sa, sb = eq.structure_a, eq.structure_b
+    assert eq.k_a == eq.k_b == 8
+    direct = np.linalg.norm(sa.e_g @ np.linalg.inv(eq.A) - sb.e_g) / np.linalg.norm(sb.e_g)
+    assert eq.residual_g == pytest.approx(direct, rel=1e-8) and direct > 1e-5
+
+
 def test_noise_in_a_transformed_model_does_not_enter_N():
     """Regression (found by hypothesis): a sampled model whose G0 has one rounding-noise
     singular value just above 10 eps ||G0||_F got dim N = 2 and, through E = P_N(M), a

@@ -34,7 +34,7 @@ from .predictor import NextTokenPredictor, Pivot
 from .structure import GRAM_EPS, Structure, structure
 
 #: Contexts on which reports (``compare``, ``study``) measure log-odds gaps and KL; the
-#: function's own default (128) keeps a single call fast.
+#: function's own default (64) keeps a single call fast.
 REPORT_ROWS = 256
 
 
@@ -130,7 +130,7 @@ def equivalence(
     tol: float | None = None,
     rank_tol: float | None = None,
     pivot: Pivot = "center",
-    max_rows: int | None = 128,
+    max_rows: int | None = 64,
     seed: int = 0,
     structures: tuple[Structure, Structure] | None = None,
 ) -> Equivalence:
@@ -148,14 +148,21 @@ def equivalence(
     max_rows : int or None
         Contexts on which the log-odds gap and KL are computed exactly (a seeded random
         sample when ``n`` is larger; ``None`` = all). Cost ``O(rows * V * (d_a + d_b))``.
+        The default 64 keeps one call fast; reports use ``REPORT_ROWS`` (256). The verdict
+        does not depend on it: the map residuals cover every context and token.
     structures : (Structure, Structure), optional
         Reuse precomputed structures (must match ``pivot``).
     """
     _check_pair(a, b)
     eps = max(a.eps, b.eps)
     tol = float(tol) if tol is not None else default_equiv_tol(eps)
+    coarse = eps > GRAM_EPS
+    cross_f = partial(gram_matrix, a.F, Y=b.F)  # F_a^T F_b, O(n d_a d_b): coarse route only
     if structures is None:  # the two structures side by side (see _parallel)
-        sa, sb = run_parallel([partial(structure, m, tol=rank_tol, pivot=pivot) for m in (a, b)])
+        tasks = [partial(structure, m, tol=rank_tol, pivot=pivot) for m in (a, b)]
+        out = run_parallel(tasks + ([cross_f] if coarse else []))
+        sa, sb = out[:2]
+        C_ab = out[2] if coarse else None
     else:
         sa, sb = structures
         if sa.pivot != pivot or sb.pivot != pivot:
@@ -163,6 +170,7 @@ def equivalence(
                 f"structures were computed with pivots {sa.pivot!r} and {sb.pivot!r} but "
                 f"pivot={pivot!r}: pass matching structures or the same pivot"
             )
+        C_ab = cross_f() if coarse else None
     reasons: list[str] = []
     if sa.k != sb.k:
         reasons.append(f"effective complexities differ: k={sa.k} vs k={sb.k}")
@@ -174,11 +182,11 @@ def equivalence(
     # Best linear map e_f^b ~= e_f^a A^T (A is k_b x k_a; square when the ks agree). With
     # L_b = L_a it satisfies e_g^a = e_g^b A, hence e_g^b = e_g^a A^{-1} (A^+ when rectangular).
     At = Bt = None
-    if eps > GRAM_EPS:
+    if coarse:
         # normal equations on the k x k Grams of the effective contexts, e_f^T e_f =
         # (R_F E)^T (R_F E); the cross term costs O(n d_a d_b)
         Xa, Xb = sa.R_F @ Ea, sb.R_F @ Eb
-        S_ab = Ea.T @ gram_matrix(a.F, Y=b.F) @ Eb
+        S_ab = Ea.T @ C_ab @ Eb
         At = _solve_normal(Xa.T @ Xa, S_ab, tol)
         Bt = _solve_normal(Xb.T @ Xb, S_ab.T, tol)
     if At is None or Bt is None:  # float64 sources, or e_f too ill-conditioned: QR
@@ -202,8 +210,7 @@ def equivalence(
     if sb.k * (a.d + b.d) < b.d * (a.d + 2 * (b.d - sb.k)):
         maps = (Ea @ W, Eb, False)
     else:
-        C = np.linalg.qr(Eb, mode="complete")[0][:, sb.k :] if sb.k < b.d else Eb[:, :0]
-        maps = (Ea @ W @ Eb.T, C, True)
+        maps = (Ea @ W @ Eb.T, _complement(sb), True)
     rows = _rows(a.n, max_rows, seed)
     res_g2, gap, scale, kl = _vocabulary_pass(a, b, rows, pivot, maps, dtype)
     res_g = _ratio(res_g2, float(np.sum((sb.R_G @ Eb) ** 2)))  # ||e_g^b||^2 = ||R_G Eb||^2
@@ -234,6 +241,15 @@ def equivalence(
         structure_a=sa,
         structure_b=sb,
     )
+
+
+def _complement(st: Structure) -> np.ndarray:
+    """Orthonormal basis (d x (d - k)) of the complement of E in R^d: J_g, then the directions
+    outside N (the trailing right singular vectors of G0)."""
+    outside = st._g_right[st.dim_N :].T
+    if st.dim_N + outside.shape[1] < st.d:  # fewer tokens than dimensions: complete by QR
+        return np.linalg.qr(st.E, mode="complete")[0][:, st.k :]
+    return np.hstack([st.J_g, outside])
 
 
 def _solve_normal(S_xx, S_xy, tol: float) -> np.ndarray | None:
