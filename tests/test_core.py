@@ -192,7 +192,7 @@ def test_streamed_distances_match_the_materialised_ones(case, seed, size, single
         a, b = model, aon.NextTokenPredictor(model.F, G)
     eq = aon.equivalence(a, b, max_rows=None)
     gap, kl = _dense_distances(a, b)
-    assert eq.rows_evaluated == a.n and not eq.equivalent
+    assert eq.rows_evaluated == a.n
     tol = 1e-4 if single else 1e-9  # float32 products: ~1e-6 relative to the log-odds
     assert eq.max_logodds_gap == pytest.approx(gap, rel=tol, abs=tol * np.abs(a.log_odds()).max())
     assert eq.mean_kl == pytest.approx(kl, rel=10 * tol, abs=1e-12)
