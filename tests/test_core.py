@@ -261,6 +261,22 @@ def test_g_residual_with_fewer_tokens_than_dimensions():
     assert eq.residual_g == pytest.approx(direct, rel=1e-8) and direct > 1e-5
 
 
+def test_run_parallel_keeps_order_and_raises(monkeypatch):
+    from allornone._parallel import cpu_count, run_parallel
+
+    monkeypatch.setenv("ALLORNONE_NUM_THREADS", "2")
+    assert cpu_count() == 2
+    assert run_parallel([lambda i=i: i * i for i in range(5)]) == [0, 1, 4, 9, 16]
+
+    def boom():
+        raise ValueError("task failed")
+
+    with pytest.raises(ValueError, match="task failed"):
+        run_parallel([lambda: 1, boom])
+    monkeypatch.setenv("ALLORNONE_NUM_THREADS", "1")
+    assert cpu_count() == 1 and run_parallel([lambda: 1, lambda: 2]) == [1, 2]
+
+
 def test_noise_in_a_transformed_model_does_not_enter_N():
     """Regression (found by hypothesis): a sampled model whose G0 has one rounding-noise
     singular value just above 10 eps ||G0||_F got dim N = 2 and, through E = P_N(M), a
