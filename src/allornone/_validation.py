@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,3 +84,14 @@ def default_equiv_tol(eps: float) -> float:
     1.5e-8 for float64 sources, 3.5e-4 for float32, 8.8e-2 for bfloat16.
     """
     return float(np.sqrt(eps))
+
+
+def read_user_file(path: Path, what: str) -> str:
+    """The UTF-8 text of a user's input file; a missing or non-UTF-8 file raises
+    :class:`AllOrNoneError` naming it (``what``: "pairs", "labels", "relations", ...)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise AllOrNoneError(f"{what} file {path} does not exist") from exc
+    except UnicodeDecodeError as exc:
+        raise AllOrNoneError(f"{what} file {path} is not UTF-8 text: {exc}") from exc

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from allornone._validation import AllOrNoneError
+from allornone._validation import AllOrNoneError, read_user_file
 from allornone.data.corpora import (
     AUSTEN_SOURCE,
     FORTUNES_SOURCE,
@@ -235,12 +235,7 @@ def read_labels_tsv(path: str | Path, name: str | None = None) -> LabelledTexts:
     the file has fewer than two distinct labels.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise AllOrNoneError(f"labels file {path} does not exist") from exc
-    except UnicodeDecodeError as exc:
-        raise AllOrNoneError(f"labels file {path} is not UTF-8 text: {exc}") from exc
+    text = read_user_file(path, "labels")
     texts: list[str] = []
     labels: list[str] = []
     first = True

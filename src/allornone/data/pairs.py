@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from allornone._validation import AllOrNoneError
+from allornone._validation import AllOrNoneError, read_user_file
 from allornone.data.debian import find_debian_file
 
 __all__ = [
@@ -196,12 +196,7 @@ def read_pairs_tsv(path: str | Path, family: str | None = None) -> list[PairFami
     """
     path = Path(path)
     default = family or path.stem
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise AllOrNoneError(f"pairs file {path} does not exist") from exc
-    except UnicodeDecodeError as exc:
-        raise AllOrNoneError(f"pairs file {path} is not UTF-8 text: {exc}") from exc
+    text = read_user_file(path, "pairs")
     grouped: dict[str, list[tuple[str, str]]] = {}
     first_content = True
     for lineno, raw in enumerate(text.splitlines(), start=1):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allornone._validation import AllOrNoneError
+from allornone._validation import AllOrNoneError, read_user_file
 from allornone.data.pairs import ANALOGY_SOURCE, analogy_questions
 
 __all__ = [
@@ -249,16 +249,13 @@ def read_relations_json(path: str | Path) -> list[Relation]:
     empty fields, repeated relation names, invalid JSON (with its line number).
     """
     path = Path(path)
+    text = read_user_file(path, "relations")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise AllOrNoneError(f"relations file {path} does not exist") from exc
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AllOrNoneError(
             f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise AllOrNoneError(f"relations file {path} is not UTF-8 text: {exc}") from exc
     items = data if isinstance(data, list) else [data]
     if not items:
         raise AllOrNoneError(f"{path}: the list of relations is empty")
