@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import AllOrNoneError
-from ..equivalence import REPORT_ROWS
+from ..equivalence import REPORT_ROWS, Equivalence, equivalence
 from ..structure import Structure
 from .train import FAMILY_VERSION
 
@@ -120,7 +120,7 @@ def study(
     """
     from tqdm.auto import tqdm
 
-    from .. import equivalence, models, structure
+    from .. import models, structure
     from ..data.labels import book_passages
     from ..predictor import NextTokenPredictor
     from ..properties import parallelism, probe, steering, vector_from_contexts
@@ -194,24 +194,28 @@ def study(
 
     pairs = list(itertools.combinations(tfs, 2))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
-        eq = equivalence(
-            P[a.name], P[b.name], tol=1e-2, structures=(S[a.name], S[b.name]), max_rows=REPORT_ROWS
-        )
+        eq = _pair_distance(P, S, a.name, b.name)
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
         res["pairs"].append(row)
-        eq_b = equivalence(
-            Pb[a.name],
-            Pb[b.name],
-            tol=1e-2,
-            structures=(Sb[a.name], Sb[b.name]),
-            max_rows=REPORT_ROWS,
-        )
+        eq_b = _pair_distance(Pb, Sb, a.name, b.name)
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
     res["stability"] = _stability(res["parallelism"])
     if any(m.kind == "word2vec" for m in members):
         res["word2vec"] = _study_w2v([m for m in members if m.kind == "word2vec"], seed)
     return res
+
+
+def _pair_distance(preds, structures, a: str, b: str) -> Equivalence:
+    """:func:`equivalence` of two members on the shared contexts and tokens, reusing their
+    structures; tolerance 1e-2 (trained models are only close: the distances are the answer)."""
+    return equivalence(
+        preds[a],
+        preds[b],
+        tol=1e-2,
+        structures=(structures[a], structures[b]),
+        max_rows=REPORT_ROWS,
+    )
 
 
 def _transport_row(a, b, eq_b, Pb, props, labels) -> dict[str, Any]:
@@ -282,7 +286,7 @@ def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
-    from .. import equivalence, models, structure
+    from .. import models, structure
     from ..data import analogy_families
     from ..predictor import NextTokenPredictor
     from ..properties import parallelism
@@ -328,13 +332,7 @@ def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
             )
     pairs = []
     for a, b in itertools.combinations(members, 2):
-        eq = equivalence(
-            preds[a.name],
-            preds[b.name],
-            tol=1e-2,
-            structures=(sts[a.name], sts[b.name]),
-            max_rows=REPORT_ROWS,
-        )
+        eq = _pair_distance(preds, sts, a.name, b.name)
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
         pairs.append(row)
