@@ -166,8 +166,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     res = run_audit(cfg)
-    write_atomically(out, lambda tmp: write_report(res, tmp))
-    print(summary_table(res))
+    return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+
+
+def _publish(out: Path, write: Callable[[Path], Any], summary: Callable[[], str]) -> int:
+    """Write a report atomically into ``out``, then print its summary and where it is."""
+    write_atomically(out, write)
+    print(summary())
     print(f"\nreport: {out / 'report.html'}  (also report.md, results.json, figures/)")
     return 0
 
@@ -189,10 +194,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     res = run_compare(cfg)
-    write_atomically(out, lambda tmp: write_compare(res, tmp))
-    print(summary_table(res))
-    print(f"\nreport: {out / 'report.html'}  (also report.md, results.json, figures/)")
-    return 0
+    return _publish(out, lambda tmp: write_compare(res, tmp), lambda: summary_table(res))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
