@@ -376,7 +376,7 @@ def _vocabulary_pass(a, b, rows, pivot: Pivot, maps, dtype, block: int = 4096):
     # one product per model and block: G0_a[y] [Ma | F_a[rows]^T], G0_b[y] [Mb | F_b[rows]^T]
     Pa = np.ascontiguousarray(np.hstack([Ma, a.F[rows].T]), dtype=dtype)
     Pb = np.ascontiguousarray(np.hstack([Mb, b.F[rows].T]), dtype=dtype)
-    CT = np.ascontiguousarray(Mb.T, dtype=dtype)
+    CT = np.ascontiguousarray(Mb.T, dtype=dtype) if ambient else None  # C^T, ambient form only
     widths = (Ma.shape[1], Mb.shape[1])
     block = max(256, min(block, (1 << 22) // max(r, 1)))
     # contiguous token ranges in parallel (see _parallel); partial results merge exactly
