@@ -1,26 +1,66 @@
 """allornone: which linear properties of a language model are facts about its distribution.
 
-See ``THEORY.md`` (All or None, Marconato et al., AISTATS 2025). The public API is small and
-re-exported here.
+See ``docs/THEORY.md`` (after All or None, Marconato et al., AISTATS 2025). The core API
+(numpy only) is re-exported here; the heavier parts are submodules that load on first use,
+so ``import allornone`` stays cheap and torch is imported only when a model is::
+
+    import allornone as aon
+    aon.structure(aon.NextTokenPredictor(F, G))    # core: numpy only
+    aon.properties.parallelism(model, pairs)       # properties: numpy only
+    aon.models.load("smollm2")                     # models: imports torch/transformers
+    aon.audit.run_audit(...)                       # the audit (and aon.family, aon.testing)
 """
 
-from ._validation import AllOrNoneError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._validation import AllOrNoneError, AllOrNoneTypeError
 from .equivalence import Equivalence, equivalence
-from .predictor import NextTokenPredictor
+from .predictor import NextTokenPredictor, as_predictor
 from .sampler import EquivalentSample, sample_equivalent
 from .structure import Structure, structure, subspace_of
 
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import audit, data, family, models, properties, report, testing  # noqa: F401
+
 __version__ = "0.1.0"
+
+#: Submodules reachable as attributes of the package, imported on first access.
+SUBMODULES = ("audit", "data", "family", "models", "properties", "report", "testing")
 
 __all__ = [
     "AllOrNoneError",
+    "AllOrNoneTypeError",
     "Equivalence",
     "EquivalentSample",
     "NextTokenPredictor",
     "Structure",
     "__version__",
+    "as_predictor",
     "equivalence",
     "sample_equivalent",
     "structure",
     "subspace_of",
+    # submodules (lazy)
+    "audit",
+    "data",
+    "family",
+    "models",
+    "properties",
+    "report",
+    "testing",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'allornone' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,10 @@ import numpy as np
 
 class AllOrNoneError(ValueError):
     """Raised for bad input: the message names the argument and says what to do."""
+
+
+class AllOrNoneTypeError(AllOrNoneError, TypeError):
+    """Bad input of the wrong type (also a :class:`TypeError`); the message names the fix."""
 
 
 def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:
@@ -22,20 +27,16 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:
     """
     if x is None:
         raise AllOrNoneError(f"{name} is None: pass a 2-D array of floats")
-    try:  # torch tensors without importing torch eagerly
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            if not x.dtype.is_floating_point or x.dtype.is_complex:
-                raise AllOrNoneError(
-                    f"{name} is a torch tensor of dtype {x.dtype}; expected a floating dtype "
-                    "(float64, float32, float16 or bfloat16)"
-                )
-            eps = float(torch.finfo(x.dtype).eps)
-            arr = x.detach().to("cpu", dtype=torch.float64).numpy()
-            return _check_finite(arr, name), eps
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
+    torch = sys.modules.get("torch")  # a tensor exists only if torch is imported already
+    if torch is not None and isinstance(x, torch.Tensor):
+        if not x.dtype.is_floating_point or x.dtype.is_complex:
+            raise AllOrNoneError(
+                f"{name} is a torch tensor of dtype {x.dtype}; expected a floating dtype "
+                "(float64, float32, float16 or bfloat16)"
+            )
+        eps = float(torch.finfo(x.dtype).eps)
+        arr = x.detach().to("cpu", dtype=torch.float64).numpy()
+        return _check_finite(arr, name), eps
     arr = np.asarray(x)
     if arr.dtype == object:
         raise AllOrNoneError(f"{name} is an object array; pass a numeric float array")

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from ._parallel import cpu_count, run_parallel
 from ._validation import AllOrNoneError, default_equiv_tol
 from .linalg import gram_matrix
-from .predictor import NextTokenPredictor, Pivot
+from .predictor import NextTokenPredictor, Pivot, as_predictor
 from .structure import GRAM_EPS, Structure, structure
 
 #: Contexts on which reports (``compare``, ``study``) measure log-odds gaps and KL; the
@@ -127,8 +128,8 @@ class Equivalence:
 
 
 def equivalence(
-    a: NextTokenPredictor,
-    b: NextTokenPredictor,
+    a: NextTokenPredictor | Any,
+    b: NextTokenPredictor | Any,
     *,
     tol: float | None = None,
     rank_tol: float | None = None,
@@ -156,6 +157,7 @@ def equivalence(
     structures : (Structure, Structure), optional
         Reuse precomputed structures (must match ``pivot``).
     """
+    a, b = as_predictor(a, "a"), as_predictor(b, "b")
     _check_pair(a, b)
     eps = max(a.eps, b.eps)
     tol = float(tol) if tol is not None else default_equiv_tol(eps)
@@ -163,8 +165,8 @@ def equivalence(
     cross_f = partial(gram_matrix, a.F, Y=b.F)  # F_a^T F_b, O(n d_a d_b): coarse route only
     if structures is None:  # the two structures side by side (see _parallel)
         tasks = [partial(structure, m, tol=rank_tol, pivot=pivot) for m in (a, b)]
-        out = run_parallel(tasks + ([cross_f] if coarse else []))
-        sa, sb = out[:2]
+        out: list[Any] = run_parallel(tasks + ([cross_f] if coarse else []))
+        sa, sb = out[0], out[1]
         C_ab = out[2] if coarse else None
     else:
         sa, sb = structures
@@ -282,9 +284,6 @@ def _solve_normal(S_xx, S_xy, tol: float) -> np.ndarray | None:
 
 
 def _check_pair(a: NextTokenPredictor, b: NextTokenPredictor) -> None:
-    for name, m in (("a", a), ("b", b)):
-        if not isinstance(m, NextTokenPredictor):
-            raise AllOrNoneError(f"{name} must be a NextTokenPredictor, got {type(m).__name__}")
     if a.n != b.n:
         raise AllOrNoneError(
             f"a has {a.n} contexts but b has {b.n}: compare models on the same contexts"
@@ -390,7 +389,9 @@ def _vocabulary_pass(a, b, rows, pivot: Pivot, maps, dtype, block: int = 4096):
             for lo, hi in zip(cuts[:-1], cuts[1:])
         ]
     )
-    res2, gap, scale = (f(x[i] for x in states) for i, f in enumerate((sum, max, max)))
+    res2 = sum(x[0] for x in states)
+    gap = max(x[1] for x in states)
+    scale = max(x[2] for x in states)
     if r == 0:
         return res2, 0.0, 0.0, 0.0
     m = np.max([x[3] for x in states], axis=0)

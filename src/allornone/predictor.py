@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import AllOrNoneError, as_matrix, to_numpy
+from ._validation import AllOrNoneError, AllOrNoneTypeError, as_matrix, to_numpy
 
 #: Largest number of entries a dense log-odds / logits block may have unless the caller
 #: passes ``allow_large=True`` (5e7 float64 entries = 400 MB).
@@ -172,7 +172,7 @@ class NextTokenPredictor:
     # ------------------------------------------------------------------ indexing helpers
     def token_index(self, token: str | int) -> int:
         """Column index of a token given by label or index."""
-        return int(self.col_indices([token])[0])
+        return int(self.col_indices(np.array([token]) if isinstance(token, str) else [token])[0])
 
     def row_indices(self, rows: Index) -> np.ndarray:
         """Resolve ``rows`` (None, int, slice, mask, indices or context labels) to indices."""
@@ -343,3 +343,25 @@ def _guard(nr: int, nc: int, allow_large: bool) -> None:
             f"refusing to materialise a {nr} x {nc} block ({nr * nc:,} entries): select fewer "
             "rows/columns, or pass allow_large=True if you really want it"
         )
+
+
+def as_predictor(model: Any, name: str = "model") -> NextTokenPredictor:
+    """``model`` as a :class:`NextTokenPredictor`: a predictor itself, or the ``.model`` of an
+    :class:`~allornone.EquivalentSample` (or of any object carrying a predictor as ``.model``,
+    such as a sampled member). Anything else raises a :class:`TypeError` that names the fix.
+    """
+    if isinstance(model, NextTokenPredictor):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, NextTokenPredictor):
+        return inner
+    hint = (
+        "a real model: build its predictor first, e.g. allornone.models.load(name)"
+        ".predictor(contexts)"
+        if hasattr(model, "predictor")
+        else "wrap your matrices with allornone.NextTokenPredictor(F, G)"
+    )
+    raise AllOrNoneTypeError(
+        f"{name} must be a NextTokenPredictor (or an EquivalentSample), got "
+        f"{type(model).__name__}: {hint}"
+    )

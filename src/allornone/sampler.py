@@ -24,13 +24,15 @@ properties live, so choosing it on purpose builds counterexamples:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ._validation import AllOrNoneError, to_numpy
+from ._validation import AllOrNoneError, AllOrNoneTypeError, to_numpy
 from .linalg import random_invertible
-from .predictor import NextTokenPredictor
-from .structure import Structure, structure
+from .predictor import NextTokenPredictor, as_predictor
+from .structure import Structure
+from .structure import structure as _structure
 
 JUNK_MODES = ("random", "zero", "shuffle", "adversarial")
 
@@ -66,7 +68,7 @@ class EquivalentSample:
 
 
 def sample_equivalent(
-    model: NextTokenPredictor,
+    model: NextTokenPredictor | Any,
     *,
     dim: int | None = None,
     seed: int | np.random.Generator | None = None,
@@ -74,6 +76,7 @@ def sample_equivalent(
     scale: float | None = None,
     cond: float = 10.0,
     junk_dims: tuple[int, int] | None = None,
+    structure: Structure | None = None,
     structure_: Structure | None = None,
 ) -> EquivalentSample:
     """Draw a model with exactly the same next-token distribution as ``model``.
@@ -95,11 +98,15 @@ def sample_equivalent(
     junk_dims : (d_u, d_w), optional
         Sizes of the junk blocks (default: split ``dim - k`` evenly, ``d_w`` taking the odd
         one). Explicit ``(u, w)`` junk sets them from the arrays.
-    structure_ : Structure, optional
-        Reuse a precomputed (centred) structure of ``model``.
+    structure : Structure, optional
+        Reuse a precomputed (centred) structure of ``model`` (``structure_`` is the old
+        spelling, still accepted).
     """
+    model = as_predictor(model)
+    if structure is None:
+        structure = structure_
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    st = structure_ if structure_ is not None else structure(model)
+    st = structure if structure is not None else _structure(model)
     k, n, V = st.k, model.n, model.V
     explicit = not isinstance(junk, str)
     if not explicit and junk not in JUNK_MODES:
@@ -117,6 +124,8 @@ def sample_equivalent(
         sizes = None
     if dim is None:
         dim = max(model.d, k + 2 if sizes is None else k + sum(sizes))
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer):
+        raise AllOrNoneTypeError(f"dim must be an integer width, got {dim!r}")
     dim = int(dim)
     if dim < k:
         raise AllOrNoneError(

@@ -21,6 +21,7 @@ the gap the decision was taken on (:attr:`Structure.gap`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from .linalg import (
     r_factor,
     row_basis,
 )
-from .predictor import NextTokenPredictor, Pivot
+from .predictor import NextTokenPredictor, Pivot, as_predictor
 
 #: Inputs whose source precision is coarser than this use the (faster) Gram route for the
 #: factors R_F, R_G; float64 inputs use tall-skinny QR.
@@ -206,7 +207,7 @@ class Structure:
 
 
 def structure(
-    model: NextTokenPredictor,
+    model: NextTokenPredictor | Any,
     *,
     tol: float | None = None,
     pivot: Pivot = "center",
@@ -227,11 +228,7 @@ def structure(
 
     Cost ``O((n + V) d^2)`` time and ``O(d^2)`` extra memory beyond the factors.
     """
-    if not isinstance(model, NextTokenPredictor):
-        raise AllOrNoneError(
-            f"structure() takes a NextTokenPredictor, got {type(model).__name__}; wrap your "
-            "matrices with aon.NextTokenPredictor(F, G)"
-        )
+    model = as_predictor(model)
     if not 0 < energy <= 1:
         raise AllOrNoneError(f"energy must be in (0, 1], got {energy}")
     shift = model.pivot_vector(pivot)

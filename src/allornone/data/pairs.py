@@ -57,13 +57,15 @@ def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def analogy_path() -> Path:
     """Path of ``questions-words.txt`` inside the installed gensim wheel."""
-    try:
-        from gensim.test.utils import datapath
-    except ImportError as exc:  # pragma: no cover - gensim is a dependency
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")  # located, not imported (gensim is heavy)
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
         raise AllOrNoneError(
             "the Google analogy set ships with gensim; install it: pip install gensim"
-        ) from exc
-    path = Path(datapath("questions-words.txt"))
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    path = root / "test" / "test_data" / "questions-words.txt"
     if not path.is_file():  # pragma: no cover - would mean a broken gensim install
         raise AllOrNoneError(f"{path} is missing from the gensim install; reinstall gensim")
     return path
