@@ -1,6 +1,7 @@
 """allornone: which linear properties of a language model are facts about its distribution.
 
-See ``docs/THEORY.md`` (after All or None, Marconato et al., AISTATS 2025). The core API
+See ``docs/THEORY.md`` (after All or None, Marconato et al., AISTATS 2025; the installed
+package carries a copy: :func:`theory_path`). The core API
 (numpy only) is re-exported here; the heavier parts are submodules that load on first use,
 so ``import allornone`` stays cheap and torch is imported only when a model is::
 
@@ -14,6 +15,7 @@ so ``import allornone`` stays cheap and torch is imported only when a model is::
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._validation import AllOrNoneError, AllOrNoneTypeError
@@ -43,6 +45,7 @@ __all__ = [
     "sample_equivalent",
     "structure",
     "subspace_of",
+    "theory_path",
     # submodules (lazy)
     "audit",
     "data",
@@ -54,9 +57,23 @@ __all__ = [
 ]
 
 
+def theory_path() -> Path:
+    """Path of ``THEORY.md`` inside the installed package: the document that defines every
+    number the tool prints (the same text as ``docs/THEORY.md`` in the repository)."""
+    return Path(__file__).with_name("THEORY.md")
+
+
 def __getattr__(name: str) -> Any:
     if name in SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] == "allornone":
+                raise
+            raise ImportError(
+                f"allornone.{name} needs {exc.name!r}, which is not installed: "
+                "pip install 'allornone[audit]' (models only: 'allornone[models]')"
+            ) from exc
         globals()[name] = module
         return module
     raise AttributeError(f"module 'allornone' has no attribute {name!r}")
