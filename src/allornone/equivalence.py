@@ -396,26 +396,35 @@ def _vocabulary_pass(a, b, rows, pivot: Pivot, maps, dtype, block: int = 4096):
         return res2, 0.0, 0.0, 0.0
     m = np.max([x[3] for x in states], axis=0)
     z, t, u = (sum(x[i] * np.exp(x[3] - m) for x in states) for i in (4, 5, 6))
-    with np.errstate(over="ignore", invalid="ignore"):
+    mb = np.max([x[7] for x in states], axis=0)
+    zb = sum(x[8] * np.exp(x[7] - mb) for x in states)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         kl = t / z + np.log1p(u / z)
+        # where exp(-diff) overflowed (gaps beyond ~700 nats, e.g. logits scaled by 1e30),
+        # log E_pa[exp(-diff)] = logsumexp(lb) - logsumexp(la) from the separate running sums
+        bad = ~np.isfinite(kl)
+        if bad.any():
+            kl[bad] = (t / z + (mb + np.log(zb)) - (m + np.log(z)))[bad]
     return res2, gap, scale, max(float(np.mean(kl)), 0.0)
 
 
 def _vocab_range(a, b, lo, hi, shifts, products, widths, ambient, block, dtype):
     """The pass of :func:`_vocabulary_pass` over tokens ``lo:hi``. Returns the partial state
-    ``(||D||^2, max gap, max |la|, m, z, t, u)`` with sums relative to the running max ``m``."""
+    ``(||D||^2, max gap, max |la|, m, z, t, u, mb, zb)`` with sums relative to the running max
+    ``m`` (and ``zb = sum exp(lb - mb)``, the normaliser of ``b``, for the overflow fallback)."""
     pa, pb = shifts
     Pa, Pb, CT = products
     wa, wb = widths
     r = Pa.shape[1] - wa
     res2, gap, scale = 0.0, 0.0, 0.0
-    m = np.full(r, -np.inf)
-    z, t, u = np.zeros(r), np.zeros(r), np.zeros(r)
+    m, mb = np.full(r, -np.inf), np.full(r, -np.inf)
+    z, t, u, zb = np.zeros(r), np.zeros(r), np.zeros(r), np.zeros(r)
     # buffers reused across blocks (no per-block allocation of large arrays)
-    bufs = [np.empty((block, w), dtype=dtype) for w in (a.d, b.d, Pa.shape[1], Pb.shape[1], b.d)]
+    widths_ = (a.d, b.d, Pa.shape[1], Pb.shape[1], b.d, r)
+    bufs = [np.empty((block, w), dtype=dtype) for w in widths_]
     for start in range(lo, hi, block):
         c = min(block, hi - start)
-        ga, gb, Xa, Xb, tmp = (x[:c] for x in bufs)
+        ga, gb, Xa, Xb, tmp, eb = (x[:c] for x in bufs)
         np.copyto(ga, a.G[start : start + c], casting="same_kind")
         ga -= pa
         np.copyto(gb, b.G[start : start + c], casting="same_kind")
@@ -434,6 +443,12 @@ def _vocab_range(a, b, lo, hi, shifts, products, widths, ambient, block, dtype):
             continue
         # log-odds of the sampled rows for these tokens, tokens along axis 0: (block, r)
         la, diff = Xa[:, wa:], Xb[:, wb:]
+        colmax_b = diff.max(axis=0)  # lb, before it is overwritten by la - lb
+        new_b = np.maximum(mb, colmax_b)
+        zb = zb * np.exp(mb - new_b) + np.exp(
+            np.subtract(diff, new_b.astype(dtype), out=eb), out=eb
+        ).sum(axis=0, dtype=np.float64)
+        mb = new_b
         np.subtract(la, diff, out=diff)
         lo_d, hi_d = float(diff.min()), float(diff.max())
         gap = max(gap, hi_d, -lo_d)
@@ -447,12 +462,21 @@ def _vocab_range(a, b, lo, hi, shifts, products, widths, ambient, block, dtype):
         t += np.einsum("ij,ij->j", e, diff, dtype=np.float64)
         # expm1(-diff) overflows float32 beyond 88 nats: do such blocks in float64
         x = np.negative(diff, out=diff) if lo_d > -80 else -diff.astype(np.float64)
-        u += np.einsum("ij,ij->j", e, np.expm1(x, out=x), dtype=np.float64)
-    return res2, gap, scale, m, z, t, u
+        with np.errstate(over="ignore", invalid="ignore"):  # inf: handled by the fallback
+            u += np.einsum("ij,ij->j", e, np.expm1(x, out=x), dtype=np.float64)
+    return res2, gap, scale, m, z, t, u, mb, zb
 
 
 def _lstsq(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Least-squares ``X W ~= Y`` by pivoted QR (LAPACK gelsy: rank-revealing, faster than SVD)."""
     import scipy.linalg as sla
 
-    return sla.lstsq(X, Y, lapack_driver="gelsy", check_finite=False)[0]
+    if X.size == 0 or Y.size == 0:
+        return np.zeros((X.shape[1], Y.shape[1]))
+    sx, sy = float(np.max(np.abs(X))), float(np.max(np.abs(Y)))
+    if sx == 0 or sy == 0 or not np.isfinite(sx * sy):
+        sx = sy = 1.0
+    # scaled to unit size first: LAPACK's workspace query and pivoting fail near the limits
+    # of float64 (factors of 1e-200 or 1e200), and the solution scales back exactly
+    W = sla.lstsq(X / sx, Y / sy, lapack_driver="gelsy", check_finite=False)[0]
+    return W * (sy / sx)

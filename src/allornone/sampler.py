@@ -190,7 +190,12 @@ def _explicit_junk(junk, n: int, V: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rms(X: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(X**2))) if X.size else 0.0
+    """Root mean square, computed on ``X / max|X|`` so that it neither under- nor overflows
+    for factors of any scale (1e-200 .. 1e200)."""
+    top = float(np.max(np.abs(X))) if X.size else 0.0
+    if top == 0 or not np.isfinite(top):
+        return top
+    return top * float(np.sqrt(np.mean((X / top) ** 2)))
 
 
 def _make_junk(mode: str, st: Structure, d_u: int, d_w: int, scale, rng):
