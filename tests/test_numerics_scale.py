@@ -63,3 +63,21 @@ def test_huge_gaps_use_the_log_sum_exp_fallback():
     eq = aon.equivalence(a, b, max_rows=None)
     assert eq.max_logodds_gap > 800
     assert eq.mean_kl == pytest.approx(_dense_kl(a, b), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_rank_cut_sits_at_the_rounding_floor(dtype):
+    """Rank-3 data whose third singular value is 5% of the first: half-precision rounding
+    (noise near 1e-3 sigma_max) cannot hide it, so k = 3 (the worst-case floor cut at
+    0.56 sigma_max and reported k = 2)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((500, 3)))[0]
+    W = np.linalg.qr(rng.standard_normal((32, 3)))[0]
+    F = 30 * U @ np.diag([1.0, 0.3, 0.05]) @ W.T * np.sqrt(500)
+    G = rng.standard_normal((800, 32))
+    t = getattr(torch, dtype)
+    st = aon.structure(aon.NextTokenPredictor(torch.tensor(F).to(t), torch.tensor(G).to(t)))
+    assert st.k == 3, st.decision
+    s = np.asarray(st.singular_values)
+    assert s[3] / s[0] < st.tol < s[2] / s[0]  # the cut lies between noise and signal

@@ -41,6 +41,8 @@ GRAM_EPS = 1e-10
 
 #: Safety factor on the rounding floor that decides the default numerical ranks.
 NOISE_FACTOR = 10.0
+#: Source dtypes coarser than this (bfloat16, float16) get the random-rounding floor.
+HALF_EPS = 1e-4
 
 #: A spectrum gap ``sigma_k / sigma_{k+1}`` below this makes ``k`` "not sharp".
 SHARP_GAP = 1e3
@@ -250,6 +252,15 @@ def structure(
         # eps (||F||_F ||G0|| + ||F|| ||G0||_F); NOISE_FACTOR is a safety margin.
         fro_F, fro_G = float(np.sqrt(np.sum(sF**2))), float(np.sqrt(np.sum(sG**2)))
         c = NOISE_FACTOR * model.eps
+        if model.eps > HALF_EPS:
+            # bfloat16/float16: the worst case (errors aligned with the spectrum) would cut at
+            # a sizeable fraction of sigma_max. Rounding errors are independent across
+            # entries, with standard deviation (eps / 2) / sqrt(3) relative (round to nearest),
+            # so ||dF||_2 ~ that x rms(F) (sqrt(n) + sqrt(d)) (a random matrix): use that
+            # (NOISE_FACTOR still the margin)
+            unit = 0.5 / np.sqrt(3.0)
+            fro_F *= unit * (1 / np.sqrt(model.d) + 1 / np.sqrt(model.n))
+            fro_G *= unit * (1 / np.sqrt(model.d) + 1 / np.sqrt(model.V))
         rtol = c * (fro_F * sG[0] + sF[0] * fro_G) / s[0]
         rtol_F, rtol_G = c * fro_F / sF[0], c * fro_G / sG[0]
         # A direction of G0 with singular value s moves L by at most s ||F||_2: below the
