@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,48 @@ def default_equiv_tol(eps: float) -> float:
 def read_user_file(path: Path, what: str) -> str:
     """The UTF-8 text of a user's input file; a missing or non-UTF-8 file raises
     :class:`AllOrNoneError` naming it (``what``: "pairs", "labels", "relations", ...)."""
+    path = Path(path)
+    limit = max_input_lines()
     try:
-        return Path(path).read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if path.is_dir():
+            raise AllOrNoneError(f"{what} file {path} is a folder: pass a file")
+        if size > MAX_INPUT_BYTES:
+            raise AllOrNoneError(
+                f"{what} file {path} has {size / 2**20:.0f} MiB; input files are limited to "
+                f"{MAX_INPUT_BYTES // 2**20} MiB: pass a sample of it"
+            )
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise AllOrNoneError(f"{what} file {path} does not exist") from exc
     except UnicodeDecodeError as exc:
         raise AllOrNoneError(f"{what} file {path} is not UTF-8 text: {exc}") from exc
+    lines = text.count("\n") + (not text.endswith("\n") and bool(text))
+    if lines > limit:
+        raise AllOrNoneError(
+            f"{what} file {path} has {lines} lines; the audit reads at most {limit} "
+            f"(each line is tokenised and embedded): pass a sample, or raise the limit with "
+            f"{MAX_LINES_ENV}=N"
+        )
+    return text
+
+
+#: Input files larger than this are refused before anything is parsed.
+MAX_INPUT_BYTES = 64 * 2**20
+#: Default most lines of one input file (pairs, labels, relations); see :func:`max_input_lines`.
+MAX_INPUT_LINES = 100_000
+MAX_LINES_ENV = "ALLORNONE_MAX_INPUT_LINES"
+
+
+def max_input_lines() -> int:
+    """Most lines an input file may have: ``$ALLORNONE_MAX_INPUT_LINES`` or 100,000."""
+    raw = os.environ.get(MAX_LINES_ENV)
+    if raw is None:
+        return MAX_INPUT_LINES
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise AllOrNoneError(f"{MAX_LINES_ENV}={raw!r} is not an integer") from exc
+    if value < 1:
+        raise AllOrNoneError(f"{MAX_LINES_ENV} must be >= 1, got {value}")
+    return value
