@@ -16,6 +16,7 @@ from allornone.properties import (
     parallelism,
     parallelism_families,
 )
+from allornone.testing import check_property
 
 M_PAIRS = 5
 
@@ -76,7 +77,8 @@ def test_identified_parallelism_is_invariant_and_witness_transports(seed, width,
         assert close(r2.baseline[key], r.baseline[key]), key
     # transported concept direction gives the same log-ratio column F D in the new model
     v = r.transport(eq)
-    assert np.allclose(m2.F @ v, m.F @ r.witness, rtol=0, atol=1e-9 * np.abs(m.F @ r.witness).max())
+    w = r.witness.vector
+    assert np.allclose(m2.F @ v, m.F @ w, rtol=0, atol=1e-9 * np.abs(m.F @ w).max())
 
 
 def test_raw_parallelism_broken_when_M_is_not_full():
@@ -116,14 +118,13 @@ def test_causal_inner_product_raw_vs_identified():
     p = random_planted(seed=11)
     m = p.model
     pairs = [(0, 1), (2, 3), (4, 5), (6, 7)]
-    r = parallelism(m, pairs, baseline_draws=0)
-    diffs = []
-    for seed in range(3):
-        m2, _ = sample(m, m.d + 1, seed, "adversarial")
-        r2 = parallelism(m2, pairs, baseline_draws=0)
-        assert close(r2.identified["causal_cos"], r.identified["causal_cos"])
-        diffs.append(abs(r2.raw["causal_cos_raw"] - r.raw["causal_cos_raw"]))
-    assert max(diffs) > 1e-3  # the raw causal inner product is not identified with junk
+    # identified statistics (causal_cos included) invariant under every junk mode; raw ones
+    # broken by adversarial junk (M != R^d here)
+    r = check_property(parallelism, pairs, m, baseline_draws=0, seeds=(0, 1), widths=("d+1",))
+    assert not r.all_or_none
+    m2, _ = sample(m, m.d + 1, 0, "adversarial")
+    r2 = parallelism(m2, pairs, baseline_draws=0)
+    assert abs(r2.raw["causal_cos_raw"] - r.raw["causal_cos_raw"]) > 1e-3  # not identified
 
 
 def test_families_and_exclusions():
@@ -170,7 +171,7 @@ def test_context_parallelism_mirror():
         for key in r.identified:
             assert close(r2.identified[key], r.identified[key]), key
         v = r.transport(eq)  # f-side direction: same rows of L
-        assert np.allclose(m2.G0() @ v, m.G0() @ r.witness, atol=1e-9)
+        assert np.allclose(m2.G0() @ v, m.G0() @ r.witness.vector, atol=1e-9)
 
 
 def test_analogy_accuracy_planted():
@@ -185,14 +186,17 @@ def test_analogy_accuracy_planted():
     qs = [
         (j, n_pairs + j, i, n_pairs + i) for i in range(n_pairs) for j in range(n_pairs) if i != j
     ]
-    res = analogy_accuracy(G, {"capitals": qs, "wrong": [(0, 1, 2, 3)]})
-    assert res.accuracy["capitals"] == 1.0 and res.counts["capitals"] == len(qs)
-    assert res.accuracy["wrong"] == 0.0
-    # with a predictor and labels; an unknown word is excluded
     from allornone import NextTokenPredictor
 
     m = NextTokenPredictor(rng.standard_normal((3, d)), G, tokens=[f"w{i}" for i in range(len(G))])
+    res = analogy_accuracy(m, {"capitals": qs, "wrong": [(0, 1, 2, 3)]})
+    assert res.raw["capitals"] == 1.0 and res.details["counts"]["capitals"] == len(qs)
+    assert res.raw["wrong"] == 0.0
+    assert res.property == "analogy" and not res.all_or_none and set(res.identified) == set(res.raw)
+    # labels; an unknown word is excluded
     res2 = analogy_accuracy(m, [("w0", "w8", "w1", "w9"), ("w0", "w8", "zz", "w9")])
-    assert res2.accuracy["all"] == 1.0 and len(res2.excluded) == 1
+    assert res2.raw["all"] == 1.0 and len(res2.excluded) == 1
     with pytest.raises(AllOrNoneError):
-        analogy_accuracy(G, [])
+        analogy_accuracy(m, [])
+    with pytest.raises(TypeError, match="NextTokenPredictor"):
+        analogy_accuracy(G, qs)

@@ -116,15 +116,15 @@ def test_planted_structure_is_as_built():
 def test_every_property_result_is_json_ready():
     import json
 
-    from allornone.properties import parallelism, probe, relational, steering
+    from allornone.properties import RelationSpec, parallelism, probe, relational, steering
 
     p = random_planted(seed=2)
     m = p.model
-    subj, qry = m.subset(rows=range(0, 30)), m.subset(rows=range(30, 60))
+    spec = RelationSpec(subjects=range(0, 30), queries=range(30, 60), answers=[0, 1, 2])
     results = [
         parallelism(m, [(0, 1), (2, 3), (4, 5)], baseline_draws=2),
         probe(m, (m.F[:, 0] > 0).astype(int)),
-        relational(subj, qry, [0, 1, 2], kl=False),
+        relational(m, spec, kl=False),
         steering(m, m.F[0] - m.F[1], targets=[0]),
     ]
     for r in results:

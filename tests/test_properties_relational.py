@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from test_properties_planted import JUNKS, close, dim_of, planted, sample
 
 from allornone import AllOrNoneError, structure
-from allornone.properties import RelationMap, relation_logodds, relational
+from allornone.properties import RelationMap, RelationSpec, relation_logodds, relational
+from allornone.testing import check_property
 
 N_S, V, K, D_U, D_W = 40, 30, 4, 2, 2
 ANSWERS = [0, 1, 2, 3, 4, 5]
@@ -47,10 +48,17 @@ def _split(model):
     return model.subset(rows=np.arange(N_S)), model.subset(rows=np.arange(N_S, 2 * N_S))
 
 
+def _spec(answers=ANSWERS, objects=None, n=N_S):
+    """Subjects are rows 0..n-1, queries rows N_S..N_S+n-1 of the combined model."""
+    return RelationSpec(
+        subjects=np.arange(n), queries=np.arange(N_S, N_S + n), answers=answers, objects=objects
+    )
+
+
 def test_planted_relation_holds_and_condition_holds():
     p = _relation(0)
-    subj, qry = _split(p.model)
-    r = relational(subj, qry, ANSWERS, objects=None, kl=True)
+    _, qry = _split(p.model)
+    r = relational(p.model, _spec(), kl=True)
     assert r.all_or_none and r.condition_size < 1e-10
     assert r.details["dim_M_S_cap_N_perp"] == D_U
     for key in ("strong_r2_test", "refined_r2_test"):
@@ -73,12 +81,10 @@ def test_planted_relation_holds_and_condition_holds():
 def test_refined_relation_transfers_with_the_witness(seed, width, junk, n_answers):
     p = _relation(seed % 53)
     m = p.model
-    subj, qry = _split(m)
     answers = ANSWERS[:n_answers]  # 3 answers: Gamma is a proper subspace of N, with J_g parts
-    r = relational(subj, qry, answers, kl=False)
+    r = relational(m, _spec(answers), kl=False)
     m2, eq = sample(m, dim_of(width, p.k, p.d), seed, junk)
-    subj2, qry2 = _split(m2)
-    r2 = relational(subj2, qry2, answers, kl=False)
+    r2 = relational(m2, _spec(answers), kl=False)
     for key in r.identified:
         assert close(r2.identified[key], r.identified[key]), key
     # the transported map reproduces the predictions on Gamma (answers' log-odds), all subjects
@@ -94,7 +100,7 @@ def test_literal_P_N_witness_needs_outputs_in_M():
     p = _relation(0)
     m = p.model
     answers = ANSWERS[:3]
-    r = relational(*_split(m), answers, kl=False)
+    r = relational(m, _spec(answers), kl=False)
     m2, eq = sample(m, p.d + 2, 0, "random")
     w = r.witness
     P_N = eq.structure_a.N @ eq.structure_a.N.T
@@ -112,8 +118,7 @@ def test_condition_uses_M_S_not_M():
     p = _relation(3, subject_junk=False)
     m = p.model
     assert structure(m).dim_J_f == D_U
-    subj, qry = _split(m)
-    r = relational(subj, qry, ANSWERS, kl=False)
+    r = relational(m, _spec(), kl=False)
     assert r.details["dim_M_S_cap_N_perp"] == 0 and r.all_or_none
     m2, eq = sample(m, p.d + 2, 1, "adversarial")
     pred2 = relation_logodds(r.transport(eq), m2, np.arange(N_S), ANSWERS)
@@ -124,48 +129,50 @@ def test_condition_uses_M_S_not_M():
 def test_relation_reading_junk_fails_and_strong_form_does_not_transfer():
     p = _relation(1, reads_junk=True)
     m = p.model
-    subj, qry = _split(m)
-    r = relational(subj, qry, ANSWERS, kl=False)
+    r = relational(m, _spec(), kl=False)
     assert not r.all_or_none and r.condition_size > 0.1
     assert r.raw["refined_r2_test"] > 1 - 1e-9  # holds in this model's coordinates ...
     assert r.identified["dist_r2_test"] < 0.95  # ... but not in the distribution
     pred = r.details["predicted_logodds_refined"]
     for seed in range(3):
         m2, eq = sample(m, p.d + seed, seed, "adversarial")
-        r2 = relational(*_split(m2), ANSWERS, kl=False)
+        r2 = relational(m2, _spec(), kl=False)
         assert r2.raw["refined_r2_test"] < 0.95  # broken by the adversarial model
         assert r2.raw["strong_r2_test"] < 0.9
         pred2 = relation_logodds(r.transport(eq), m2, np.arange(N_S), ANSWERS)
         assert np.linalg.norm(pred2 - pred) > 0.1 * np.linalg.norm(pred - pred.mean())
-        for key in r.identified:
-            assert close(r2.identified[key], r.identified[key]), key
+    # identified statistics invariant under every junk mode, raw ones broken by adversarial junk
+    check_property(relational, _spec(), m, kl=False, seeds=(0,), widths=("d+1",))
     # and the strong form does not transfer even when the condition holds
     ok = _relation(2)
-    r_ok = relational(*_split(ok.model), ANSWERS, kl=False)
+    r_ok = relational(ok.model, _spec(), kl=False)
     assert r_ok.all_or_none and r_ok.raw["strong_r2_test"] > 1 - 1e-9
     m3, _ = sample(ok.model, ok.d + 1, 0, "adversarial")
-    r3 = relational(*_split(m3), ANSWERS, kl=False)
+    r3 = relational(m3, _spec(), kl=False)
     assert r3.raw["strong_r2_test"] < 0.9 and r3.identified["dist_r2_test"] > 1 - 1e-9
 
 
 def test_objects_and_validation():
     p = _relation(4)
-    subj, qry = _split(p.model)
+    m = p.model
+    _, qry = _split(m)
     own = qry.log_odds(cols=ANSWERS).argmax(axis=1)
     objects = [f"t{ANSWERS[i]}" for i in own]
-    r = relational(subj, qry, [f"t{a}" for a in ANSWERS], objects=objects, kl=False)
+    r = relational(m, _spec([f"t{a}" for a in ANSWERS], objects), kl=False)
     assert r.identified["model_accuracy"] == 1.0 and r.identified["dist_accuracy"] == 1.0
     with pytest.raises(AllOrNoneError, match="not among the answers"):
-        relational(subj, qry, ANSWERS, objects=["t20"] * N_S, kl=False)
+        relational(m, _spec(objects=["t20"] * N_S), kl=False)
     with pytest.raises(AllOrNoneError, match="at least 2 distinct"):
-        relational(subj, qry, [3, 3], kl=False)
+        relational(m, _spec([3, 3]), kl=False)
     with pytest.raises(AllOrNoneError, match="at least 4 subjects"):
-        relational(subj.subset(rows=[0, 1, 2]), qry.subset(rows=[0, 1, 2]), ANSWERS)
+        relational(m, _spec(n=3))
     with pytest.raises(AllOrNoneError, match="rows"):
-        relational(subj, qry.subset(rows=[0, 1, 2, 3]), ANSWERS)
+        relational(m, RelationSpec(subjects=range(N_S), queries=range(4), answers=ANSWERS))
     with pytest.raises(AllOrNoneError, match="empty"):
-        relational(subj, qry, [], kl=False)
+        relational(m, _spec([]), kl=False)
     with pytest.raises(AllOrNoneError, match="unknown token"):
-        relational(subj, qry, ["nope", "t1"], kl=False)
-    small = relational(subj.subset(rows=range(8)), qry.subset(rows=range(8)), ANSWERS, kl=False)
+        relational(m, _spec(["nope", "t1"]), kl=False)
+    with pytest.raises(TypeError, match="RelationSpec"):
+        relational(m, ANSWERS)
+    small = relational(m, _spec(n=8), kl=False)
     assert any("underdetermined" in e["reason"] for e in small.excluded)

@@ -10,12 +10,7 @@ from hypothesis import strategies as st
 from test_properties_planted import JUNKS, close, dim_of, random_planted, sample
 
 from allornone import AllOrNoneError, NextTokenPredictor, structure
-from allornone.properties import (
-    measured_shift,
-    steering,
-    vector_from_contexts,
-    vector_from_tokens,
-)
+from allornone.properties import steering, vector_from_contexts, vector_from_tokens
 
 TARGETS = [0, 1, 2]
 
@@ -113,6 +108,8 @@ def tiny_llama():
 @pytest.mark.parametrize("hook", ["auto", "lm_head"])
 def test_measured_shift_matches_prediction(tiny_llama, hook):
     import torch
+
+    from allornone.models.steering_check import measured_shift
 
     rng = np.random.default_rng(0)
     contexts = [[1, 5, 9, 3], [7, 2], [4, 4, 8, 10, 11]]

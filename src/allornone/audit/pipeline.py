@@ -23,7 +23,7 @@ from .._validation import AllOrNoneError
 from ..equivalence import equivalence
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
-from ..properties._result import PropertyResult
+from ..properties import PropertyResult
 from ..sampler import sample_equivalent
 from ..structure import structure
 from . import props

@@ -169,7 +169,7 @@ def study(
             }
         )
         par = {
-            name: parallelism(P[m.name], pairs, name=name, seed=seed, structure_=st)
+            name: parallelism(P[m.name], pairs, name=name, seed=seed, structure=st)
             for name, pairs in (concepts or {}).items()
         }
         for name, r in par.items():
@@ -189,7 +189,7 @@ def study(
         kjv = np.flatnonzero(book_labels == "kjv")
         aus = np.flatnonzero(book_labels == "austen")
         v = vector_from_contexts(Pb[m.name], kjv, aus)
-        sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure_=Sb[m.name])
+        sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure=Sb[m.name])
         props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0() @ v}
 
     pairs = list(itertools.combinations(tfs, 2))
@@ -319,7 +319,7 @@ def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
     sts = {name: structure(P) for name, P in preds.items()}
     for m in members:
         for fam, ids in fams.items():
-            r = parallelism(preds[m.name], ids, name=fam, seed=seed, structure_=sts[m.name])
+            r = parallelism(preds[m.name], ids, name=fam, seed=seed, structure=sts[m.name])
             par.append(
                 {
                     "model": m.name,

@@ -32,6 +32,7 @@ from .._validation import AllOrNoneError
 from ._hf import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, LanguageModel
 from ._loading import KNOWN_MODELS
 from .cache import cache_root
+from .steering_check import measured_shift as measured_shift
 from .tokens import WordTokens
 from .word2vec import Word2VecModel, train_word2vec
 

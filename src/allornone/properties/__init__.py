@@ -1,47 +1,53 @@
 """Linear properties of next-token predictors and when they are all-or-none (THEORY.md 5).
 
-Each property returns a :class:`PropertyResult` with its raw value, its identified form,
-the all-or-none condition (and how much it is violated) and a transportable witness.
+Every property has one signature,
+
+    name(model, spec, *, structure=None, pivot="center", tol=None, seed=0, **options)
+        -> PropertyResult
+
+with ``spec`` what it is measured on: token pairs (:func:`parallelism`), context pairs
+(:func:`context_parallelism`), labels (:func:`probe`), a steering vector (:func:`steering`),
+a :class:`RelationSpec` (:func:`relational`) or analogy questions (:func:`analogy_accuracy`).
+A :class:`PropertyResult` holds the raw value, its identified form, the all-or-none
+condition (and how much it is violated) and a witness that :func:`transport` carries into an
+equivalent model. Numpy only: the forward-pass check of a steering shift on a real model
+is :func:`allornone.models.steering_check.measured_shift`.
 """
 
+from ._common import split
 from ._result import PropertyResult
+from ._transport import transport
 from .parallelism import (
-    AnalogyResult,
+    ConceptDirection,
     analogy_accuracy,
     context_parallelism,
     parallelism,
     parallelism_families,
 )
 from .probing import LinearProbe, probe, probe_scores_residual, transfer_residuals
-from .relational import RelationMap, RelationWitness, relation_logodds, relational
-from .steering import (
-    ShiftCheck,
-    find_final_norm,
-    measured_shift,
-    steering,
-    vector_from_contexts,
-    vector_from_tokens,
-)
+from .relational import RelationMap, RelationSpec, RelationWitness, relation_logodds, relational
+from .steering import SteeringWitness, steering, vector_from_contexts, vector_from_tokens
 
 __all__ = [
-    "AnalogyResult",
+    "ConceptDirection",
     "LinearProbe",
     "PropertyResult",
     "RelationMap",
+    "RelationSpec",
     "RelationWitness",
-    "ShiftCheck",
+    "SteeringWitness",
     "analogy_accuracy",
     "context_parallelism",
-    "find_final_norm",
-    "measured_shift",
     "parallelism",
     "parallelism_families",
     "probe",
     "probe_scores_residual",
     "relation_logodds",
     "relational",
+    "split",
     "steering",
     "transfer_residuals",
+    "transport",
     "vector_from_contexts",
     "vector_from_tokens",
 ]

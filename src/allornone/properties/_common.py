@@ -14,7 +14,9 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from .._validation import AllOrNoneError, default_equiv_tol
-from ..predictor import NextTokenPredictor
+from ..predictor import NextTokenPredictor, Pivot
+from ..structure import Structure
+from ..structure import structure as compute_structure
 
 Token = int | str
 
@@ -26,6 +28,25 @@ def check_model(model: Any, name: str = "model") -> NextTokenPredictor:
             "matrices with allornone.NextTokenPredictor(F, G)"
         )
     return model
+
+
+def resolve_structure(
+    model: NextTokenPredictor, st: Structure | None, pivot: Pivot = "center"
+) -> Structure:
+    """``st`` when given (checked against ``model``), else ``structure(model, pivot=pivot)``."""
+    if st is None:
+        return compute_structure(model, pivot=pivot)
+    if not isinstance(st, Structure):
+        raise TypeError(
+            f"structure must be an allornone.Structure, got {type(st).__name__}; pass "
+            "structure=allornone.structure(model) or leave it out"
+        )
+    if st.model is not model and (st.model.d, st.model.V) != (model.d, model.V):
+        raise AllOrNoneError(
+            f"structure was computed on a model with d={st.model.d}, V={st.model.V}, not on "
+            f"this one (d={model.d}, V={model.V}): pass structure=allornone.structure(model)"
+        )
+    return st
 
 
 def default_tol(model: NextTokenPredictor, tol: float | None) -> float:

@@ -3,87 +3,168 @@
 Every property reports three things: its value in this model's coordinates (``raw``), its
 identified form computed from the distribution alone (``identified``: equal in every
 equivalent model), and the all-or-none verdict with the condition that decided it and the
-measured size of what violates it. ``transport`` carries the witness (probe weights,
-steering vector, relation map, concept direction) into another model through an
-:class:`~allornone.Equivalence`.
+measured size of what violates it. :func:`allornone.properties.transport` carries the
+witness (probe weights, steering vector, relation map, concept direction) into another
+model through an :class:`~allornone.Equivalence`.
+
+Results are immutable: the mappings are read-only views, ``excluded`` is a tuple. A caller
+that measures something beside a property (the audit's forward-pass check of a steering
+shift) files it under ``checks`` of a new result (:meth:`PropertyResult.with_checks`), never
+under ``identified``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .._io import to_jsonable
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
-@dataclass(eq=False)
+
+def _frozen_map(x: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(x)) if x else _EMPTY
+
+
+@dataclass(frozen=True, eq=False)
 class PropertyResult:
     """One linear property measured on one model.
 
     Attributes
     ----------
     property : str
-        "parallelism", "relational", "probing" or "steering".
+        "parallelism", "relational", "probing", "steering" or "analogy".
     name : str
         What it was measured on (a pair family, a relation, a label set, a steering concept).
-    raw : dict[str, float]
+    raw : Mapping[str, float]
         Statistics in this model's coordinates (NOT identified: they can differ in an
         equivalent model), e.g. Euclidean cosines.
-    identified : dict[str, float]
+    identified : Mapping[str, float]
         Statistics computed from the distribution alone: equal in every equivalent model.
     all_or_none : bool
         True when the transfer condition holds, i.e. the raw property holds in all
-        equivalent models or in none of them.
+        equivalent models or in none of them. Always ``condition_size <= tol``
+        (:meth:`from_condition`).
     condition : str
         The condition that decided ``all_or_none`` (e.g. "w in N + M_S^perp").
     condition_size : float
-        Relative size of the part violating the condition (0 when it holds exactly);
-        ``all_or_none`` is ``condition_size <= tol``.
+        Relative size of the part violating the condition (0 when it holds exactly).
     tol : float
         Tolerance used for the verdict.
-    baseline : dict[str, float]
+    baseline : Mapping[str, float]
         The same statistics on a chance baseline (e.g. random token pairs), when it exists.
-    excluded : list[dict]
+    excluded : tuple[dict, ...]
         Items that were dropped and why (multi-token words, identical pairs, ...).
-    details : dict
-        Per-item numbers (lists) for tables and plots.
+    details : Mapping[str, Any]
+        Per-item numbers (lists, arrays) for tables and plots.
     witness : Any
-        The object to transport (probe weights, steering vector, relation map, direction).
+        The object :func:`~allornone.properties.transport` carries (a
+        :class:`~allornone.properties.ConceptDirection`, :class:`LinearProbe`,
+        :class:`SteeringWitness` or :class:`RelationWitness`), or None.
+    checks : Mapping[str, float]
+        Measurements made beside the property by its caller (e.g. the audit's
+        ``prediction_error`` of a steering shift against a real forward pass); empty from
+        the property functions themselves.
     """
 
     property: str
     name: str
-    raw: dict[str, float]
-    identified: dict[str, float]
+    raw: Mapping[str, float]
+    identified: Mapping[str, float]
     all_or_none: bool
     condition: str
     condition_size: float
     tol: float
-    baseline: dict[str, float] = field(default_factory=dict)
-    excluded: list[dict] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict, repr=False)
+    baseline: Mapping[str, float] = field(default_factory=dict)
+    excluded: tuple[dict, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict, repr=False)
     witness: Any = field(default=None, repr=False)
-    _transport: Callable[[Any, Any], Any] | None = field(default=None, repr=False)
+    checks: Mapping[str, float] = field(default_factory=dict)
 
-    def transport(self, eq: Any) -> Any:
-        """The witness carried into model ``b`` of the :class:`~allornone.Equivalence` ``eq``."""
-        if self._transport is None:
-            raise NotImplementedError(f"{self.property} has no transportable witness")
-        return self._transport(self.witness, eq)
+    def __post_init__(self) -> None:
+        for name in ("raw", "identified", "baseline", "details", "checks"):
+            object.__setattr__(self, name, _frozen_map(getattr(self, name)))
+        object.__setattr__(self, "excluded", tuple(dict(e) for e in self.excluded))
+        object.__setattr__(self, "condition_size", float(self.condition_size))
+        object.__setattr__(self, "tol", float(self.tol))
+        object.__setattr__(self, "all_or_none", bool(self.all_or_none))
+
+    @classmethod
+    def from_condition(
+        cls,
+        property: str,
+        name: str,
+        raw: Mapping[str, float],
+        identified: Mapping[str, float],
+        condition: str,
+        condition_size: float,
+        tol: float,
+        *,
+        baseline: Mapping[str, float] | None = None,
+        excluded: Sequence[dict] = (),
+        details: Mapping[str, Any] | None = None,
+        witness: Any = None,
+    ) -> PropertyResult:
+        """The one place where the verdict is decided: ``all_or_none = condition_size <= tol``."""
+        size = float(condition_size)
+        return cls(
+            property=property,
+            name=name,
+            raw=raw,
+            identified=identified,
+            all_or_none=bool(size <= float(tol)),
+            condition=condition,
+            condition_size=size,
+            tol=float(tol),
+            baseline=baseline or {},
+            excluded=tuple(excluded),
+            details=details or {},
+            witness=witness,
+        )
+
+    def transport(self, eq: Any, **options: Any) -> Any:
+        """The witness carried into model ``b`` of ``eq``: ``transport(self, eq, **options)``."""
+        from ._transport import transport
+
+        return transport(self, eq, **options)
+
+    def with_checks(
+        self,
+        checks: Mapping[str, float],
+        *,
+        details: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> PropertyResult:
+        """A new result with ``checks`` added (and ``details`` replaced when given).
+
+        The verdict, ``raw`` and ``identified`` are those of this result, unchanged.
+        """
+        return dataclasses.replace(
+            self,
+            checks={**self.checks, **checks},
+            details=self.details if details is None else details,
+            name=self.name if name is None else name,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays in ``details`` become lists; NaN/inf become None)."""
-        return {
+        out = {
             "property": self.property,
             "name": self.name,
-            "raw": to_jsonable(self.raw),
-            "identified": to_jsonable(self.identified),
+            "raw": to_jsonable(dict(self.raw)),
+            "identified": to_jsonable(dict(self.identified)),
             "all_or_none": bool(self.all_or_none),
             "condition": self.condition,
             "condition_size": to_jsonable(self.condition_size),
             "tol": to_jsonable(self.tol),
-            "baseline": to_jsonable(self.baseline),
-            "excluded": to_jsonable(self.excluded),
-            "details": to_jsonable(self.details),
+            "baseline": to_jsonable(dict(self.baseline)),
+            "excluded": to_jsonable(list(self.excluded)),
+            "details": to_jsonable(dict(self.details)),
         }
+        if self.checks:
+            out["checks"] = to_jsonable(dict(self.checks))
+        return out

@@ -21,28 +21,46 @@ All-or-none: raw parallelism is all-or-none (among models with ``M = R^d``) iff
 differences that an equivalent model could change at will.
 
 :func:`context_parallelism` mirrors all this for context differences ``f(x1) - f(x2)``
-(rows of ``L``, ``Sigma_g``, ``N``); :func:`analogy_accuracy` is the classic 3CosAdd test.
+(rows of ``L``, ``Sigma_g``, ``N``); :func:`analogy_accuracy` is the classic 3CosAdd test,
+raw and under ``Cov(f)`` (identified).
+
+Every property shares one signature, ``name(model, spec, *, structure=None, pivot="center",
+tol=None, seed=0, **options) -> PropertyResult``; here ``spec`` is the list of pairs.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from .._validation import AllOrNoneError
 from ..linalg import r_factor
-from ..predictor import NextTokenPredictor
-from ..structure import Structure, structure
-from ._common import check_model, default_tol, resolve_one, resolve_pairs
+from ..predictor import NextTokenPredictor, Pivot
+from ..structure import Structure
+from ._common import check_model, default_tol, resolve_one, resolve_pairs, resolve_structure
 from ._result import PropertyResult
 
 Pair = tuple[Any, Any]
 
 RAW_STATS = ("euclid_cos", "causal_cos_raw")
 IDENTIFIED_STATS = ("logodds_corr", "causal_cos", "logratio_residual")
+
+
+# ---------------------------------------------------------------------- witness
+@dataclass(frozen=True, eq=False)
+class ConceptDirection:
+    """The witness of parallelism: the mean difference ``mean_i D_i`` (d,) of a family.
+
+    ``side="g"``: unembedding differences (carried by ``eq.map_g``); ``side="f"``: context
+    differences (carried by ``eq.map_f``).
+    """
+
+    vector: np.ndarray = field(repr=False)
+    side: Literal["g", "f"] = "g"
 
 
 # ---------------------------------------------------------------------- geometry
@@ -205,71 +223,93 @@ def _result(
         **mats,
     }
     base = _baseline(vectors, len(idx), side, baseline_draws, seed) if baseline_draws else {}
-    verdict = dim_s == d
+    sn = side.space_name
+    # The condition is S = R^d. When it holds, P_{S^perp} = 0 and the size is rounding; when
+    # it fails an equivalent model may give the differences any junk, so the size is at least
+    # the relative dimension of S^perp (even when these differences happen to lie in S).
+    if dim_s < d:
+        size = max(size, float(np.sqrt((d - dim_s) / d)))
     cond = (
-        f"{side.space_name} = R^d (dim {side.space_name} = {dim_s}, d = {d}); condition_size = "
-        f"||P_{{{side.space_name}^perp}} D|| / ||D||"
+        f"{sn} = R^d (dim {sn} = {dim_s}, d = {d}); condition_size = ||P_{{{sn}^perp}} D|| / "
+        f"||D||, at least sqrt(dim {sn}^perp / d) when {sn} != R^d"
     )
-
-    def _transport(w: np.ndarray, eq: Any) -> np.ndarray:
-        return eq.map_g(w) if transport_side == "g" else eq.map_f(w)
-
-    return PropertyResult(
-        property="parallelism",
-        name=name,
-        raw=raw,
-        identified=ident,
-        all_or_none=bool(verdict),
-        condition=cond,
-        condition_size=size,
-        tol=tol,
+    return PropertyResult.from_condition(
+        "parallelism",
+        name,
+        raw,
+        ident,
+        cond,
+        size,
+        tol,
         baseline=base,
         excluded=excluded,
         details=details,
-        witness=direction,
-        _transport=_transport,
+        witness=ConceptDirection(vector=direction, side=transport_side),
     )
+
+
+# ---------------------------------------------------------------------- shared geometry
+#: Per-structure cache of the factorisations (one QR of the vocabulary per structure and side).
+_SIDES: weakref.WeakKeyDictionary[Structure, dict[str, _Side]] = weakref.WeakKeyDictionary()
+
+
+def _side_of(model: NextTokenPredictor, st: Structure, which: str) -> _Side:
+    """The g- or f-side factors of ``model``, computed once per :class:`Structure`.
+
+    Cached only when ``st`` is the structure of this very predictor (``st.model is model``),
+    so every family measured with the same ``structure=`` shares one factorisation.
+    """
+    build = _g_side if which == "g" else _f_side
+    if st.model is not model:
+        return build(model, st)
+    cache = _SIDES.setdefault(st, {})
+    if which not in cache:
+        cache[which] = build(model, st)
+    return cache[which]
 
 
 # ---------------------------------------------------------------------- public API
 def parallelism(
     model: NextTokenPredictor,
-    pairs: Sequence[Pair],
+    spec: Sequence[Pair],
     *,
+    structure: Structure | None = None,
+    pivot: Pivot = "center",
+    tol: float | None = None,
+    seed: int = 0,
     name: str = "pairs",
     baseline_draws: int = 20,
-    seed: int = 0,
-    tol: float | None = None,
-    structure_: Structure | None = None,
-    _side: _Side | None = None,
 ) -> PropertyResult:
     """Parallelism of unembedding differences ``g(b) - g(a)`` for one family of token pairs.
 
     Parameters
     ----------
     model : NextTokenPredictor (F n x d, G V x d)
-    pairs : sequence of (a, b)
-        Token indices or labels. Unknown tokens, identical tokens and repeated pairs are
-        dropped and recorded in ``excluded``; at least 2 pairs must remain.
-    baseline_draws : int
-        Random-pair draws for the chance baseline (0 = none).
-    seed : int
-        Seed of the baseline pairs.
+    spec : sequence of (a, b)
+        The token pairs (indices or labels). Unknown tokens, identical tokens and repeated
+        pairs are dropped and recorded in ``excluded``; at least 2 pairs must remain.
+    structure : Structure, optional
+        ``allornone.structure(model)``, to share it (and the factorisations) across calls.
+    pivot : accepted for the common signature; differences of unembeddings do not depend on it.
     tol : float, optional
         Tolerance recorded with the verdict (default ``sqrt(eps)``).
+    seed : int
+        Seed of the baseline pairs.
+    baseline_draws : int
+        Random-pair draws for the chance baseline (0 = none).
 
     Returns
     -------
     PropertyResult
         ``raw``: ``euclid_cos``, ``causal_cos_raw``; ``identified``: ``logodds_corr``,
         ``causal_cos``, ``logratio_residual`` (means over pairs i < j); ``baseline``: the same
-        on random pairs; ``witness``: the concept direction ``mean_i D_i`` (d,), carried by
-        ``transport(eq)`` with ``eq.map_g``; ``details``: the per-pair matrices.
+        on random pairs; ``witness``: :class:`ConceptDirection` ``mean_i D_i`` (g side),
+        carried by :func:`~allornone.properties.transport` with ``eq.map_g``; ``details``:
+        the per-pair matrices.
     """
     check_model(model)
-    st = structure_ if structure_ is not None else structure(model)
-    side = _side if _side is not None else _g_side(model, st)
-    idx, excluded = resolve_pairs(model, pairs)
+    st = resolve_structure(model, structure, pivot)
+    idx, excluded = resolve_pairs(model, spec)
     labels = (
         [(model.tokens[a], model.tokens[b]) for a, b in idx] if model.tokens is not None else None
     )
@@ -280,7 +320,7 @@ def parallelism(
         idx=idx,
         excluded=excluded,
         vectors=model.G,
-        side=side,
+        side=_side_of(model, st, "g"),
         baseline_draws=baseline_draws,
         seed=seed,
         tol=default_tol(model, tol),
@@ -291,58 +331,61 @@ def parallelism(
 
 def parallelism_families(
     model: NextTokenPredictor,
-    families: Mapping[str, Sequence[Pair]],
+    spec: Mapping[str, Sequence[Pair]],
     *,
-    baseline_draws: int = 20,
-    seed: int = 0,
+    structure: Structure | None = None,
+    pivot: Pivot = "center",
     tol: float | None = None,
+    seed: int = 0,
+    baseline_draws: int = 20,
 ) -> dict[str, PropertyResult]:
-    """:func:`parallelism` for several named families, sharing the factorisations.
+    """:func:`parallelism` for several named families ``{name: [(a, b), ...]}``, sharing the
+    structure and the factorisations.
 
     Families with fewer than 2 valid pairs raise; filter them first if that is expected.
     """
     check_model(model)
-    if not families:
+    if not spec:
         raise AllOrNoneError("families is empty: pass {name: [(a, b), ...]}")
-    st = structure(model)
-    side = _g_side(model, st)
+    st = resolve_structure(model, structure, pivot)
     return {
         fam: parallelism(
             model,
             pairs,
+            structure=st,
+            pivot=pivot,
+            tol=tol,
+            seed=seed,
             name=fam,
             baseline_draws=baseline_draws,
-            seed=seed,
-            tol=tol,
-            structure_=st,
-            _side=side,
         )
-        for fam, pairs in families.items()
+        for fam, pairs in spec.items()
     }
 
 
 def context_parallelism(
     model: NextTokenPredictor,
-    pairs: Sequence[Pair],
+    spec: Sequence[Pair],
     *,
+    structure: Structure | None = None,
+    pivot: Pivot = "center",
+    tol: float | None = None,
+    seed: int = 0,
     name: str = "context pairs",
     baseline_draws: int = 20,
-    seed: int = 0,
-    tol: float | None = None,
-    structure_: Structure | None = None,
 ) -> PropertyResult:
     """Parallelism of context differences ``f(x2) - f(x1)`` (the mirror of :func:`parallelism`).
 
-    ``pairs`` are (x1, x2) context indices or labels. Identified statistics use the rows of
+    ``spec`` are (x1, x2) context indices or labels. Identified statistics use the rows of
     the centred ``L`` (``logodds_corr`` = correlation across tokens of
     ``L[x2, :] - L[x1, :]`` = cosine under ``Sigma_g``; ``logratio_residual`` the best-lam
     residual of those rows) and the causal inner product on ``e_f`` (whitened by
-    ``Cov(e_f)``). The condition is ``N = R^d``; the witness is carried by ``eq.map_f``.
+    ``Cov(e_f)``). The condition is ``N = R^d``; the witness (f side) is carried by
+    ``eq.map_f``.
     """
     check_model(model)
-    st = structure_ if structure_ is not None else structure(model)
-    side = _f_side(model, st)
-    idx, excluded = resolve_pairs(model, pairs, rows=True)
+    st = resolve_structure(model, structure, pivot)
+    idx, excluded = resolve_pairs(model, spec, rows=True)
     labels = (
         [(model.contexts[a], model.contexts[b]) for a, b in idx]
         if model.contexts is not None
@@ -355,7 +398,7 @@ def context_parallelism(
         idx=idx,
         excluded=excluded,
         vectors=model.F,
-        side=side,
+        side=_side_of(model, st, "f"),
         baseline_draws=baseline_draws,
         seed=seed,
         tol=default_tol(model, tol),
@@ -365,68 +408,86 @@ def context_parallelism(
 
 
 # ---------------------------------------------------------------------- analogies
-@dataclass(eq=False)
-class AnalogyResult:
-    """3CosAdd accuracy per section (raw statistic of one model's coordinates: NOT identified).
-
-    Attributes
-    ----------
-    accuracy : dict[str, float]
-        Per section, plus ``"overall"`` (over all evaluated questions).
-    counts : dict[str, int]
-        Evaluated questions per section (and overall).
-    predictions : dict[str, ndarray]
-        Predicted token index per evaluated question, per section.
-    excluded : list[dict]
-        Questions dropped (unknown tokens, degenerate vectors) and why.
-    """
-
-    accuracy: dict[str, float]
-    counts: dict[str, int]
-    predictions: dict[str, np.ndarray] = field(repr=False)
-    excluded: list[dict] = field(default_factory=list)
+ANALOGY_CONDITION = (
+    "none: Euclidean cosines of g are not preserved by the maps of the equivalence class "
+    "(g -> A^-T g, any invertible A), so raw 3CosAdd is never all-or-none; the identified "
+    "form scores the same questions under the Cov(f) inner product"
+)
 
 
 def analogy_accuracy(
-    G: NextTokenPredictor | np.ndarray,
-    questions: Mapping[str, Sequence[Sequence[Any]]] | Sequence[Sequence[Any]],
+    model: NextTokenPredictor,
+    spec: Mapping[str, Sequence[Sequence[Any]]] | Sequence[Sequence[Any]],
     *,
+    structure: Structure | None = None,
+    pivot: Pivot = "center",
+    tol: float | None = None,
+    seed: int = 0,
+    name: str = "analogies",
     center: bool = False,
     chunk: int = 8192,
-) -> AnalogyResult:
-    """Mikolov's 3CosAdd analogy accuracy on unembedding rows.
+) -> PropertyResult:
+    """Mikolov's 3CosAdd analogy accuracy, raw (Euclidean) and identified (``Cov(f)``).
 
     For ``a : b :: c : d`` the answer is ``argmax_y cos(g(y), g^(b) - g^(a) + g^(c))`` over the
     whole vocabulary except ``a``, ``b``, ``c`` (``g^`` = unit-normalised rows), as in
-    word2vec / gensim ``most_similar``. Correct when it equals ``d``.
+    word2vec / gensim ``most_similar``. Correct when it equals ``d``. The identified form
+    does the same on the rows of ``G0 R_F^T`` (``R_F`` the R factor of the centred ``F``):
+    cosines under ``Sigma_f``, i.e. correlations across contexts of the log-odds columns.
 
     Parameters
     ----------
-    G : NextTokenPredictor or ndarray (V, d)
-        A predictor (labels allowed in ``questions``) or an unembedding matrix (indices only).
-    questions : {section: [(a, b, c, d), ...]} or [(a, b, c, d), ...]
+    model : NextTokenPredictor
+    spec : {section: [(a, b, c, d), ...]} or [(a, b, c, d), ...]
         Token indices or labels; a plain list is the section ``"all"``.
+    structure, tol, seed : accepted for the common signature (the verdict is always False:
+        see :data:`ANALOGY_CONDITION`; nothing is random).
+    pivot : pivot of ``G0`` in the identified form (default centred).
     center : bool
-        Subtract the vocabulary mean from ``G`` first (default False: raw rows).
+        Subtract the vocabulary mean from ``G`` in the raw form (default False: raw rows).
     chunk : int
         Vocabulary rows scored at a time (memory ``chunk x n_questions``).
+
+    Returns
+    -------
+    PropertyResult
+        ``raw``: accuracy per section and ``"overall"`` on ``G``; ``identified``: the same
+        under ``Cov(f)``; ``details``: ``counts`` (evaluated questions per section),
+        ``predictions`` and ``identified_predictions`` (predicted token per question).
     """
-    if isinstance(G, NextTokenPredictor):
-        model: NextTokenPredictor | None = G
-        mat = G.G
-    else:
-        model = None
-        mat = np.asarray(G, dtype=np.float64)
-        if mat.ndim != 2:
-            raise AllOrNoneError(f"G must be a (V, d) matrix, got shape {mat.shape}")
-    if center:
-        mat = mat - mat.mean(axis=0)
-    if isinstance(questions, Mapping):
-        sections = dict(questions)
-    else:
-        sections = {"all": list(questions)}
+    if not isinstance(model, NextTokenPredictor):
+        raise TypeError(
+            f"analogy_accuracy takes a NextTokenPredictor, got {type(model).__name__}; wrap "
+            "the unembeddings with allornone.NextTokenPredictor(F, G) (F is needed for the "
+            "identified form)"
+        )
+    mat = model.G - model.G.mean(axis=0) if center else model.G
+    sections = dict(spec) if isinstance(spec, Mapping) else {"all": list(spec)}
     if not sections or all(len(q) == 0 for q in sections.values()):
         raise AllOrNoneError("questions is empty: pass (a, b, c, d) 4-tuples")
+    acc, counts, preds, excluded = _three_cos_add(model, mat, sections, chunk)
+    R_Fc = r_factor(model.F, shift=model.F.mean(axis=0))
+    acc_id, _, preds_id, _ = _three_cos_add(model, model.G0(pivot) @ R_Fc.T, sections, chunk)
+    return PropertyResult.from_condition(
+        "analogy",
+        name,
+        acc,
+        acc_id,
+        ANALOGY_CONDITION,
+        1.0,
+        default_tol(model, tol),
+        excluded=excluded,
+        details={
+            "counts": counts,
+            "predictions": preds,
+            "identified_predictions": preds_id,
+        },
+    )
+
+
+def _three_cos_add(
+    model: NextTokenPredictor, mat: np.ndarray, sections: dict, chunk: int
+) -> tuple[dict[str, float], dict[str, int], dict[str, np.ndarray], list[dict]]:
     norms = np.linalg.norm(mat, axis=1)
     unit = np.divide(mat, norms[:, None], out=np.zeros_like(mat), where=norms[:, None] > 0)
     V = mat.shape[0]
@@ -441,7 +502,7 @@ def analogy_accuracy(
         for q in qs:
             if isinstance(q, str) or len(q) != 4:
                 raise AllOrNoneError(f"analogy questions must be 4-tuples, got {q!r}")
-            ii = [_tok(model, t, V) for t in q]
+            ii = [resolve_one(model, t) for t in q]
             if any(i is None for i in ii):
                 excluded.append({"item": tuple(q), "section": sec, "reason": "token not found"})
             elif any(norms[i] == 0 for i in ii[:3]):
@@ -471,14 +532,4 @@ def analogy_accuracy(
         all_n += len(Q)
     accuracy["overall"] = all_ok / all_n if all_n else float("nan")
     counts["overall"] = all_n
-    return AnalogyResult(accuracy=accuracy, counts=counts, predictions=preds, excluded=excluded)
-
-
-def _tok(model: NextTokenPredictor | None, t: Any, V: int) -> int | None:
-    if model is not None:
-        return resolve_one(model, t)
-    if isinstance(t, (int, np.integer)) and -V <= int(t) < V:
-        return int(t) % V
-    if isinstance(t, str):
-        raise AllOrNoneError("token labels need a NextTokenPredictor; a bare G takes indices")
-    return None
+    return accuracy, counts, preds, excluded

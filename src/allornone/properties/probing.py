@@ -18,6 +18,9 @@ computed with the R factor of the centred ``F_S`` (``O(n d^2)``). The witness is
 ``w_N = N c`` of each row in ``N`` with the adjusted bias; ``transport(eq)`` returns
 ``(W~, b~) = (eq.map_g(W_N), b~)`` (``= G~0^T c``), which reproduces the scores exactly in
 every equivalent model when the condition holds.
+
+Signature: ``probe(model, labels, *, structure=None, pivot="center", tol=None, seed=0,
+**options)`` like every property (the spec is the list of labels).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 from .._validation import AllOrNoneError
 from ..linalg import r_factor
 from ..predictor import Index, NextTokenPredictor, Pivot
-from ..structure import structure
+from ..structure import Structure
 from ._common import (
     accuracy,
     canonical_features,
@@ -39,18 +42,22 @@ from ._common import (
     default_tol,
     fit_logistic,
     predict_classes,
+    resolve_structure,
     split,
 )
 from ._result import PropertyResult
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class LinearProbe:
     """Scores ``f W^T + b``: W (1 x d) for a binary probe (logit of ``classes[1]``) or (c x d)."""
 
     W: np.ndarray
     b: np.ndarray
-    classes: list = field(default_factory=list)
+    classes: tuple = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))
 
     def scores(self, F: np.ndarray) -> np.ndarray:
         """(n, 1) or (n, c) scores of rows ``F`` (n x d)."""
@@ -126,15 +133,16 @@ def transfer_residuals(
 
 def probe(
     model: NextTokenPredictor,
-    labels: Sequence[Any],
+    spec: Sequence[Any],
     *,
+    structure: Structure | None = None,
+    pivot: Pivot = "center",
+    tol: float | None = None,
+    seed: int = 0,
     rows: Index = None,
     kind: str = "logistic",
     ridge: float = 1e-3,
     test_fraction: float = 0.25,
-    seed: int = 0,
-    pivot: Pivot = "center",
-    tol: float | None = None,
     name: str = "probe",
     weights: tuple[Any, Any] | None = None,
 ) -> PropertyResult:
@@ -143,7 +151,11 @@ def probe(
     Parameters
     ----------
     model : NextTokenPredictor (F n x d, G V x d)
-    labels : sequence, one per selected context (any hashable class labels, >= 2 classes)
+    spec : sequence of labels, one per selected context (any hashable class labels, >= 2
+        classes)
+    structure : Structure, optional
+        ``allornone.structure(model, pivot=pivot)`` to reuse (its ``N`` decides the condition).
+    seed : seed of the stratified train/test split
     rows : selection of contexts ``S`` (default all)
     kind : "logistic" or "mean_diff"
     ridge : L2 penalty of the logistic fits (per mean example)
@@ -157,6 +169,8 @@ def probe(
     PropertyResult
         ``raw``: ``train_accuracy``, ``test_accuracy`` of the probe on ``f``;
         ``identified``: ``logodds_train_accuracy``, ``logodds_test_accuracy``;
+        ``baseline``: ``majority`` (held-out accuracy of the majority class, when there is
+        a held-out set);
         ``witness``: ``LinearProbe(W_N, b~)`` (the part of the probe in ``N``), carried by
         ``transport(eq)``; ``details["probe_W"]``, ``["probe_b"]``: the fitted probe,
         ``details["logodds_scores"]``: the log-odds probe's scores on ``S``.
@@ -167,7 +181,7 @@ def probe(
     r = model.row_indices(rows)
     if len(r) < 4:
         raise AllOrNoneError(f"a probe needs at least 4 contexts, got {len(r)}")
-    y, classes = _labels(labels, len(r))
+    y, classes = _labels(spec, len(r))
     c = len(classes)
     counts = np.bincount(y, minlength=c)
     excluded: list[dict] = [
@@ -204,11 +218,14 @@ def probe(
         "logodds_test_accuracy": accuracy(lpred[test], y[test]),
     }
 
-    st = structure(model, pivot=pivot)
+    st = resolve_structure(model, structure, pivot)
     res, W_N, t = transfer_residuals(F_S, st.N, W)
-    size = float(res.max())
-    tol_ = default_tol(model, tol)
     witness = LinearProbe(W=W_N, b=b + t, classes=classes)
+    baseline = (
+        {"majority": float(max((y[test] == j).mean() for j in set(y[test].tolist())))}
+        if len(test)
+        else {}
+    )
     details: dict[str, Any] = {
         "probe_W": pr.W,
         "probe_b": pr.b,
@@ -221,19 +238,18 @@ def probe(
         "scores": pr.scores(F_S),
         "logodds_scores": lscores,
     }
-    return PropertyResult(
-        property="probing",
-        name=name,
-        raw=raw,
-        identified=ident,
-        all_or_none=bool(size <= tol_),
-        condition="each probe row w in N + M_S^perp (F_S w = L_S c + t): max relative residual",
-        condition_size=size,
-        tol=tol_,
+    return PropertyResult.from_condition(
+        "probing",
+        name,
+        raw,
+        ident,
+        "each probe row w in N + M_S^perp (F_S w = L_S c + t): max relative residual",
+        float(res.max()),
+        default_tol(model, tol),
+        baseline=baseline,
         excluded=excluded,
         details=details,
         witness=witness,
-        _transport=lambda w, eq: LinearProbe(W=eq.map_g(w.W), b=w.b.copy(), classes=w.classes),
     )
 
 

@@ -1,8 +1,8 @@
 """Relational linearity (THEORY.md 5.2): ``f(s + q) ~ A_q f(s) + a_q`` for a relation ``q``.
 
-Data: subject contexts ``s`` (rows of a predictor ``subjects``), the query contexts
-``s + q`` (row ``i`` of ``queries`` is subject ``i`` followed by the query string) and the
-relation's answer tokens ``Y_q``; ``Gamma = span{g0(y) : y in Y_q}``.
+Data (a :class:`RelationSpec`): subject contexts ``s`` (rows ``subjects`` of one predictor),
+the query contexts ``s + q`` (row ``queries[i]`` is subject ``i`` followed by the query
+string) and the relation's answer tokens ``Y_q``; ``Gamma = span{g0(y) : y in Y_q}``.
 
 Forms (all fitted on a seeded train split, evaluated on the held-out subjects):
 
@@ -19,12 +19,12 @@ the model's own argmax over ``Y_q`` (and accuracy against the true objects when 
 
 Condition: ``||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||`` with ``M_S`` the
 span of the subject representations (not ``M``). Witness: the refined map ``(A_q, a_q)``;
-``transport(eq)`` returns ``(A~, a~) = (B K A_q J_S B^+, B K a_q)`` with ``J_S`` inverting
+``transport(result, eq)`` returns ``(A~, a~) = (B K A_q J_S B^+, B K a_q)`` with ``J_S`` inverting
 ``P_N`` on ``P_{M_S}(N)`` and ``B^+ = U A^{-1} U~^T`` (THEORY 5.2). ``K`` maps an output to
 the vector of ``E`` that gives the answers the same log-odds; it equals ``P_N`` on outputs
 in ``M`` and makes the formula exact for refined maps whose outputs lie in ``Gamma`` (which
 may contain unembedding junk ``J_g``). ``eq`` must be an equivalence of a model whose
-contexts include the subjects (e.g. one predictor over subjects and queries).
+contexts include the subjects (e.g. the predictor the relation was measured on).
 """
 
 from __future__ import annotations
@@ -40,12 +40,38 @@ from scipy.special import log_softmax
 from .._validation import AllOrNoneError
 from ..linalg import orth, r_factor
 from ..predictor import NextTokenPredictor, Pivot
-from ..structure import structure
-from ._common import canonical_features, check_model, default_tol, rel, resolve_tokens, split
+from ..structure import Structure, structure
+from ._common import (
+    canonical_features,
+    check_model,
+    default_tol,
+    rel,
+    resolve_structure,
+    resolve_tokens,
+    split,
+)
 from ._result import PropertyResult
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
+class RelationSpec:
+    """What :func:`relational` measures: one relation on the contexts of one predictor.
+
+    Attributes
+    ----------
+    subjects : row selection (indices or labels) of the subject contexts ``s_i``.
+    queries : row selection of the query contexts: row ``i`` is ``s_i`` followed by the query.
+    answers : the answer tokens ``Y_q`` (labels or indices, at least 2).
+    objects : optional, the true answer token of each subject (must be in ``answers``).
+    """
+
+    subjects: Any
+    queries: Any
+    answers: Sequence[Any]
+    objects: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class RelationMap:
     """An affine map ``z = A f + a`` on ``R^d`` (A: d x d, a: d)."""
 
@@ -57,9 +83,10 @@ class RelationMap:
         return np.asarray(F) @ self.A.T + self.a
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class RelationWitness:
-    """What :meth:`PropertyResult.transport` carries: the refined map and the subject geometry.
+    """What :func:`~allornone.properties.transport` carries: the refined map and the subject
+    geometry.
 
     Attributes
     ----------
@@ -77,19 +104,6 @@ class RelationWitness:
     kl_map: RelationMap | None
     J_S: np.ndarray = field(repr=False)
     G0_Y: np.ndarray = field(repr=False)
-
-    def transport(self, eq: Any, which: str = "map") -> RelationMap:
-        """``(B K A J_S B^+, B K a)`` in model ``b`` of ``eq`` (``which``: "map" or "kl_map")."""
-        m = self.map if which == "map" else self.kl_map
-        if m is None:
-            raise AllOrNoneError("no KL map was fitted (kl=False)")
-        if eq.A is None:
-            raise AllOrNoneError("the equivalence has no map (different k)")
-        Ua, Ub = eq.structure_a.E, eq.structure_b.E
-        B = eq.B
-        B_pinv = Ua @ np.linalg.solve(eq.A, Ub.T)
-        K = _to_E(self.G0_Y, Ua)
-        return RelationMap(A=B @ K @ m.A @ self.J_S @ B_pinv, a=B @ K @ m.a)
 
 
 def _to_E(G0_Y: np.ndarray, U: np.ndarray) -> np.ndarray:
@@ -199,31 +213,32 @@ def _subject_geometry(subjects: NextTokenPredictor, pivot: Pivot):
 
 
 def relational(
-    subjects: NextTokenPredictor,
-    queries: NextTokenPredictor,
-    answers: Sequence[Any],
+    model: NextTokenPredictor,
+    spec: RelationSpec,
     *,
-    objects: Sequence[Any] | None = None,
-    name: str = "relation",
-    test_fraction: float = 0.25,
-    seed: int = 0,
-    kl: bool = True,
-    kl_ridge: float = 1e-6,
+    structure: Structure | None = None,
     pivot: Pivot = "center",
     tol: float | None = None,
+    seed: int = 0,
+    name: str = "relation",
+    test_fraction: float = 0.25,
+    kl: bool = True,
+    kl_ridge: float = 1e-6,
 ) -> PropertyResult:
     """Measure relational linearity of one relation.
 
     Parameters
     ----------
-    subjects : NextTokenPredictor (n_s x d, V x d)
-        Row ``i``: the subject context ``s_i``.
-    queries : NextTokenPredictor (n_s x d, same G)
-        Row ``i``: the context ``s_i + q``.
-    answers : sequence of tokens (labels or indices), at least 2
-        The answer set ``Y_q`` (e.g. all capital cities' first tokens).
-    objects : sequence, optional
-        The true answer token of each subject (must be in ``answers``).
+    model : NextTokenPredictor (n x d, V x d)
+        A predictor whose contexts include the subjects and the queries.
+    spec : RelationSpec
+        ``subjects`` (rows ``s_i``), ``queries`` (rows ``s_i + q``, same length), ``answers``
+        (the answer set ``Y_q``, at least 2 tokens, e.g. all capital cities' first tokens)
+        and optionally ``objects`` (the true answer of each subject, among the answers).
+    structure : Structure, optional
+        Accepted for the common signature (checked against ``model``); the condition uses
+        the structure of the subject rows (``M_S``), computed here.
+    seed : seed of the train/test split of the subjects
     test_fraction : float
         Held-out share of subjects (seeded split; at least 1 test and 2 train subjects).
     kl : bool
@@ -239,17 +254,22 @@ def relational(
         ``dist_r2_train/test``, ``dist_faithfulness``, (``dist_accuracy``,
         ``model_accuracy`` with objects); ``witness``: :class:`RelationWitness`.
     """
-    check_model(subjects, "subjects")
-    check_model(queries, "queries")
-    if subjects.n != queries.n:
+    check_model(model)
+    if not isinstance(spec, RelationSpec):
+        raise TypeError(
+            f"spec must be a RelationSpec, got {type(spec).__name__}; pass "
+            "RelationSpec(subjects=rows, queries=rows, answers=tokens)"
+        )
+    if structure is not None:
+        resolve_structure(model, structure, pivot)
+    answers, objects = spec.answers, spec.objects
+    rs, rq = model.row_indices(spec.subjects), model.row_indices(spec.queries)
+    if len(rs) != len(rq):
         raise AllOrNoneError(
-            f"subjects has {subjects.n} rows but queries has {queries.n}: row i of queries must "
+            f"subjects has {len(rs)} rows but queries has {len(rq)}: row i of queries must "
             "be subject i followed by the query"
         )
-    if subjects.d != queries.d or subjects.V != queries.V:
-        raise AllOrNoneError("subjects and queries must come from the same model (same V and d)")
-    if not np.allclose(subjects.G, queries.G, rtol=1e-12, atol=0):
-        raise AllOrNoneError("subjects and queries have different unembeddings G: use one model")
+    subjects, queries = model.subset(rows=rs), model.subset(rows=rq)
     n_s, d = subjects.n, subjects.d
     if n_s < 4:
         raise AllOrNoneError(f"relational linearity needs at least 4 subjects, got {n_s}")
@@ -332,7 +352,6 @@ def relational(
     num = np.linalg.norm(Wg @ J_S) if J_S.shape[1] else 0.0
     den = np.linalg.norm(Wg @ M_S)
     size = float(num / den) if den > 0 else float(num)
-    tol_ = default_tol(subjects, tol)
     witness = RelationWitness(map=ref_map, kl_map=kl_map, J_S=inv_op, G0_Y=G0_Y)
     details: dict[str, Any] = {
         "answers": Y.tolist(),
@@ -349,20 +368,18 @@ def relational(
         "strong_map_a": b,
         "strong_rel_residual_test": rel(Fq[test] - strong_pred[test], Fq[test]),
     }
-    return PropertyResult(
-        property="relational",
-        name=name,
-        raw=raw,
-        identified=ident,
-        all_or_none=bool(size <= tol_),
-        condition="P_Gamma A_q (M_S cap N^perp) = 0: "
+    return PropertyResult.from_condition(
+        "relational",
+        name,
+        raw,
+        ident,
+        "P_Gamma A_q (M_S cap N^perp) = 0: "
         "||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||",
-        condition_size=size,
-        tol=tol_,
+        size,
+        default_tol(subjects, tol),
         excluded=excluded,
         details=details,
         witness=witness,
-        _transport=lambda w, eq: w.transport(eq),
     )
 
 

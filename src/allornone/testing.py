@@ -1,0 +1,247 @@
+"""Checks for property functions, in the spirit of scikit-learn's ``check_estimator``.
+
+:func:`check_property` runs a property function on a model and on sampled members of its
+equivalence class (:func:`allornone.sample_equivalent`, every junk mode, several seeds and
+widths) and asserts the three promises of THEORY.md 5:
+
+1. every ``identified`` statistic is the same in every equivalent model;
+2. when the result says ``all_or_none``, the raw statistics the verdict protects are the same
+   in every equivalent model (evaluated with the witness carried there);
+3. when it does not, at least one adversarial sample changes some raw statistic.
+
+A property written for this library, or a user's own, can be checked with one call::
+
+    from allornone.testing import check_property
+    check_property(my_property, spec, model)        # raises AssertionError on a violation
+
+Use float64 models with planted structure (tests/planted.py): the tolerances are tied to
+float64 rounding and to the spectrum of ``L``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._validation import AllOrNoneError
+from .equivalence import equivalence
+from .predictor import NextTokenPredictor
+from .properties import LinearProbe, PropertyResult, SteeringWitness, transport
+from .sampler import JUNK_MODES, sample_equivalent
+from .structure import structure
+
+__all__ = ["PROTECTED_RAW", "check_property", "default_rtol"]
+
+#: Raw statistics whose value the all-or-none verdict protects, by property (``None``: all
+#: of them). Steering and probing are evaluated on the sample with the transported witness
+#: (vector, probe), so all their raw statistics are protected. For relations only the
+#: refined least-squares form is protected: the strong form never transfers, and the KL
+#: probe's ridge penalty is Euclidean (its optimum moves with the coordinates). Raw
+#: parallelism and 3CosAdd are Euclidean: their values move under every invertible map of
+#: the class (only exact parallelism, among models with M = R^d, is preserved), so no raw
+#: value is protected; the adversarial check (3) still applies to them.
+PROTECTED_RAW: dict[str, tuple[str, ...] | None] = {
+    "steering": None,
+    "probing": None,
+    "relational": ("refined_",),
+    "parallelism": (),
+    "analogy": (),
+}
+
+#: Widths of the samples, relative to k (effective complexity) and d (the model's width).
+DEFAULT_WIDTHS = ("k+2", "d", "d+3")
+
+
+def default_rtol(model: NextTokenPredictor) -> float:
+    """``10 sqrt(eps) max(1, sigma_1 / sigma_k)``: float rounding amplified by the spectrum of
+    ``L`` (and by the random maps of the sampler, condition number 10)."""
+    st = structure(model)
+    s = st.singular_values
+    kappa = float(s[0] / s[st.k - 1]) if st.k else 1.0
+    return 10.0 * float(np.sqrt(model.eps)) * max(1.0, kappa)
+
+
+def _close(a: float, b: float, rtol: float) -> bool:
+    a, b = float(a), float(b)
+    if np.isnan(a) or np.isnan(b):
+        return bool(np.isnan(a) and np.isnan(b))
+    if np.isinf(a) or np.isinf(b):
+        return a == b
+    return abs(a - b) <= rtol * max(1.0, abs(a), abs(b))
+
+
+def _change(a: float, b: float) -> float:
+    """Relative change, with the same floor as :func:`_close` (inf when one is NaN)."""
+    a, b = float(a), float(b)
+    if np.isnan(a) and np.isnan(b):
+        return 0.0
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return 0.0 if a == b else float("inf")
+    return abs(a - b) / max(1.0, abs(a), abs(b))
+
+
+def _width(spec: str | int, k: int, d: int) -> int:
+    if isinstance(spec, (int, np.integer)):
+        return max(int(spec), k + 2)
+    spec = str(spec).replace(" ", "")
+    if not spec or spec[0] not in "kd":
+        raise AllOrNoneError(f"width {spec!r}: use an int or 'k+2', 'd', 'd-1', 'd+3', ...")
+    base = k if spec[0] == "k" else d
+    off = int(spec[1:]) if len(spec) > 1 else 0
+    return max(base + off, k + 2)
+
+
+def _carry(
+    result: PropertyResult, eq: Any, spec: Any, kwargs: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The spec and options in the sample's coordinates.
+
+    Token pairs, labels, context rows and relation specs name tokens and contexts, which the
+    sample shares: they are kept. A steering vector is in model coordinates: it is replaced by
+    the transported one; a probe is evaluated with its transported weights.
+    """
+    w = result.witness
+    if isinstance(w, SteeringWitness):
+        return transport(result, eq), dict(kwargs)
+    if isinstance(w, LinearProbe):
+        tp = transport(result, eq)
+        return spec, {**kwargs, "weights": (tp.W, tp.b)}
+    return spec, dict(kwargs)
+
+
+def _protected(result: PropertyResult, raw_keys: Sequence[str] | None) -> list[str]:
+    if raw_keys is not None:
+        return [k for k in raw_keys if k in result.raw]
+    rule = PROTECTED_RAW.get(result.property)
+    if rule is None:
+        return list(result.raw)
+    return [k for k in result.raw if any(k.startswith(p) for p in rule)]
+
+
+def check_property(
+    fn: Callable[..., PropertyResult],
+    spec: Any,
+    model: NextTokenPredictor,
+    *,
+    junks: Sequence[str] = JUNK_MODES,
+    seeds: Sequence[int] = (0, 1),
+    widths: Sequence[str | int] = DEFAULT_WIDTHS,
+    rtol: float | None = None,
+    raw_keys: Sequence[str] | None = None,
+    carry: Callable[..., tuple[Any, Mapping[str, Any]]] | None = None,
+    **kwargs: Any,
+) -> PropertyResult:
+    """Check that ``fn(model, spec, **kwargs)`` keeps the promises of an all-or-none property.
+
+    Parameters
+    ----------
+    fn : a property function ``fn(model, spec, **kwargs) -> PropertyResult``
+    spec : what it is measured on (token pairs, labels, a steering vector, a RelationSpec)
+    model : NextTokenPredictor (float64, planted structure)
+    junks : junk modes of :func:`allornone.sample_equivalent` (default all four)
+    seeds, widths : samples per junk mode (widths as ``"k+2"``, ``"d"``, ``"d+3"`` or ints;
+        never below ``k + 2``)
+    rtol : relative tolerance (default :func:`default_rtol`); values are compared with the
+        floor 1 (``|a - b| <= rtol max(1, |a|, |b|)``)
+    raw_keys : raw statistics the verdict protects (default :data:`PROTECTED_RAW`)
+    carry : ``carry(result, eq, spec, kwargs) -> (spec, kwargs)`` putting the spec into the
+        sample's coordinates (default: steering vectors and probes are transported, the
+        rest is kept)
+    **kwargs : passed to ``fn``
+
+    Returns
+    -------
+    PropertyResult
+        ``fn``'s result on ``model``.
+
+    Raises
+    ------
+    AssertionError
+        Naming the property, the statistic, the junk mode and the values.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a property function, got {type(fn).__name__}")
+    if not isinstance(model, NextTokenPredictor):
+        raise TypeError(
+            f"model must be a NextTokenPredictor, got {type(model).__name__}; pass "
+            "allornone.NextTokenPredictor(F, G)"
+        )
+    bad = [j for j in junks if j not in JUNK_MODES]
+    if bad or not junks:
+        raise AllOrNoneError(f"junks must be a non-empty subset of {JUNK_MODES}, got {junks!r}")
+    fname = getattr(fn, "__name__", repr(fn))
+    r = fn(model, spec, **kwargs)
+    if not isinstance(r, PropertyResult):
+        raise AssertionError(f"{fname} returned {type(r).__name__}, not a PropertyResult")
+    who = f"{fname} ({r.property} {r.name!r})"
+    if r.all_or_none != (r.condition_size <= r.tol):
+        raise AssertionError(
+            f"{who}: all_or_none={r.all_or_none} but condition_size={r.condition_size:.3g} "
+            f"and tol={r.tol:.3g}: the verdict must be condition_size <= tol"
+        )
+    tol = default_rtol(model) if rtol is None else float(rtol)
+    st = structure(model)
+    protected = _protected(r, raw_keys)
+    carry_fn = carry or _carry
+    adversarial = 0
+    best: tuple[float, str, str] = (0.0, "", "")  # largest raw change seen on adversarial junk
+    for junk in junks:
+        for seed in seeds:
+            for width in widths:
+                dim = _width(width, st.k, model.d)
+                where = f"junk={junk!r}, seed={seed}, width={dim}"
+                s = sample_equivalent(model, dim=dim, seed=seed, junk=junk, structure_=st)
+                eq = equivalence(model, s.model)
+                if not eq.equivalent:
+                    raise AssertionError(
+                        f"{who}: the sample ({where}) is not equivalent to the model "
+                        f"({'; '.join(eq.reasons)}): use a float64 model with a sharp k"
+                    )
+                spec2, kw2 = carry_fn(r, eq, spec, kwargs)
+                try:
+                    r2 = fn(s.model, spec2, **dict(kw2))
+                except Exception as err:  # noqa: BLE001 - reported with the sample
+                    raise AssertionError(f"{who} raised on the sample ({where}): {err}") from err
+                missing = set(r.identified) ^ set(r2.identified)
+                if missing:
+                    raise AssertionError(
+                        f"{who}: identified statistics {sorted(missing)} are present on only "
+                        f"one of the model and the sample ({where})"
+                    )
+                for key, val in r.identified.items():
+                    if not _close(r2.identified[key], val, tol):
+                        raise AssertionError(
+                            f"{who}: identified statistic {key!r} is not invariant ({where}): "
+                            f"{val!r} on the model, {r2.identified[key]!r} on the sample "
+                            f"(rtol {tol:.2g})"
+                        )
+                if r.all_or_none:
+                    for key in protected:
+                        if not _close(r2.raw.get(key, np.nan), r.raw[key], tol):
+                            raise AssertionError(
+                                f"{who}: all_or_none is True (condition_size "
+                                f"{r.condition_size:.3g} <= tol {r.tol:.3g}) but raw statistic "
+                                f"{key!r} changed ({where}): {r.raw[key]!r} on the model, "
+                                f"{r2.raw.get(key)!r} on the sample (rtol {tol:.2g})"
+                            )
+                if junk == "adversarial":
+                    adversarial += 1
+                    for key, val in r.raw.items():
+                        c = _change(r2.raw.get(key, np.nan), val)
+                        if c > best[0]:
+                            best = (c, key, where)
+    if not r.all_or_none and "adversarial" in junks:
+        if adversarial == 0:  # pragma: no cover - widths always allow k + 2
+            raise AssertionError(f"{who}: no adversarial sample could be drawn")
+        if best[0] <= tol:
+            raise AssertionError(
+                f"{who}: the condition fails (condition_size {r.condition_size:.3g} > tol "
+                f"{r.tol:.3g}) but no adversarial sample (junk='adversarial', seeds {list(seeds)}"
+                f", widths {list(widths)}) changed a raw statistic by more than rtol {tol:.2g} "
+                f"(largest change {best[0]:.2g}{f' in {best[1]!r}' if best[1] else ''}): either "
+                "the raw value is identified (file it under identified) or the condition is "
+                "too strict"
+            )
+    return r
