@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._tables import PlainRepr
 from ._validation import AllOrNoneError, to_numpy
 from .linalg import random_invertible
 from .predictor import NextTokenPredictor
@@ -36,7 +37,7 @@ JUNK_MODES = ("random", "zero", "shuffle", "adversarial")
 
 
 @dataclass(eq=False)
-class EquivalentSample:
+class EquivalentSample(PlainRepr):
     """A sampled member of the equivalence class and how it was built.
 
     Attributes

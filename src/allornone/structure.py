@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._tables import TableMixin
 from ._validation import AllOrNoneError, default_rank_tol
 from .linalg import (
     energy_rank,
@@ -46,7 +47,7 @@ SHARP_GAP = 1e3
 
 
 @dataclass(eq=False)
-class Structure:
+class Structure(TableMixin):
     """Effective complexity and subspaces of one predictor (all bases orthonormal, d x dim).
 
     Attributes

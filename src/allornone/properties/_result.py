@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._io import to_jsonable
+from .._tables import TableMixin
 
 
 @dataclass(eq=False)
-class PropertyResult:
+class PropertyResult(TableMixin):
     """One linear property measured on one model.
 
     Attributes
