@@ -108,6 +108,9 @@ def test_parallelism_frame_per_pair_and_summary(setup):
         df["condition_size"], r.details["outside_M_per_pair"], rtol=1e-12, atol=0
     )
     assert (df["property"] == "parallelism").all() and not df["all_or_none"].any()
+    labelled = aon.NextTokenPredictor(model.F, model.G, tokens=[f" t{i}" for i in range(model.V)])
+    items = parallelism(labelled, [(" t0", " t1"), (" t2", " t3")], baseline_draws=0).to_frame()
+    assert items["item"].tolist() == ["' t0' -> ' t1'", "' t2' -> ' t3'"]
 
     row = r.to_frame(per_item=False)
     assert len(row) == 1

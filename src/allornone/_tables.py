@@ -265,7 +265,7 @@ def _parallelism_items(det: Mapping[str, Any]):
     rows = []
     for i, (a, b) in enumerate(pairs):
         row: dict[str, Any] = {
-            "item": f"{labels[i][0]} -> {labels[i][1]}" if labels else f"{a} -> {b}",
+            "item": f"{labels[i][0]!r} -> {labels[i][1]!r}" if labels else f"{a} -> {b}",
             "a": int(a),
             "b": int(b),
         }
