@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ._parallel import cpu_count, run_parallel
+from ._tables import TableMixin
 from ._validation import AllOrNoneError, default_equiv_tol
 from .linalg import gram_matrix
 from .predictor import NextTokenPredictor, Pivot, as_predictor
@@ -40,7 +41,7 @@ REPORT_ROWS = 256
 
 
 @dataclass(eq=False)
-class Equivalence:
+class Equivalence(TableMixin):
     """Result of :func:`equivalence` (all distances relative unless named ``max_*``).
 
     Attributes

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ._tables import PlainRepr
 from ._validation import AllOrNoneError, AllOrNoneTypeError, to_numpy
 from .linalg import random_invertible
 from .predictor import NextTokenPredictor, as_predictor
@@ -38,7 +39,7 @@ JUNK_MODES = ("random", "zero", "shuffle", "adversarial")
 
 
 @dataclass(eq=False)
-class EquivalentSample:
+class EquivalentSample(PlainRepr):
     """A sampled member of the equivalence class and how it was built.
 
     Attributes

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ._tables import TableMixin
 from ._validation import AllOrNoneError, default_rank_tol
 from .linalg import (
     energy_rank,
@@ -49,7 +50,7 @@ SHARP_GAP = 1e3
 
 
 @dataclass(eq=False)
-class Structure:
+class Structure(TableMixin):
     """Effective complexity and subspaces of one predictor (all bases orthonormal, d x dim).
 
     Attributes

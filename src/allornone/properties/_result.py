@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .._io import to_jsonable
+from .._tables import TableMixin
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -31,7 +32,7 @@ def _frozen_map(x: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, eq=False)
-class PropertyResult:
+class PropertyResult(TableMixin):
     """One linear property measured on one model.
 
     Attributes
