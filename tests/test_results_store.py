@@ -153,3 +153,9 @@ def test_user_strings_are_escaped_in_markdown(res: AuditResults, tmp_path: Path)
     html = (tmp_path / "report.html").read_text()
     assert "<script>alert" not in md and "&lt;script>alert(1)&lt;/script>" in md
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_refuses_compare_results(tmp_path: Path) -> None:
+    (tmp_path / RESULTS).write_text(json.dumps({"schema_version": "1.0", "kind": "compare"}))
+    with pytest.raises(AllOrNoneError, match="kind 'compare'"):
+        load_results(tmp_path)

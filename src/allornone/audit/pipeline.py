@@ -21,7 +21,7 @@ from .. import __version__
 from .._validation import AllOrNoneError
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
-from ..properties._result import PropertyResult
+from ..properties import PropertyResult
 from ..structure import structure
 from . import props
 from .demo import equivalence_demo, reduced, restricted_structures

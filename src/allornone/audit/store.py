@@ -95,7 +95,8 @@ def write_results(res: AuditResults, folder: str | Path) -> dict[str, str]:
 
 
 def read_tree(folder: str | Path) -> dict[str, Any]:
-    """``results.json`` with its array references resolved (plain dicts, ``numpy`` arrays)."""
+    """An audit's ``results.json`` with its array references resolved (plain dicts and lists,
+    ``numpy`` arrays); the same checks as :func:`load_results`."""
     folder = Path(folder)
     path = folder / RESULTS
     if not path.is_file():
@@ -108,6 +109,10 @@ def read_tree(folder: str | Path) -> dict[str, Any]:
         raise AllOrNoneError(f"{path}: not valid JSON ({e}); rerun the audit") from e
     if not isinstance(tree, dict):
         raise AllOrNoneError(f"{path}: expected a JSON object at the top level")
+    if tree.get("kind", "audit") != "audit":
+        raise AllOrNoneError(
+            f"{path}: results of kind {tree.get('kind')!r}; this reads the results of an audit"
+        )
     version = str(tree.get("schema_version"))
     if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise AllOrNoneError(
@@ -154,8 +159,4 @@ def load_results(folder: str | Path) -> AuditResults:
     reference to an array that is not in it.
     """
     tree = read_tree(folder)
-    if tree.get("kind", "audit") != "audit":
-        raise AllOrNoneError(
-            f"{folder}: results of kind {tree.get('kind')!r}; load_results reads audits"
-        )
     return AuditResults.from_tree(tree)
