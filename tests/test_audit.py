@@ -10,41 +10,46 @@ import pytest
 from audit_helpers import CONCEPTS, LABELS, RELATIONS, tiny_model
 
 from allornone import NextTokenPredictor, structure
-from allornone.audit import AuditConfig, run_audit
+from allornone.audit import SCHEMA_VERSION, AuditConfig, AuditResults, run_audit
+from allornone.audit.demo import reduced
 from allornone.audit.explain import EXPLAIN
-from allornone.audit.pipeline import reduced
 from allornone.audit.report import summary_table, write_report
 
 
 @pytest.fixture(scope="module")
-def res() -> dict:
+def res() -> AuditResults:
     cfg = AuditConfig(
         concepts=str(CONCEPTS), relations=str(RELATIONS), labels=str(LABELS), progress=False
     )
     return run_audit(cfg, model=tiny_model())
 
 
-def test_results_are_json_and_versioned(res: dict) -> None:
-    text = json.dumps(res, allow_nan=False)
-    assert json.loads(text)["schema_version"] == "1.0"
+def test_results_are_json_and_versioned(res: AuditResults, tmp_path: Path) -> None:
+    assert res.schema_version == SCHEMA_VERSION == "2.0"
+    assert res.restricted and res.properties and res.equivalence_demo is not None
+    assert all(r.k < r.d for r in res.restricted)
+    write_report(res, tmp_path)
+    tree = json.loads((tmp_path / "results.json").read_text())
+    assert tree["schema_version"] == "2.0"
     for key in ("model", "structure", "restricted", "properties", "equivalence_demo"):
-        assert key in res
-    assert all(r["k"] < r["d"] for r in res["restricted"])
+        assert key in tree
+    assert tree["structure"]["k"] == res.structure.k
 
 
-def test_equivalence_demo_identified_fixed_raw_moves(res: dict) -> None:
-    demo = res["equivalence_demo"]
-    models = [m for m in demo["models"] if m["junk"] != "adversarial"]
-    assert all(m["equivalent"] for m in models)
-    assert {m["width"] for m in models} >= {demo["problem"]["d"], 2 * demo["problem"]["d"]}
-    for s, ident in demo["stat_identified"].items():
-        vals = np.array([m["stats"][s] for m in models], dtype=float)
+def test_equivalence_demo_identified_fixed_raw_moves(res: AuditResults) -> None:
+    demo = res.equivalence_demo
+    assert demo is not None
+    models = [m for m in demo.models if m.junk != "adversarial"]
+    assert all(m.equivalent for m in models)
+    assert {m.width for m in models} >= {demo.problem.d, 2 * demo.problem.d}
+    for s, ident in demo.stat_identified.items():
+        vals = np.array([m.stats[s] for m in models], dtype=float)
         spread = np.ptp(vals) / max(1.0, np.abs(vals).max())
         if ident:
             assert spread < 1e-6, s
     raw_moves = [
-        np.ptp([m["stats"][s] for m in models]) > 1e-3
-        for s, i in demo["stat_identified"].items()
+        np.ptp([m.stats[s] for m in models]) > 1e-3
+        for s, i in demo.stat_identified.items()
         if not i and s != "dim_M"
     ]
     assert all(raw_moves)
@@ -61,7 +66,7 @@ def test_reduced_is_exact() -> None:
         assert a[k] == b[k]
 
 
-def test_every_report_number_is_explained(res: dict, tmp_path: Path) -> None:
+def test_every_report_number_is_explained(res: AuditResults, tmp_path: Path) -> None:
     write_report(res, tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
@@ -92,7 +97,7 @@ def test_every_report_number_is_explained(res: dict, tmp_path: Path) -> None:
         assert key in EXPLAIN
 
 
-def test_summary_table_is_aligned(res: dict) -> None:
+def test_summary_table_is_aligned(res: AuditResults) -> None:
     lines = summary_table(res).splitlines()
     assert lines[0].startswith("item") and set(lines[1]) <= {"-", " "}
     assert any("equivalent samples" in ln for ln in lines)

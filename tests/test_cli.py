@@ -35,7 +35,7 @@ def test_audit_writes_all_outputs(tmp_path: Path, capsys: pytest.CaptureFixture)
         for n in ["spectrum", "parallelism", "relations", "probing", "steering", "equivalence"]
     }
     res = json.loads((out / "results.json").read_text())
-    assert res["schema_version"] == "1.0"
+    assert res["schema_version"] == "2.0"
     assert {p["property"] for p in res["properties"]} == {
         "parallelism",
         "relational",

@@ -1,6 +1,48 @@
 """The audit (``allornone audit``): structure, properties and the equivalence class of a model,
-written as report.html / report.md / results.json / figures (see docs/RESULTS_SCHEMA.md)."""
+written as report.html / report.md / results.json + arrays.safetensors / figures (see
+docs/RESULTS_SCHEMA.md).
 
-from .pipeline import SCHEMA_VERSION, AuditConfig, run_audit
+>>> from allornone.audit import AuditConfig, run_audit, write_report, load_results
+>>> res = run_audit(AuditConfig(quick=True))          # doctest: +SKIP
+>>> write_report(res, folder)                         # doctest: +SKIP
+>>> load_results(folder) == res                       # doctest: +SKIP
+True
+"""
 
-__all__ = ["SCHEMA_VERSION", "AuditConfig", "run_audit"]
+from .inputs import AuditConfig
+from .pipeline import run_audit
+from .report import summary_table, write_report
+from .results import (
+    Analogy,
+    AnalogySection,
+    AuditResults,
+    DemoModel,
+    DemoProblem,
+    EquivalenceDemo,
+    ModelFacts,
+    PropertyRecord,
+    StructureSummary,
+)
+from .steps import Steps
+from .store import SCHEMA_VERSION, load_results, read_tree, write_results
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Analogy",
+    "AnalogySection",
+    "AuditConfig",
+    "AuditResults",
+    "DemoModel",
+    "DemoProblem",
+    "EquivalenceDemo",
+    "ModelFacts",
+    "PropertyRecord",
+    "Steps",
+    "StructureSummary",
+    "load_results",
+    "read_tree",
+    "run_audit",
+    "summary_table",
+    "write_report",
+    "write_results",
+]

@@ -1,4 +1,5 @@
-"""One-line explanations of every number the audit reports, and whether it is identified.
+"""The audit's glossary: the one-line meaning of every number it reports, and whether it is
+identified (:class:`allornone.report.Explanation`).
 
 ``identified=True``: computed from the next-token distribution alone, so equal in every
 model with the same distribution (THEORY.md 4). ``False``: depends on the parametrisation
@@ -8,13 +9,9 @@ fact about the run or the model file rather than a statistic of the representati
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from ..report import Explanation, mark
 
-
-class Explanation(NamedTuple):
-    text: str
-    identified: bool | None
-
+__all__ = ["EXPLAIN", "Explanation", "explain", "mark"]
 
 EXPLAIN: dict[str, Explanation] = {
     # model facts
@@ -172,8 +169,3 @@ EXPLAIN: dict[str, Explanation] = {
 def explain(key: str) -> Explanation:
     """The explanation of ``key`` (an unknown key gets a generic one)."""
     return EXPLAIN.get(key, Explanation(key.replace("_", " "), None))
-
-
-def mark(identified: bool | None) -> str:
-    """Short mark used in tables: identified, not identified, or a fact."""
-    return {True: "identified", False: "NOT identified", None: "fact"}[identified]

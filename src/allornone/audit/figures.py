@@ -1,6 +1,6 @@
 """Figures of the audit report (matplotlib, Agg backend), written as PNG files.
 
-Each ``fig_*`` takes the results dict and a path; it returns the path, or None when the
+Each ``fig_*`` takes the typed results and a path; it returns the path, or None when the
 results have nothing to plot for it.
 """
 
@@ -9,65 +9,51 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-RAW_C = "#d95f02"  # not identified
-ID_C = "#1b9e77"  # identified
-BASE_C = "#7570b3"
-
-
-def _props(res: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [p for p in res.get("properties", []) if p["property"] == kind]
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from ..report import BASE_C, ID_C, RAW_C, pyplot, save_figure
+from .results import AuditResults
 
 
 def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-def fig_spectrum(res: dict[str, Any], path: Path) -> Path | None:
-    st = res.get("structure", {})
-    s = np.array([_num(v) for v in st.get("singular_values", [])])
+def fig_spectrum(res: AuditResults, path: Path) -> Path | None:
+    st = res.structure
+    sv = st.singular_values if st.singular_values is not None else []
+    s = np.array([_num(v) for v in sv])
     if s.size == 0:
         return None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     ax.semilogy(np.arange(1, s.size + 1), s / s[0], color=ID_C, lw=1.5, label="main contexts")
-    ax.axvline(st["k"], color="k", ls="--", lw=1, label=f"k = {st['k']}")
+    ax.axvline(st.k, color="k", ls="--", lw=1, label=f"k = {st.k}")
     ax.axvline(
-        st["energy_rank"],
+        st.energy_rank,
         color=BASE_C,
         ls=":",
         lw=1.5,
-        label=f"99% energy rank = {st['energy_rank']}",
+        label=f"99% energy rank = {st.energy_rank}",
     )
     ax.set_xlabel("index i")
     ax.set_ylabel("sigma_i / sigma_1")
-    ax.set_title(f"Spectrum of the log-odds matrix L (n={st['n']}, V={st['V']}, d={st['d']})")
+    ax.set_title(f"Spectrum of the log-odds matrix L (n={st.n}, V={st.V}, d={st.d})")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def fig_parallelism(res: dict[str, Any], path: Path) -> Path | None:
-    ps = _props(res, "parallelism")
+def fig_parallelism(res: AuditResults, path: Path) -> Path | None:
+    ps = res.of_kind("parallelism")
     if not ps:
         return None
-    names = [p["name"] for p in ps]
+    names = [p.name for p in ps]
     y = np.arange(len(ps))
-    fig, ax = plt.subplots(figsize=(8, 0.38 * len(ps) + 1.6))
-    idv = [_num(p["identified"].get("logodds_corr")) for p in ps]
-    raw = [_num(p["raw"].get("euclid_cos")) for p in ps]
-    bid = [_num(p["baseline"].get("logodds_corr")) for p in ps]
-    braw = [_num(p["baseline"].get("euclid_cos")) for p in ps]
+    fig, ax = pyplot().subplots(figsize=(8, 0.38 * len(ps) + 1.6))
+    idv = [_num(p.identified.get("logodds_corr")) for p in ps]
+    raw = [_num(p.raw.get("euclid_cos")) for p in ps]
+    bid = [_num(p.baseline.get("logodds_corr")) for p in ps]
+    braw = [_num(p.baseline.get("euclid_cos")) for p in ps]
     ax.barh(y - 0.2, idv, 0.4, color=ID_C, label="identified: Cov(f) cosine (log-ratio corr.)")
     ax.barh(y + 0.2, raw, 0.4, color=RAW_C, label="raw: Euclidean cosine (NOT identified)")
     ax.scatter(bid, y - 0.2, marker="|", s=200, color="k", label="random-pair baseline", zorder=3)
@@ -78,11 +64,11 @@ def fig_parallelism(res: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("mean pairwise cosine of the family's differences")
     ax.set_title("Parallelism per family against random token pairs")
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def fig_relations(res: dict[str, Any], path: Path) -> Path | None:
-    ps = _props(res, "relational")
+def fig_relations(res: AuditResults, path: Path) -> Path | None:
+    ps = res.of_kind("relational")
     if not ps:
         return None
     keys = [
@@ -90,57 +76,56 @@ def fig_relations(res: dict[str, Any], path: Path) -> Path | None:
         ("refined_faithfulness", "refined least squares (raw)", RAW_C),
     ]
     x = np.arange(len(ps))
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(ps) + 2), 3.8))
+    fig, ax = pyplot().subplots(figsize=(max(5, 1.6 * len(ps) + 2), 3.8))
     w = 0.36
     for j, (k, lab, c) in enumerate(keys):
-        vals = [_num((p["identified"] | p["raw"]).get(k)) for p in ps]
+        vals = [_num((p.identified | p.raw).get(k)) for p in ps]
         ax.bar(x + (j - 0.5) * w, vals, w, color=c, label=lab)
     for i, p in enumerate(ps):
-        ax.text(i, 1.02, f"cond. {_num(p['condition_size']):.1e}", ha="center", fontsize=7)
-    ax.set_xticks(x, [p["name"] for p in ps], fontsize=8, rotation=15)
+        ax.text(i, 1.02, f"cond. {_num(p.condition_size):.1e}", ha="center", fontsize=7)
+    ax.set_xticks(x, [p.name for p in ps], fontsize=8, rotation=15)
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("held-out faithfulness")
     ax.set_title("Relation maps: do they pick the model's own answer?")
     ax.legend(fontsize=7, loc="lower left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def fig_probing(res: dict[str, Any], path: Path) -> Path | None:
-    ps = _props(res, "probing")
+def fig_probing(res: AuditResults, path: Path) -> Path | None:
+    ps = res.of_kind("probing")
     if not ps:
         return None
     x = np.arange(len(ps))
-    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(ps) + 2), 3.6))
-    raw = [_num(p["raw"].get("test_accuracy", p["raw"].get("probe_acc_raw"))) for p in ps]
+    fig, ax = pyplot().subplots(figsize=(max(5, 1.8 * len(ps) + 2), 3.6))
+    raw = [_num(p.raw.get("test_accuracy", p.raw.get("probe_acc_raw"))) for p in ps]
     idv = [
-        _num(
-            p["identified"].get(
-                "logodds_test_accuracy", p["identified"].get("probe_acc_identified")
-            )
-        )
+        _num(p.identified.get("logodds_test_accuracy", p.identified.get("probe_acc_identified")))
         for p in ps
     ]
     ax.bar(x - 0.2, raw, 0.4, color=RAW_C, label="probe on raw f (NOT identified)")
     ax.bar(x + 0.2, idv, 0.4, color=ID_C, label="probe on log-odds (identified)")
     for i, p in enumerate(ps):
-        b = p["baseline"].get("majority")
+        b = p.baseline.get("majority")
         if b is not None:
             ax.hlines(b, i - 0.4, i + 0.4, color="k", ls=":", lw=1)
-    ax.set_xticks(x, [p["name"] for p in ps], fontsize=8)
+    ax.set_xticks(x, [p.name for p in ps], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("held-out accuracy")
     ax.set_title("Linear probes (dotted: majority class)")
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def fig_steering(res: dict[str, Any], path: Path) -> Path | None:
-    ps = [p for p in _props(res, "steering") if "predicted_target" in p["details"]]
+def fig_steering(res: AuditResults, path: Path) -> Path | None:
+    ps = [p for p in res.of_kind("steering") if "predicted_target" in p.details]
     if not ps:
         return None
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.8), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(ps), figsize=(4.2 * len(ps), 3.8), squeeze=False)
     for ax, p in zip(axes[0], ps):
-        dt = p["details"]
+        dt = {
+            k: np.asarray(p.details[k], dtype=float)
+            for k in ("predicted_off", "measured_off", "predicted_target", "measured_target")
+        }
         ax.scatter(
             dt["predicted_off"],
             dt["measured_off"],
@@ -161,23 +146,23 @@ def fig_steering(res: dict[str, Any], path: Path) -> Path | None:
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.6, ls="--")
         ax.set_xlabel("predicted shift alpha g0(y)^T v")
         ax.set_ylabel("measured mean shift of log p(y|x)")
-        ax.set_title(p["name"], fontsize=9)
+        ax.set_title(p.name, fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle("Steering: target versus off-target shifts", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def fig_equivalence(res: dict[str, Any], path: Path) -> Path | None:
-    demo = res.get("equivalence_demo")
-    if not demo or not demo.get("models"):
+def fig_equivalence(res: AuditResults, path: Path) -> Path | None:
+    demo = res.equivalence_demo
+    if demo is None or not demo.models:
         return None
-    models = demo["models"]
-    stats = list(demo["stat_identified"].keys())
-    fig, axes = plt.subplots(1, len(stats), figsize=(2.1 * len(stats), 3.6), squeeze=False)
-    labels = [f"{m['label']}\n(d={m['width']})" for m in models]
+    models = demo.models
+    stats = list(demo.stat_identified.keys())
+    fig, axes = pyplot().subplots(1, len(stats), figsize=(2.1 * len(stats), 3.6), squeeze=False)
+    labels = [f"{m.label}\n(d={m.width})" for m in models]
     for ax, s in zip(axes[0], stats):
-        ident = demo["stat_identified"][s]
-        vals = [_num(m["stats"].get(s)) for m in models]
+        ident = demo.stat_identified[s]
+        vals = [_num(m.stats.get(s)) for m in models]
         ax.bar(np.arange(len(models)), vals, color=ID_C if ident else RAW_C)
         ax.set_xticks(np.arange(len(models)), labels, fontsize=6, rotation=60)
         ax.set_title(f"{s}\n{'identified' if ident else 'NOT identified'}", fontsize=8)
@@ -187,7 +172,7 @@ def fig_equivalence(res: dict[str, Any], path: Path) -> Path | None:
         "identified ones stay fixed",
         fontsize=9,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 FIGURES = {
@@ -200,7 +185,7 @@ FIGURES = {
 }
 
 
-def write_figures(res: dict[str, Any], folder: Path) -> dict[str, str]:
+def write_figures(res: AuditResults, folder: Path) -> dict[str, str]:
     """Write every figure that has data; returns ``name -> file name``."""
     out: dict[str, str] = {}
     for name, fn in FIGURES.items():

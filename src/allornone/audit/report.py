@@ -1,75 +1,50 @@
-"""Writing the audit: report.html (self-contained), report.md, results.json, figures/*.png.
+"""Writing the audit: report.html (self-contained), report.md, results.json +
+arrays.safetensors, figures/*.png.
 
-The report is built once as a list of blocks (headings, paragraphs, tables, figures) and
-rendered to HTML and Markdown, so both say the same thing. Every table is followed by the
-one-line meaning of each column and whether it is identified (:mod:`.explain`).
+The report is built once as a list of blocks (:mod:`allornone.report`) from the typed
+:class:`~.results.AuditResults` and rendered to HTML and Markdown, so both say the same
+thing. Every table is followed by the one-line meaning of each column and whether it is
+identified (:mod:`.explain`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import json
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .explain import Explanation, explain, mark
+from ..report import Block, Explanation, Table, aligned_text, fmt, mark, write_pages
+from .explain import explain
 from .figures import write_figures
-
-Cell = Any
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[Cell]]
-    #: column header -> explanation (only for columns holding numbers)
-    columns: dict[str, Explanation] = field(default_factory=dict)
+from .results import AuditResults, PropertyRecord
+from .store import write_results
 
 
-@dataclass
-class Block:
-    kind: str  # "h1" | "h2" | "p" | "table" | "figure" | "note"
-    content: Any
-    caption: str = ""
-
-
-def fmt(x: Cell) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        if x != x:
-            return "–"
-        if x == 0:
-            return "0"
-        a = abs(x)
-        return f"{x:.3g}" if 1e-3 <= a < 1e5 else f"{x:.2e}"
-    if isinstance(x, (list, tuple)):
-        return ", ".join(fmt(v) for v in x)
-    return str(x)
-
-
-def _ex(key: str, identified: bool | None = "auto") -> Explanation:  # type: ignore[assignment]
+def _ex(key: str, identified: bool | None | str = "auto") -> Explanation:
     e = explain(key)
-    return e if identified == "auto" else Explanation(e.text, identified)
+    return e if identified == "auto" else Explanation(e.text, identified)  # type: ignore[arg-type]
+
+
+def _typed(res: Any) -> AuditResults:
+    if isinstance(res, AuditResults):
+        return res
+    raise TypeError(
+        f"expected AuditResults (from run_audit or load_results), got {type(res).__name__}"
+    )
 
 
 # ---------------------------------------------------------------------------- blocks
-def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
+def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
+    """The report as blocks; ``figures``: figure name -> PNG file name in figures/."""
     b: list[Block] = []
-    m = res["model"]
-    b.append(Block("h1", f"allornone audit: {m['name']}"))
+    m = res.model
+    b.append(Block("h1", f"allornone audit: {m.name}"))
     b.append(
         Block(
             "p",
-            f"allornone {res['tool']['version']}, results schema {res['schema_version']}, "
-            f"{res['created']}, run time {fmt(res.get('runtime_s'))} s, seed "
-            f"{res['config']['seed']}{' (quick mode)' if res['config']['quick'] else ''}.",
+            f"allornone {res.tool['version']}, results schema {res.schema_version}, "
+            f"{res.created}, run time {fmt(res.runtime_s)} s, seed "
+            f"{res.config['seed']}{' (quick mode)' if res.config['quick'] else ''}.",
         )
     )
     b.append(
@@ -86,12 +61,12 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
     )
     # model
     b.append(Block("h2", "Model"))
-    rows = [
-        ["name", m["name"]],
-        ["d", m["d"]],
-        ["V", m["V"]],
-        ["tied head", m.get("tied")],
-        ["logit_check", m.get("logit_check")],
+    rows: list[list[Any]] = [
+        ["name", m.name],
+        ["d", m.d],
+        ["V", m.V],
+        ["tied head", m.tied],
+        ["logit_check", m.logit_check],
     ]
     b.append(
         Block(
@@ -102,18 +77,18 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
             ),
         )
     )
-    for note in m.get("head_notes", []):
+    for note in m.head_notes:
         b.append(Block("p", f"Head: {note}"))
-    for w in m.get("head_warnings", []):
+    for w in m.head_warnings:
         b.append(Block("p", f"WARNING: {w}"))
     # structure
-    st = res["structure"]
+    st = res.structure
     b.append(Block("h2", "Structure on the chosen contexts"))
     b.append(
         Block(
             "p",
-            f"{st['n']} contexts (the labelled texts, the relation subjects and prompts) and all "
-            f"{st['V']} tokens. {st['decision']}",
+            f"{st.n} contexts (the labelled texts, the relation subjects and prompts) and all "
+            f"{st.V} tokens. {st.decision}",
         )
     )
     keys = ["k", "energy_rank", "dim_M", "dim_N", "dim_E", "dim_J_f", "dim_J_g", "gap"]
@@ -122,14 +97,13 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
             "table",
             Table(
                 ["quantity", "value", "meaning", "identified?"],
-                [[k, st.get(k), _ex(k).text, mark(_ex(k).identified)] for k in keys],
+                [[k, getattr(st, k), _ex(k).text, mark(_ex(k).identified)] for k in keys],
             ),
         )
     )
     if "spectrum" in figures:
         b.append(Block("figure", figures["spectrum"], "Spectrum of L (identified)."))
-    rs = res.get("restricted", [])
-    if rs:
+    if res.restricted:
         b.append(Block("h2", "Structure on restricted token sets (k < d)"))
         b.append(
             Block(
@@ -145,42 +119,39 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
                 "table",
                 Table(
                     ["set", "name"] + cols,
-                    [[r["kind"], r["name"]] + [r.get(c) for c in cols] for r in rs],
+                    [[r.kind, r.name] + [getattr(r, c) for c in cols] for r in res.restricted],
                     {c: _ex(c) for c in cols},
                 ),
             )
         )
     # properties
     b += _property_section(res, "parallelism", "Parallelism of concept directions", figures)
-    an = res.get("analogy", {})
-    if an.get("sections"):
-        b.append(Block("h3", "Analogy accuracy (3CosAdd) per section"))
-        cols = ["n_questions", "acc_raw", "acc_identified"]
-        rows = [[s["section"]] + [s[c] for c in cols] for s in an["sections"]]
-        rows.append(
-            ["overall", sum(s["n_questions"] for s in an["sections"])]
-            + [an["overall"]["acc_raw"], an["overall"]["acc_identified"]]
-        )
-        b.append(
-            Block(
-                "table",
-                Table(
-                    ["section"] + cols,
-                    rows,
-                    {c: _ex(c) for c in cols}
-                    | {
-                        "n_questions": Explanation(
-                            "questions with all four words single tokens", None
-                        )
-                    },
-                ),
-            )
-        )
+    b += _analogy_section(res)
     b += _property_section(res, "relational", "Relational linearity", figures, fig="relations")
     b += _property_section(res, "probing", "Linear probing", figures)
     b += _property_section(res, "steering", "Linear steering", figures)
     b += _equivalence_section(res, figures)
     return b
+
+
+def _analogy_section(res: AuditResults) -> list[Block]:
+    an = res.analogy
+    if not an.sections:
+        return []
+    cols = ["n_questions", "acc_raw", "acc_identified"]
+    rows: list[list[Any]] = [[s.section] + [getattr(s, c) for c in cols] for s in an.sections]
+    overall = an.overall or {}
+    rows.append(
+        ["overall", sum(s.n_questions for s in an.sections)]
+        + [overall.get("acc_raw"), overall.get("acc_identified")]
+    )
+    ex = {c: _ex(c) for c in cols} | {
+        "n_questions": Explanation("questions with all four words single tokens", None)
+    }
+    return [
+        Block("h3", "Analogy accuracy (3CosAdd) per section"),
+        Block("table", Table(["section"] + cols, rows, ex)),
+    ]
 
 
 _TITLES_NOTE = {
@@ -200,26 +171,25 @@ _TITLES_NOTE = {
 
 
 def _property_section(
-    res: dict[str, Any], kind: str, title: str, figures: dict[str, str], fig: str | None = None
+    res: AuditResults, kind: str, title: str, figures: dict[str, str], fig: str | None = None
 ) -> list[Block]:
-    ps = [p for p in res.get("properties", []) if p["property"] == kind]
+    ps = res.of_kind(kind)
     if not ps:
         return []
     out = [Block("h2", title), Block("p", _TITLES_NOTE.get(kind, ""))]
-    raw_keys = _scalar_keys(ps, "raw")
-    id_keys = _scalar_keys(ps, "identified")
-    base_keys = _scalar_keys(ps, "baseline")
+    raw_keys = _scalar_keys([p.raw for p in ps])
+    id_keys = _scalar_keys([p.identified for p in ps])
+    base_keys = _scalar_keys([p.baseline for p in ps])
     headers = ["name"] + raw_keys + id_keys + [f"baseline {k}" for k in base_keys]
     headers += ["condition_size", "all-or-none"]
-    rows = []
-    for p in ps:
-        rows.append(
-            [p["name"]]
-            + [p["raw"].get(k) for k in raw_keys]
-            + [p["identified"].get(k) for k in id_keys]
-            + [p["baseline"].get(k) for k in base_keys]
-            + [p["condition_size"], p["all_or_none"]]
-        )
+    rows = [
+        [p.name]
+        + [p.raw.get(k) for k in raw_keys]
+        + [p.identified.get(k) for k in id_keys]
+        + [p.baseline.get(k) for k in base_keys]
+        + [p.condition_size, p.all_or_none]
+        for p in ps
+    ]
     cols = {k: _ex(k, False) for k in raw_keys} | {k: _ex(k, True) for k in id_keys}
     for k in base_keys:
         e = _ex(k)
@@ -229,9 +199,9 @@ def _property_section(
         "yes: the raw property holds in all equivalent models or in none", True
     )
     out.append(Block("table", Table(headers, rows, cols)))
-    conds = sorted({p["condition"] for p in ps})
+    conds = sorted({p.condition for p in ps})
     out.append(Block("p", "Condition: " + "; ".join(conds)))
-    excl = sum(len(p.get("excluded") or []) for p in ps)
+    excl = sum(len(p.excluded or []) for p in ps)
     if excl:
         out.append(
             Block("p", f"{excl} items were excluded (e.g. multi-token words); see results.json.")
@@ -242,171 +212,66 @@ def _property_section(
     return out
 
 
-def _scalar_keys(ps: list[dict[str, Any]], part: str) -> list[str]:
+def _scalar_keys(parts: list[dict[str, Any]]) -> list[str]:
     keys: list[str] = []
-    for p in ps:
-        for k, v in (p.get(part) or {}).items():
+    for part in parts:
+        for k, v in (part or {}).items():
             if (v is None or isinstance(v, (int, float))) and k not in keys:
                 keys.append(k)
     return keys
 
 
-def _equivalence_section(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
-    demo = res.get("equivalence_demo")
-    if not demo:
+def _equivalence_section(res: AuditResults, figures: dict[str, str]) -> list[Block]:
+    demo = res.equivalence_demo
+    if demo is None:
         return []
-    pr = demo["problem"]
+    pr = demo.problem
     out = [
         Block("h2", "The equivalence class on this model"),
         Block(
             "p",
-            f"Restricted problem: the prompts of relation '{pr['relation']}' ({pr['n']} contexts) "
-            f"and its {pr['V']} answer tokens, d = {pr['d']}, k = {pr['k']} (J_f: {pr['dim_J_f']} "
-            f"dims, J_g: {pr['dim_J_g']} dims). Models of other widths with exactly the same "
+            f"Restricted problem: the prompts of relation '{pr.relation}' ({pr.n} contexts) "
+            f"and its {pr.V} answer tokens, d = {pr.d}, k = {pr.k} (J_f: {pr.dim_J_f} "
+            f"dims, J_g: {pr.dim_J_g} dims). Models of other widths with exactly the same "
             "next-token distribution were sampled (THEORY.md 4: f~ = T[A e_f; u; 0], "
             "g~ = T^-T[A^-T e_g; 0; w; 0] + c with random T, A, c and junk u, w; the last one "
             "with adversarial junk) and checked with equivalence(); ranks of every model are "
-            f"decided with the original's relative tolerance {fmt(pr.get('rank_tol'))} "
+            f"decided with the original's relative tolerance {fmt(pr.rank_tol)} "
             "(their spectra of L are identical).",
         ),
     ]
-    stats = list(demo["stat_identified"])
+    stats = list(demo.stat_identified)
     cols = ["width", "equivalent", "max_logodds_gap", "mean_kl", "residual_f", "residual_g"]
     rows = [
-        [m["label"], m["junk"]] + [m.get(c) for c in cols] + [m["stats"].get(s) for s in stats]
-        for m in demo["models"]
+        [m.label, m.junk] + [getattr(m, c) for c in cols] + [m.stats.get(s) for s in stats]
+        for m in demo.models
     ]
     ex = {c: _ex(c) for c in cols} | {"width": Explanation("width d~ of the sampled model", None)}
     for s in stats:
-        ex[s] = _ex(s, bool(demo["stat_identified"][s]))
+        ex[s] = _ex(s, bool(demo.stat_identified[s]))
     out.append(Block("table", Table(["model", "junk"] + cols + stats, rows, ex)))
     if "equivalence" in figures:
         out.append(Block("figure", figures["equivalence"], "Raw statistics move, identified stay."))
     return out
 
 
-# ---------------------------------------------------------------------------- HTML
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1150px;
-margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-h1{border-bottom:2px solid #1b9e77;padding-bottom:.2em}
-h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overflow-x:auto}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
-td.t{text-align:left;white-space:normal}
-.id{color:#1b9e77;font-weight:600}.raw{color:#d95f02;font-weight:600}.fact{color:#777}
-.note{background:#f6faf8;border-left:4px solid #1b9e77;padding:.6em 1em}
-dl.cols{font-size:12px;color:#444;margin:.2em 0 1em}dl.cols dt{display:inline;font-weight:600}
-dl.cols dd{display:inline;margin:0}dl.cols dd:after{content:"";display:block}
-img{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#555}
-"""
-
-_SCRIPT = """
-window.addEventListener('load',function(){var im=document.images,ok=im.length>0;
-for(var i=0;i<im.length;i++){if(!(im[i].complete&&im[i].naturalWidth>0))ok=false;}
-document.body.setAttribute('data-images-ok',ok?'yes':'no');
-document.body.setAttribute('data-images',String(im.length));});
-"""
-
-
-def _mark_html(identified: bool | None) -> str:
-    cls = {True: "id", False: "raw", None: "fact"}[identified]
-    return f'<span class="{cls}">{mark(identified)}</span>'
-
-
-def render_html(blocks: list[Block], folder: Path, title: str) -> str:
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-    ]
-    for bl in blocks:
-        if bl.kind in ("h1", "h2", "h3"):
-            parts.append(f"<{bl.kind}>{html.escape(bl.content)}</{bl.kind}>")
-        elif bl.kind == "p":
-            parts.append(f"<p>{html.escape(bl.content)}</p>")
-        elif bl.kind == "note":
-            parts.append(f"<p class='note'>{bl.content}</p>")
-        elif bl.kind == "figure":
-            data = base64.b64encode((folder / bl.content).read_bytes()).decode()
-            parts.append(
-                f"<figure><img alt='{html.escape(bl.caption)}' "
-                f"src='data:image/png;base64,{data}'><figcaption>{html.escape(bl.caption)} "
-                f"(figures/{html.escape(bl.content)})</figcaption></figure>"
-            )
-        elif bl.kind == "table":
-            parts.append(_html_table(bl.content))
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
-    return "\n".join(parts)
-
-
-def _html_table(t: Table) -> str:
-    out = ["<table><thead><tr>"]
-    out += [f"<th>{html.escape(h)}</th>" for h in t.headers]
-    out.append("</tr></thead><tbody>")
-    for r in t.rows:
-        cells = []
-        for c in r:
-            if isinstance(c, str) and c in ("identified", "NOT identified", "fact"):
-                ident = {"identified": True, "NOT identified": False, "fact": None}[c]
-                cells.append(f"<td class='t'>{_mark_html(ident)}</td>")
-            elif isinstance(c, str):
-                cells.append(f"<td class='t'>{html.escape(c)}</td>")
-            else:
-                cells.append(f"<td>{html.escape(fmt(c))}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    if t.columns:
-        out.append("<dl class='cols'>")
-        for k, e in t.columns.items():
-            text = html.escape(e.text)
-            out.append(f"<dt>{html.escape(k)}</dt><dd>: {text} ({_mark_html(e.identified)})</dd>")
-        out.append("</dl>")
-    return "".join(out)
-
-
-# ---------------------------------------------------------------------------- Markdown
-def render_md(blocks: list[Block]) -> str:
-    lines: list[str] = []
-    for bl in blocks:
-        if bl.kind == "h1":
-            lines += [f"# {bl.content}", ""]
-        elif bl.kind == "h2":
-            lines += [f"## {bl.content}", ""]
-        elif bl.kind == "h3":
-            lines += [f"### {bl.content}", ""]
-        elif bl.kind in ("p", "note"):
-            lines += [bl.content.replace("<b>", "**").replace("</b>", "**"), ""]
-        elif bl.kind == "figure":
-            lines += [f"![{bl.caption}](figures/{bl.content})", ""]
-        elif bl.kind == "table":
-            t: Table = bl.content
-            lines.append("| " + " | ".join(t.headers) + " |")
-            lines.append("|" + "---|" * len(t.headers))
-            for r in t.rows:
-                lines.append("| " + " | ".join(fmt(c).replace("|", "\\|") for c in r) + " |")
-            lines.append("")
-            for k, e in t.columns.items():
-                lines.append(f"- `{k}`: {e.text} ({mark(e.identified)})")
-            if t.columns:
-                lines.append("")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------- all outputs
-def write_report(res: dict[str, Any], folder: Path) -> dict[str, str]:
-    """Write every output into ``folder`` (which must exist); returns name -> relative path."""
+def write_report(res: AuditResults, folder: Path) -> dict[str, str]:
+    """Write every output into ``folder`` (which must exist); returns name -> relative path.
+
+    report.html, report.md, results.json + arrays.safetensors (:func:`.store.write_results`)
+    and figures/*.png. ``res``: the :class:`~.results.AuditResults` of
+    :func:`~allornone.audit.run_audit` or :func:`~allornone.audit.load_results`.
+    """
+    res = _typed(res)
+    folder = Path(folder)
     figdir = folder / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     figures = write_figures(res, figdir)
-    res = dict(res)
-    res["figures"] = {k: f"figures/{v}" for k, v in figures.items()}
-    blocks = build_blocks(res, figures)
-    title = f"allornone audit: {res['model']['name']}"
-    (folder / "report.html").write_text(render_html(blocks, figdir, title), encoding="utf-8")
-    (folder / "report.md").write_text(render_md(blocks), encoding="utf-8")
-    (folder / "results.json").write_text(json.dumps(res, indent=1, allow_nan=False), "utf-8")
-    return {"html": "report.html", "md": "report.md", "json": "results.json", **res["figures"]}
+    res = replace(res, figures={k: f"figures/{v}" for k, v in figures.items()})
+    write_pages(build_blocks(res, figures), folder, f"allornone audit: {res.model.name}")
+    files = write_results(res, folder)
+    return {"html": "report.html", "md": "report.md", **files, **res.figures}
 
 
 # ---------------------------------------------------------------------------- terminal
@@ -418,33 +283,32 @@ _HEADLINE = {
 }
 
 
-def summary_table(res: dict[str, Any]) -> str:
+def _headline(p: PropertyRecord) -> str:
+    key = _HEADLINE.get(p.property)
+    if key not in p.identified:
+        key = next(iter(p.identified), None)
+    val = f"{key}={fmt(p.identified.get(key))}" if key else "-"
+    verdict = "all-or-none" if p.all_or_none else "NOT all-or-none"
+    return f"{val}; {verdict}"
+
+
+def summary_table(res: AuditResults) -> str:
     """Plain aligned text: the headline numbers of the audit."""
+    res = _typed(res)
+    m, st = res.model, res.structure
     rows: list[tuple[str, str, str]] = [("item", "value", "identified?")]
-    m, st = res["model"], res["structure"]
     rows += [
-        ("model", f"{m['name']} (d={m['d']}, V={m['V']})", "fact"),
-        ("logit check", fmt(m.get("logit_check")), "fact"),
-        ("k / energy rank", f"{st['k']} / {st['energy_rank']} (n={st['n']})", "identified"),
-        ("dim M / dim N", f"{st['dim_M']} / {st['dim_N']}", "NOT identified"),
+        ("model", f"{m.name} (d={m.d}, V={m.V})", "fact"),
+        ("logit check", fmt(m.logit_check), "fact"),
+        ("k / energy rank", f"{st.k} / {st.energy_rank} (n={st.n})", "identified"),
+        ("dim M / dim N", f"{st.dim_M} / {st.dim_N}", "NOT identified"),
     ]
-    for r in res.get("restricted", [])[:4]:
-        rows.append((f"k on {r['name']}", f"{r['k']} (d={r['d']}, V={r['V']})", "identified"))
-    for p in res.get("properties", []):
-        key = _HEADLINE.get(p["property"])
-        if key not in p["identified"]:
-            key = next(iter(p["identified"]), None)
-        main = (key, p["identified"].get(key)) if key else (None, None)
-        val = f"{main[0]}={fmt(main[1])}" if main[0] else "-"
-        verdict = "all-or-none" if p["all_or_none"] else "NOT all-or-none"
-        rows.append((f"{p['property']}: {p['name']}"[:48], f"{val}; {verdict}", "identified"))
-    demo = res.get("equivalence_demo")
-    if demo:
-        ok = sum(bool(x["equivalent"]) for x in demo["models"][1:])
-        rows.append(
-            ("equivalent samples", f"{ok}/{len(demo['models']) - 1} equivalent", "identified")
-        )
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * x for x in w))
-    return "\n".join(lines)
+    for r in res.restricted[:4]:
+        rows.append((f"k on {r.name}", f"{r.k} (d={r.d}, V={r.V})", "identified"))
+    for p in res.properties:
+        rows.append((f"{p.property}: {p.name}"[:48], _headline(p), "identified"))
+    demo = res.equivalence_demo
+    if demo is not None:
+        ok = sum(bool(x.equivalent) for x in demo.models[1:])
+        rows.append(("equivalent samples", f"{ok}/{len(demo.models) - 1} equivalent", "identified"))
+    return aligned_text(rows)

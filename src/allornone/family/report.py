@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .._io import to_jsonable
-from ..audit.explain import Explanation
-from ..audit.report import Block, Table, render_html, render_md
+from .._io import atomic_write_text, to_jsonable
+from ..report import Block, Explanation, Table, pyplot, save_figure, write_pages
 
 _X = {
     "mean_kl": Explanation("mean KL(p_a || p_b) over held-out contexts, nats", None),
@@ -39,11 +38,7 @@ _X = {
 
 
 def _fig_stability(res: dict[str, Any], path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = res.get("stability", [])
     if not rows:
         return False
@@ -63,18 +58,12 @@ def _fig_stability(res: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("std across seeds: raw (Euclidean cos.)")
     ax.set_title("Parallelism per concept family: spread across seeds")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 
 def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     any_curve = False
     for m in res["members"]:
@@ -93,9 +82,7 @@ def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
     ax.set_xlabel("step")
     ax.set_ylabel("held-out perplexity")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return any_curve
 
 
@@ -190,11 +177,9 @@ def write_study_report(res: dict[str, Any], folder: Path, family: Path) -> dict[
     if _fig_curves(res, family, figdir / "curves.png"):
         figures["curves"] = "curves.png"
     blocks = build_blocks(res, figures)
-    title = f"allornone study: {family.name}"
-    (folder / "report.html").write_text(render_html(blocks, figdir, title), encoding="utf-8")
-    (folder / "report.md").write_text(render_md(blocks), encoding="utf-8")
+    write_pages(blocks, folder, f"allornone study: {family.name}")
     out = dict(res)
     out["schema_version"] = "study-1"
     out["figures"] = {k: f"figures/{v}" for k, v in figures.items()}
-    (folder / "results.json").write_text(json.dumps(to_jsonable(out), indent=1), encoding="utf-8")
+    atomic_write_text(folder / "results.json", json.dumps(to_jsonable(out), indent=1))
     return {"html": "report.html", "md": "report.md", "json": "results.json"}

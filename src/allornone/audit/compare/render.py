@@ -1,0 +1,172 @@
+"""``allornone compare``, the report: report.html, report.md, results.json, figures/spectra.png
+(rendered with :mod:`allornone.report`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._io import atomic_write_text
+from ...report import (
+    Block,
+    Explanation,
+    Table,
+    aligned_text,
+    fmt,
+    mark,
+    pyplot,
+    save_figure,
+    write_pages,
+)
+from ..explain import explain
+
+
+def build_blocks(res: dict[str, Any]) -> list[Block]:
+    """The compare report as blocks (from the results of :func:`.compute.run_compare`)."""
+    a, b = res["models"]
+    bl = [Block("h1", f"allornone compare: {a['name']} vs {b['name']}")]
+    bl.append(
+        Block(
+            "p",
+            f"allornone {res['tool']['version']}, schema {res['schema_version']}, "
+            f"{res['created']}, run time {fmt(res['runtime_s'])} s.",
+        )
+    )
+    sh = res["shared_tokens"]
+    bl.append(
+        Block(
+            "p",
+            f"Shared tokens: {sh['count']} ({fmt(100 * sh['fraction_a'])}% of "
+            f"{a['name']}'s, {fmt(100 * sh['fraction_b'])}% of {b['name']}'s "
+            f"vocabulary). Rule: {sh['rule']}. Contexts: {res['contexts']['main']}.",
+        )
+    )
+    sa, sb = res["structure"]
+    keys = ["d", "V", "k", "energy_rank", "dim_M", "dim_N"]
+    bl.append(Block("h2", "Effective complexity on the shared tokens"))
+    bl.append(
+        Block(
+            "table",
+            Table(
+                ["quantity", a["name"], b["name"], "meaning", "identified?"],
+                [[k, sa[k], sb[k], explain(k).text, mark(explain(k).identified)] for k in keys],
+            ),
+        )
+    )
+    dist = res["distance"]
+    mp = res["map"]
+    bl.append(Block("h2", "Distance between the distributions and the best linear map"))
+    rows = [
+        ["mean_kl", dist["mean_kl"]],
+        ["max_logodds_gap", dist["max_logodds_gap"]],
+        ["map_residual_ab", mp["map_residual_ab"]],
+        ["map_residual_ba", mp["map_residual_ba"]],
+    ]
+    bl.append(
+        Block(
+            "table",
+            Table(
+                ["quantity", "value", "meaning", "identified?"],
+                [r + [explain(r[0]).text, mark(explain(r[0]).identified)] for r in rows],
+            ),
+        )
+    )
+    bl.append(
+        Block(
+            "p",
+            f"Maps fitted on {mp['n_train']} contexts and evaluated on "
+            f"{mp['n_test']} held-out ones, between the leading r = {mp['r']} "
+            "effective coordinates (relative residual; 0 = exact map).",
+        )
+    )
+    if res["properties"]:
+        bl.append(Block("h2", "Do the properties agree?"))
+        cols = ["a", "b", "difference"]
+        bl.append(
+            Block(
+                "table",
+                Table(
+                    ["property", "name", "statistic", *cols, "verdict a", "verdict b", "agree"],
+                    [
+                        [
+                            p["property"],
+                            p["name"],
+                            p["statistic"],
+                            p["a"],
+                            p["b"],
+                            p["difference"],
+                            p["verdict_a"],
+                            p["verdict_b"],
+                            p["verdicts_agree"],
+                        ]
+                        for p in res["properties"]
+                    ],
+                    {
+                        "a": Explanation(f"identified statistic in {a['name']}", True),
+                        "b": Explanation(f"identified statistic in {b['name']}", True),
+                        "difference": Explanation("b - a", True),
+                    },
+                ),
+            )
+        )
+    return bl
+
+
+def write_compare(res: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Write report.html, report.md, results.json and figures/spectra.png into ``folder``."""
+    folder = Path(folder)
+    figdir = folder / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    blocks = build_blocks(res)
+    if _fig(res, figdir / "spectra.png"):
+        blocks.insert(3, Block("figure", "spectra.png", "Spectra of L on the shared tokens"))
+        res = dict(res) | {"figures": {"spectra": "figures/spectra.png"}}
+    write_pages(blocks, folder, blocks[0].content)
+    atomic_write_text(folder / "results.json", json.dumps(res, indent=1, allow_nan=False))
+    return {"html": "report.html", "md": "report.md", "json": "results.json"}
+
+
+def _fig(res: dict[str, Any], path: Path) -> bool:
+    fig, ax = pyplot().subplots(figsize=(7, 3.6))
+    for m, st in zip(res["models"], res["structure"]):
+        s = np.array(st["singular_values"], dtype=float)
+        if s.size:
+            ax.semilogy(
+                np.arange(1, s.size + 1),
+                s / s[0],
+                label=f"{m['name']} (k={st['k']}, energy rank {st['energy_rank']})",
+            )
+    ax.set_xlabel("index i")
+    ax.set_ylabel("sigma_i / sigma_1")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return True
+
+
+def summary_table(res: dict[str, Any]) -> str:
+    """Plain aligned text: the headline numbers of the comparison."""
+    a, b = res["models"]
+    sa, sb = res["structure"]
+    rows = [("item", a["name"], b["name"])]
+    rows += [(k, fmt(sa[k]), fmt(sb[k])) for k in ("d", "V", "k", "energy_rank")]
+    rows.append(("shared tokens", fmt(res["shared_tokens"]["count"]), ""))
+    rows.append(
+        (
+            "mean KL / max log-odds gap",
+            fmt(res["distance"]["mean_kl"]),
+            fmt(res["distance"]["max_logodds_gap"]),
+        )
+    )
+    rows.append(
+        (
+            "map residual a->b / b->a",
+            fmt(res["map"]["map_residual_ab"]),
+            fmt(res["map"]["map_residual_ba"]),
+        )
+    )
+    for p in res["properties"]:
+        rows.append((f"{p['property']}: {p['name']}"[:40], fmt(p["a"]), fmt(p["b"])))
+    return aligned_text(rows)
