@@ -69,7 +69,7 @@ def main() -> None:
         f"structure():   {t_struct:7.2f} s   (min {t_struct_min:.2f} s of {args.repeat})   "
         f"peak {m_struct / 2**20:5.0f} MiB   k={st.k}"
     )
-    smp = aon.sample_equivalent(model, seed=1, dim=d + 8, structure_=st)
+    smp = aon.sample_equivalent(model, seed=1, dim=d + 8, structure=st)
     # a second float32 model (as extracted from another real model of the same distribution)
     other = aon.NextTokenPredictor(smp.model.F.astype(np.float32), smp.model.G.astype(np.float32))
     eq, t_eq, t_eq_min, m_eq = timed(aon.equivalence, model, other, repeat=args.repeat)

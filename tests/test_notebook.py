@@ -75,13 +75,6 @@ def executed(tmp_path_factory):
     mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     nb = nbformat.read(NOTEBOOK, as_version=4)
 
-    if not hasattr(allornone, "to_frame"):
-        # TEMPORARY until allornone/__init__.py exports to_frame (the lead's file): then this
-        # branch is never taken and can be deleted.
-        shim = (
-            "import allornone, allornone._tables\nallornone.to_frame = allornone._tables.to_frame"
-        )
-        nb.cells.insert(0, nbformat.v4.new_code_cell(shim, id="shim"))
     work = tmp_path_factory.mktemp("run")
     client = NotebookClient(
         nb,

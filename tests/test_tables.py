@@ -17,7 +17,7 @@ from planted import planted
 
 import allornone as aon
 from allornone._tables import plain, to_frame
-from allornone.properties import parallelism, probe, relational, steering
+from allornone.properties import RelationSpec, parallelism, probe, relational, steering
 
 PAIRS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 
@@ -146,7 +146,7 @@ def test_relational_steering_probing_frames(setup):
     rows_s, rows_q = np.arange(30), np.arange(30, 60)
 
     def rel_of(m):
-        return relational(m.subset(rows=rows_s), m.subset(rows=rows_q), [0, 1, 2, 3], kl=False)
+        return relational(m, RelationSpec(rows_s, rows_q, [0, 1, 2, 3]), kl=False)
 
     ra, rb = rel_of(model), rel_of(other)
     a, b = ra.to_frame(), rb.to_frame()

@@ -18,6 +18,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._tables import to_frame
 from ._validation import AllOrNoneError, AllOrNoneTypeError
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
@@ -46,6 +47,7 @@ __all__ = [
     "structure",
     "subspace_of",
     "theory_path",
+    "to_frame",
     # submodules (lazy)
     "audit",
     "data",

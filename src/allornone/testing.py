@@ -192,7 +192,7 @@ def check_property(
             for width in widths:
                 dim = _width(width, st.k, model.d)
                 where = f"junk={junk!r}, seed={seed}, width={dim}"
-                s = sample_equivalent(model, dim=dim, seed=seed, junk=junk, structure_=st)
+                s = sample_equivalent(model, dim=dim, seed=seed, junk=junk, structure=st)
                 eq = equivalence(model, s.model)
                 if not eq.equivalent:
                     raise AssertionError(

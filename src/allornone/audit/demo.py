@@ -88,10 +88,10 @@ def equivalence_demo(
     widths = [max(k + 2, d // 2), d + 64, 2 * d][: max(cfg.n_equivalents, 1)]
     models: list[tuple[str, int, str, NextTokenPredictor]] = [("original", d, "-", base)]
     for i, w in enumerate(widths):
-        s = sample_equivalent(base, dim=w, seed=cfg.seed + 1 + i, junk="random", structure_=st)
+        s = sample_equivalent(base, dim=w, seed=cfg.seed + 1 + i, junk="random", structure=st)
         models.append((f"sample {i + 1}", w, "random", s.model))
     s = sample_equivalent(
-        base, dim=d, seed=cfg.seed + 99, junk="adversarial", scale=1.0, structure_=st
+        base, dim=d, seed=cfg.seed + 99, junk="adversarial", scale=1.0, structure=st
     )
     models.append(("adversarial", d, "adversarial", s.model))
     rows_out = []

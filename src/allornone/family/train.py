@@ -81,9 +81,9 @@ class TrainConfig:
 # ------------------------------------------------------------------------------ corpus
 def corpus_texts(corpus: str) -> list[str]:
     """Lines of real prose: ``kjv``, ``austen``, ``fortunes`` joined with ``+``."""
-    from ..models.word2vec import _corpus_lines
+    from ..models.word2vec import corpus_lines
 
-    lines = _corpus_lines(corpus)
+    lines = corpus_lines(corpus)
     if not lines:
         raise AllOrNoneError(f"corpus {corpus!r} is empty")
     return lines

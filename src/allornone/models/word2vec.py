@@ -27,7 +27,7 @@ from .._validation import AllOrNoneError
 from ..predictor import NextTokenPredictor
 from .tokens import WordTokens
 
-__all__ = ["Word2VecModel", "stable_hash", "tokenize", "train_word2vec"]
+__all__ = ["Word2VecModel", "corpus_lines", "stable_hash", "tokenize", "train_word2vec"]
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
@@ -209,7 +209,7 @@ class Word2VecModel:
         return dev
 
 
-def _corpus_lines(corpus: str) -> list[str]:
+def corpus_lines(corpus: str) -> list[str]:
     lines: list[str] = []
     for part in corpus.lower().split("+"):
         part = part.strip()
@@ -271,7 +271,7 @@ def train_word2vec(
 
     if negative <= 0:
         raise AllOrNoneError("negative must be > 0: hierarchical softmax is not log-bilinear")
-    texts = _corpus_lines(corpus) if isinstance(corpus, str) else list(corpus)
+    texts = corpus_lines(corpus) if isinstance(corpus, str) else list(corpus)
     sentences = [tokenize(t) if isinstance(t, str) else list(t) for t in texts]
     sentences = [s for s in sentences if s]
     if not sentences:
