@@ -65,7 +65,8 @@ def deep_equal(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b))
     if isinstance(a, Record) and isinstance(b, Record):
         return type(a) is type(b) and all(
-            deep_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a)
+            deep_equal(getattr(a, f.name), getattr(b, f.name))
+            for f in fields(a)  # type: ignore[arg-type]
         )
     return bool(a == b) and type(a) is type(b) or (a is None and b is None)
 

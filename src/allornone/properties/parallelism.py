@@ -189,7 +189,7 @@ def _result(
     seed: int,
     tol: float,
     labels: list | None,
-    transport_side: str,
+    transport_side: Literal["g", "f"],
 ) -> PropertyResult:
     if len(idx) < 2:
         reasons = "; ".join(f"{e['item']!r}: {e['reason']}" for e in excluded[:5])

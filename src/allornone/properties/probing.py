@@ -133,7 +133,7 @@ def transfer_residuals(
 
 def probe(
     model: NextTokenPredictor,
-    spec: Sequence[Any],
+    spec: Sequence[Any] | np.ndarray,
     *,
     structure: Structure | None = None,
     pivot: Pivot = "center",
@@ -200,7 +200,7 @@ def probe(
         W, b = fit_logistic(F_S[train], y[train], c, ridge=ridge)
     else:
         W, b = _mean_diff(F_S[train], y[train], c)
-    pr = LinearProbe(W=W, b=b, classes=classes)
+    pr = LinearProbe(W=W, b=b, classes=tuple(classes))
     pred = pr.predict(F_S)
     raw = {
         "train_accuracy": accuracy(pred[train], y[train]),
@@ -220,7 +220,7 @@ def probe(
 
     st = resolve_structure(model, structure, pivot)
     res, W_N, t = transfer_residuals(F_S, st.N, W)
-    witness = LinearProbe(W=W_N, b=b + t, classes=classes)
+    witness = LinearProbe(W=W_N, b=b + t, classes=tuple(classes))
     baseline = (
         {"majority": float(max((y[test] == j).mean() for j in set(y[test].tolist())))}
         if len(test)

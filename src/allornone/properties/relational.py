@@ -138,6 +138,7 @@ def _affine_lstsq(
         else:
             Wt = _gcv_ridge(Xc, Yc)
             return Wt.T, my - mx @ Wt
+    assert not isinstance(ridge, str)
     if ridge > 0:
         p = X.shape[1]
         Wt = np.linalg.solve(Xc.T @ Xc + ridge * len(X) * np.eye(p), Xc.T @ Yc)
