@@ -140,16 +140,22 @@ def gram_matrix(
 
 
 def _blocks(X: np.ndarray, shift: np.ndarray | None, block: int) -> Iterator[np.ndarray]:
-    """Row blocks of ``X - shift`` (views of ``X`` when ``shift`` is None; otherwise written
-    into one reused buffer, valid until the next block)."""
-    if shift is None:
+    """Row blocks of ``X - shift`` in float64 (views of a float64 ``X`` when ``shift`` is
+    None; otherwise cast and shifted into one reused buffer, valid until the next block), so
+    float32 factors are reduced in float64 without a full float64 copy."""
+    if shift is None and X.dtype == np.float64:
         for start in range(0, X.shape[0], block):
             yield X[start : start + block]
         return
     buf = np.empty((min(block, X.shape[0]), X.shape[1]))
+    sh = None if shift is None else np.asarray(shift, dtype=np.float64)
     for start in range(0, X.shape[0], block):
         b = X[start : start + block]
-        yield np.subtract(b, shift, out=buf[: b.shape[0]])
+        out = buf[: b.shape[0]]
+        np.copyto(out, b, casting="same_kind")
+        if sh is not None:
+            out -= sh
+        yield out
 
 
 def _tsqr(make_blocks: Callable[[], Iterator[np.ndarray]], d: int) -> np.ndarray:
