@@ -50,7 +50,7 @@ def _digest(X: np.ndarray, shift: np.ndarray | None) -> str:
 def _memoized(X: np.ndarray, shift: np.ndarray | None, tag: tuple, compute: Callable):
     """``compute()``, cached by the content of ``X`` and ``shift`` inside
     :func:`memoized_r_factors` (returned arrays are copies, callers may modify them)."""
-    if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS:
+    if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS or not isinstance(X, np.ndarray):
         return compute()
     key = (X.shape, str(X.dtype), shift is None, _digest(X, shift), *tag)
     if key not in _MEMO:
@@ -158,10 +158,18 @@ def _blocks(X: np.ndarray, shift: np.ndarray | None, block: int) -> Iterator[np.
         yield out
 
 
+#: TSQR keeps at most this many block R factors before merging them into one (memory
+#: ``TSQR_MERGE x d x d`` however many rows are streamed).
+TSQR_MERGE = 16
+
+
 def _tsqr(make_blocks: Callable[[], Iterator[np.ndarray]], d: int) -> np.ndarray:
-    Rs = []
+    Rs: list[np.ndarray] = []
     for b in make_blocks():
         Rs.append(sla.qr(b, mode="r", check_finite=False)[0][: min(b.shape[0], d)])
+        if len(Rs) >= TSQR_MERGE:  # merge: R of the stacked Rs (a tree reduction)
+            merged = np.vstack(Rs)
+            Rs = [sla.qr(merged, mode="r", check_finite=False)[0][: min(merged.shape[0], d)]]
     stacked = np.vstack(Rs)
     if len(Rs) == 1:
         return stacked

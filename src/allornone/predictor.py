@@ -430,8 +430,9 @@ def _column_mean(X: np.ndarray, block: int = 8192) -> np.ndarray:
 
 
 def _rows_matmul(A: np.ndarray, X: np.ndarray, block: int) -> np.ndarray:
-    """``A @ X`` in float64 (``X`` float64), casting row blocks of ``A`` on the fly."""
-    if A.dtype == np.float64:
+    """``A @ X`` in float64 (``X`` float64), casting row blocks of ``A`` on the fly (``A``
+    may be any row-sliceable matrix, e.g. rows streamed from a store)."""
+    if isinstance(A, np.ndarray) and A.dtype == np.float64:
         return A @ X
     out = np.empty((A.shape[0], X.shape[1]))
     for start in range(0, A.shape[0], block):
