@@ -307,7 +307,7 @@ def parallelism(
         carried by :func:`~allornone.properties.transport` with ``eq.map_g``; ``details``:
         the per-pair matrices.
     """
-    check_model(model)
+    model = check_model(model)
     st = resolve_structure(model, structure, pivot)
     idx, excluded = resolve_pairs(model, spec)
     labels = (
@@ -344,7 +344,7 @@ def parallelism_families(
 
     Families with fewer than 2 valid pairs raise; filter them first if that is expected.
     """
-    check_model(model)
+    model = check_model(model)
     if not spec:
         raise AllOrNoneError("families is empty: pass {name: [(a, b), ...]}")
     st = resolve_structure(model, structure, pivot)
@@ -383,7 +383,7 @@ def context_parallelism(
     ``Cov(e_f)``). The condition is ``N = R^d``; the witness (f side) is carried by
     ``eq.map_f``.
     """
-    check_model(model)
+    model = check_model(model)
     st = resolve_structure(model, structure, pivot)
     idx, excluded = resolve_pairs(model, spec, rows=True)
     labels = (

@@ -175,7 +175,7 @@ def probe(
         ``transport(eq)``; ``details["probe_W"]``, ``["probe_b"]``: the fitted probe,
         ``details["logodds_scores"]``: the log-odds probe's scores on ``S``.
     """
-    check_model(model)
+    model = check_model(model)
     if kind not in ("logistic", "mean_diff"):
         raise AllOrNoneError(f"kind must be 'logistic' or 'mean_diff', got {kind!r}")
     r = model.row_indices(rows)

@@ -46,7 +46,7 @@ def vector_from_contexts(model: NextTokenPredictor, positive: Index, negative: I
 
     Always in ``M``, so it always transfers.
     """
-    check_model(model)
+    model = check_model(model)
     p, n = model.row_indices(positive), model.row_indices(negative)
     if len(p) == 0 or len(n) == 0:
         raise AllOrNoneError("positive and negative context sets must both be non-empty")
@@ -58,7 +58,7 @@ def vector_from_tokens(model: NextTokenPredictor, pairs: Sequence[tuple[Any, Any
 
     May have a component in ``J_g = N cap M^perp``: check it with :func:`steering`.
     """
-    check_model(model)
+    model = check_model(model)
     idx, excluded = resolve_pairs(model, pairs)
     if len(idx) == 0:
         why = "; ".join(f"{e['item']!r}: {e['reason']}" for e in excluded[:5])
@@ -110,7 +110,7 @@ def steering(
         ``transport(result, eq) = F~^T alpha_ctx``; ``details["shift"]``: the per-token
         predicted shift (V,); ``details["v_norm"]``: ``||v||`` (coordinates: not identified).
     """
-    check_model(model)
+    model = check_model(model)
     vv, _ = to_numpy(spec, "v")
     vv = vv.reshape(-1)
     if vv.shape[0] != model.d:
