@@ -148,6 +148,8 @@ def study(
     concepts: dict[str, list[tuple[int, int]]] | None = None
     for m in tqdm(tfs, desc="models", disable=not progress):
         lm = models.load(str(m.path / "final"))
+        if not isinstance(lm, models.LanguageModel):
+            raise AllOrNoneError(f"{m.path / 'final'} is not a transformers model folder")
         if concepts is None:
             concepts = _concept_pairs(lm)
         G = lm.unembedding()

@@ -93,7 +93,8 @@ def split_texts(lines: list[str], every: int) -> tuple[list[str], list[str]]:
     """Deterministic split: every ``every``-th block of lines is held out. Blocks are 50 lines
     (fewer for small corpora) so neighbouring lines rarely straddle the split."""
     block = max(1, min(50, len(lines) // (every * 5)))
-    train, held = [], []
+    train: list[str] = []
+    held: list[str] = []
     for b, start in enumerate(range(0, len(lines), block)):
         (held if b % every == every - 1 else train).extend(lines[start : start + block])
     if not held or not train:

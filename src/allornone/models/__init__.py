@@ -29,9 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 from .._validation import AllOrNoneError
-from ._hf import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, LanguageModel
 from ._loading import KNOWN_MODELS
+from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL
 from .cache import cache_root
+from .language_model import LanguageModel
 from .steering_check import measured_shift as measured_shift
 from .tokens import WordTokens
 from .word2vec import Word2VecModel, train_word2vec

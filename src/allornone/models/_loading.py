@@ -132,7 +132,7 @@ def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
         )
     # the de-quantised weights are plain float32 tensors: drop the GGUF quantizer marker so
     # that save_pretrained accepts the model
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a Tensor | Module
     for cfg in (model.config, getattr(model.config, "text_config", None)):
         if cfg is not None and hasattr(cfg, "quantization_config"):
             delattr(cfg, "quantization_config")
