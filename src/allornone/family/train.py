@@ -14,10 +14,13 @@ Layout::
     FAMILY/tokenizer/                  the shared tokenizer (PreTrainedTokenizerFast)
     FAMILY/data/{train,heldout}.npy    token streams
     FAMILY/baseline.json               bigram held-out perplexity
-    FAMILY/tf-d{D}-s{S}/checkpoint.pt  resumable training state (model, optimizer, step, curve)
+    FAMILY/tf-d{D}-s{S}/checkpoint.pt  resumable training state (model, optimizer, step, curve;
+                                       tensors, numbers and lists only: read with
+                                       torch.load(weights_only=True), nothing is unpickled)
     FAMILY/tf-d{D}-s{S}/final/         finished model + tokenizer (save_pretrained)
     FAMILY/tf-d{D}-s{S}/curve.json     training curve; curve.png
-    FAMILY/w2v-d{D}-s{S}/model.w2v     word2vec models
+    FAMILY/w2v-d{D}-s{S}/model/        word2vec models (word2vec.json + word2vec.safetensors,
+                                       pickle-free; families before this version: model.w2v)
 
 Reproducible from the seed: batch ``i`` of a run is drawn from ``default_rng([seed, i])``, so a
 resumed run sees exactly the batches it would have seen, and every write is atomic.
@@ -259,6 +262,30 @@ def heldout_loss(model, held: np.ndarray, cfg: TrainConfig, device) -> float:
     return total / count
 
 
+def load_checkpoint(ckpt: Path, device: Any) -> dict[str, Any]:
+    """Read a training checkpoint without unpickling objects: ``torch.load`` with
+    ``weights_only=True`` accepts only tensors, numbers, strings and containers of them."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AllOrNoneError(
+            f"checkpoint {ckpt} cannot be read safely (it is damaged or holds objects other "
+            f"than tensors and numbers: {first[:160]}); delete it to retrain this model from "
+            "step 0"
+        ) from None
+    if not isinstance(state, dict):
+        raise AllOrNoneError(
+            f"checkpoint {ckpt} holds a {type(state).__name__}, not a training state; delete "
+            "it to retrain this model from step 0"
+        )
+    return state
+
+
 def train_transformer(
     family: Path, cfg: TrainConfig, width: int, seed: int, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -281,7 +308,7 @@ def train_transformer(
     step, curve, elapsed = 0, [], 0.0
     ckpt = run / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         if state.get("family_version") != FAMILY_VERSION or state.get("width") != width:
             raise AllOrNoneError(
                 f"{ckpt} was written by another version or for another model; delete it to "
@@ -381,7 +408,7 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
     t0 = time.perf_counter()
     m = train_word2vec(train, vector_size=width, seed=seed, epochs=cfg.w2v_epochs)
     run.mkdir(parents=True, exist_ok=True)
-    _atomic_dir(run / "model", lambda tmp: m.w2v.save(str(tmp / "model.w2v")))
+    m.save(run / "model")  # pickle-free: word2vec.json + word2vec.safetensors
     done = {
         "kind": "word2vec",
         "name": run.name,

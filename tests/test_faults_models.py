@@ -1,0 +1,177 @@
+"""Faults on the model side (issue 11): nothing a user or cache provides is executed, caches
+are verified on read and rebuilt when damaged, interrupted writes leave nothing behind, and
+bad options or damaged files give one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from allornone import AllOrNoneError
+from allornone.models import Word2VecModel, allow_pickle, load, train_word2vec
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALLORNONE_CACHE", str(tmp_path / "cache"))
+
+
+class _Payload:
+    """Unpickling this creates the marker file: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _plant(path: Path, marker: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps({"model": _Payload(marker)}, protocol=4))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lee() -> Word2VecModel:
+    return train_word2vec("lee", vector_size=12, epochs=1, min_count=5)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("allornone: error: ") and "\n" not in err, err
+    assert "Traceback" not in err
+    return err
+
+
+# ---------------------------------------------------------------------- no unpickling
+def test_pickle_named_notes_txt_is_refused_not_run(tmp_path, capsys):
+    from allornone.cli import main
+
+    marker = tmp_path / "PWNED"
+    notes = _plant(tmp_path / "notes.txt", marker)
+    with pytest.raises(AllOrNoneError, match=r"notes\.txt is a Python pickle.*trust_pickle=True"):
+        load(str(notes))
+    args = ["audit", "--model", str(notes), "--out", str(tmp_path / "rep"), "--no-progress"]
+    assert main(args) == 2
+    err = _one_line_error(capsys)
+    assert "is a Python pickle" in err and "--trust-pickle" in err
+    assert not marker.exists()
+
+
+def test_unknown_file_lists_what_is_accepted(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n")
+    with pytest.raises(AllOrNoneError, match="not a model file allornone reads; accepted:") as e:
+        load(str(notes))
+    for what in ("smollm2", "config.json", ".gguf", "word2vec.json"):
+        assert what in str(e.value)
+
+
+def test_word2vec_round_trips_through_the_pickle_free_folder(lee, tmp_path):
+    folder = lee.save(tmp_path / "w2v")
+    assert sorted(p.name for p in folder.iterdir()) == ["word2vec.json", "word2vec.safetensors"]
+    again = load(str(folder))
+    assert isinstance(again, Word2VecModel) and again.name == lee.name
+    assert again.tokens == lee.tokens
+    np.testing.assert_array_equal(again.unembedding(), lee.unembedding())
+    words = lee.tokens[:5]
+    np.testing.assert_array_equal(again.embed(words), lee.embed(words))
+    assert again.logit_check is not None and again.logit_check < 1e-4  # gensim agrees
+    np.testing.assert_allclose(again.logprobs(words), lee.logprobs(words))
+    # a damaged arrays file is refused by its SHA-256, not read
+    arrays = folder / "word2vec.safetensors"
+    data = bytearray(arrays.read_bytes())
+    data[-8:] = bytes(8)
+    arrays.write_bytes(bytes(data))
+    with pytest.raises(AllOrNoneError, match="does not match the SHA-256"):
+        load(str(folder))
+
+
+def test_gensim_pickle_needs_the_explicit_opt_in(lee, tmp_path):
+    path = tmp_path / "lee.model"
+    lee.w2v.save(str(path))
+    with pytest.raises(AllOrNoneError, match="is a Python pickle"):
+        load(str(path))
+    with pytest.warns(UserWarning, match="unpickling .* trust_pickle=True"):
+        m = load(str(path), trust_pickle=True)
+    np.testing.assert_array_equal(m.unembedding(), lee.unembedding())
+    with allow_pickle(), pytest.warns(UserWarning, match="unpickling"):
+        assert isinstance(load(str(path)), Word2VecModel)
+    with pytest.raises(AllOrNoneError, match="is a Python pickle"):
+        load(str(path))  # the context ended
+
+
+def test_train_resume_does_not_unpickle_the_checkpoint(tmp_path):
+    from allornone.family import train as T
+
+    cfg = T.TrainConfig(
+        corpus="lee", vocab_size=300, ctx=16, layers=1, heads=2, widths=[16], seeds=[0],
+        steps=4, batch=4, warmup=1, eval_every=2, eval_windows=8, checkpoint_every=2,
+        word2vec=False, device="cpu",
+    )  # fmt: skip
+    fam = tmp_path / "fam"
+    T.prepare_family(fam, cfg)
+    marker = tmp_path / "PWNED"
+    ckpt = fam / "tf-d16-s0" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    torch.save({"family_version": T.FAMILY_VERSION, "width": 16, "x": _Payload(marker)}, ckpt)
+    with pytest.raises(AllOrNoneError, match=r"checkpoint .* cannot be read safely.*delete it"):
+        T.train_transformer(fam, cfg, 16, 0, progress=False)
+    assert not marker.exists()
+    ckpt.write_bytes(pickle.dumps(_Payload(marker)))  # a raw pickle, not a torch zip
+    with pytest.raises(AllOrNoneError, match="cannot be read safely"):
+        T.train_transformer(fam, cfg, 16, 0, progress=False)
+    assert not marker.exists()
+    # the checkpoints it writes itself are read back (tensors and numbers only)
+    ckpt.unlink()
+    T.train_transformer(fam, cfg, 16, 0, progress=False)
+    assert (fam / "tf-d16-s0" / "final").is_dir()
+
+
+def _w2v_family(tmp_path: Path) -> Path:
+    from allornone.family.train import FAMILY_VERSION
+
+    fam = tmp_path / "fam"
+    fam.mkdir()
+    (fam / "family.json").write_text(
+        json.dumps({"family_version": FAMILY_VERSION, "tokenizer_sha": "x"})
+    )
+    run = fam / "w2v-d8-s0"
+    run.mkdir()
+    (run / "done.json").write_text(
+        json.dumps({"kind": "word2vec", "name": run.name, "width": 8, "seed": 0})
+    )
+    return fam
+
+
+def test_study_does_not_unpickle_a_legacy_model_w2v(tmp_path, capsys):
+    from allornone.cli import main
+    from allornone.family.study import study
+
+    fam = _w2v_family(tmp_path)
+    marker = tmp_path / "PWNED"
+    _plant(fam / "w2v-d8-s0" / "model" / "model.w2v", marker)
+    with pytest.raises(AllOrNoneError, match=r"model\.w2v is a Python pickle"):
+        study(fam, progress=False)
+    assert main(["study", str(fam), "--out", str(tmp_path / "st"), "--no-progress"]) == 2
+    assert "--trust-pickle" in _one_line_error(capsys)
+    assert not marker.exists()
+
+
+def test_train_writes_the_pickle_free_format(tmp_path):
+    from allornone.family import train as T
+
+    cfg = T.TrainConfig(corpus="lee", vocab_size=300, widths=[8], seeds=[0], w2v_epochs=1)
+    fam = tmp_path / "fam"
+    fam.mkdir()
+    T.train_w2v(fam, cfg, 8, 0)
+    folder = fam / "w2v-d8-s0" / "model"
+    assert (folder / "word2vec.json").is_file() and not list(folder.glob("*.w2v"))
+    m = load(str(folder))
+    assert isinstance(m, Word2VecModel) and m.d == 8
