@@ -175,3 +175,122 @@ def test_train_writes_the_pickle_free_format(tmp_path):
     assert (folder / "word2vec.json").is_file() and not list(folder.glob("*.w2v"))
     m = load(str(folder))
     assert isinstance(m, Word2VecModel) and m.d == 8
+
+
+# ---------------------------------------------------------------------- cache integrity
+@pytest.fixture(scope="module")
+def tok():
+    from test_models_hf import _bpe_tokenizer
+
+    return _bpe_tokenizer()
+
+
+def _tiny_lm(tok, **kw):
+    from test_models_hf import _llama
+
+    return load(_llama(len(tok)), tokenizer=tok, **kw)
+
+
+def test_F_cache_with_permuted_scaled_rows_is_detected_and_rebuilt(tok, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from test_models_hf import CONTEXTS
+
+    lm = _tiny_lm(tok)
+    fresh = lm.embed(CONTEXTS, cache=False)
+    F1 = lm.embed(CONTEXTS)
+    np.testing.assert_array_equal(F1, fresh)
+    (entry,) = (tmp_path / "cache" / "embeddings").glob("*.safetensors")
+    size = entry.stat().st_size
+    # same size, same header, same shape: rows permuted and scaled
+    arrays = load_file(str(entry))
+    from safetensors import safe_open
+
+    with safe_open(str(entry), framework="numpy") as fh:
+        header = fh.metadata()
+    save_file({"F": np.ascontiguousarray(arrays["F"][::-1] * 2.0)}, str(entry), metadata=header)
+    assert entry.stat().st_size == size
+    n0 = lm.n_forward_batches
+    with pytest.warns(UserWarning, match=r"cache entry .*\.safetensors is damaged.*SHA-256"):
+        F2 = lm.embed(CONTEXTS)
+    assert lm.n_forward_batches > n0  # recomputed, not read
+    np.testing.assert_array_equal(F2, fresh)
+    # rebuilt: the next read is a verified hit without warnings or forwards
+    n1 = lm.n_forward_batches
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(lm.embed(CONTEXTS), fresh)
+    assert lm.n_forward_batches == n1
+    # a truncated entry is rebuilt too
+    entry.write_bytes(entry.read_bytes()[: size // 2])
+    with pytest.warns(UserWarning, match="truncated"):
+        np.testing.assert_array_equal(lm.embed(CONTEXTS), fresh)
+
+
+def _mock_gguf_conversion(tok, monkeypatch) -> list[str]:
+    """transformers' GGUF conversion replaced by a tiny random Llama (the cache logic around
+    it is real: save_pretrained, manifest, verification, reload)."""
+    import copy
+
+    from test_models_hf import _llama
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = _llama(len(tok))
+    real_model, real_tok = AutoModelForCausalLM.from_pretrained, AutoTokenizer.from_pretrained
+    conversions: list[str] = []
+
+    def fake_model(path, *a, gguf_file=None, **k):
+        if gguf_file is not None:
+            conversions.append(gguf_file)
+            return copy.deepcopy(model)
+        return real_model(path, *a, **k)
+
+    def fake_tok(path, *a, gguf_file=None, **k):
+        return copy.deepcopy(tok) if gguf_file is not None else real_tok(path, *a, **k)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", fake_model)
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", fake_tok)
+    return conversions
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "config.json"])
+def test_truncated_model_cache_file_is_rebuilt(victim, tok, tmp_path, monkeypatch):
+    from test_models_hf import CONTEXTS, tiny_gguf
+
+    conversions = _mock_gguf_conversion(tok, monkeypatch)
+    gg = tiny_gguf(tmp_path / "toy.gguf")
+    F = load(str(gg)).embed(CONTEXTS[:2], cache=False)
+    (cached,) = (tmp_path / "cache" / "models").iterdir()
+    f = cached / victim
+    cut = max(1, f.stat().st_size // 3)
+    f.write_bytes(f.read_bytes()[:cut])
+    with pytest.warns(UserWarning, match=rf"cache entry .*{victim}.*damaged.*truncated"):
+        lm = load(str(gg))
+    assert conversions == ["toy.gguf", "toy.gguf"]  # rebuilt from the GGUF
+    np.testing.assert_allclose(lm.embed(CONTEXTS[:2], cache=False), F, atol=1e-6)
+    assert f.stat().st_size > cut  # the rebuilt file is complete
+    load(str(gg))  # verified hit now
+    assert conversions == ["toy.gguf", "toy.gguf"]
+
+
+def test_assembled_file_is_verified_and_reassembled(tmp_path):
+    from allornone.models._gguf import assembled_file
+
+    calls = []
+
+    def build(tmp: Path) -> Path:
+        calls.append(1)
+        (tmp / "part.bin").write_bytes(b"x" * 1000)
+        return tmp / "part.bin"
+
+    target = tmp_path / "gguf" / "m.bin"
+    assert assembled_file(target, build) == target and calls == [1]
+    assert assembled_file(target, build) == target and calls == [1]  # verified, reused
+    target.write_bytes(b"x" * 999 + b"y")
+    with pytest.warns(UserWarning, match="damaged"):
+        assembled_file(target, build)
+    assert calls == [1, 1] and target.read_bytes() == b"x" * 1000
+    with pytest.raises(AllOrNoneError, match="expected"):
+        assembled_file(tmp_path / "gguf" / "n.bin", build, sha256="0" * 64)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m.bin", "m.bin.json"]

