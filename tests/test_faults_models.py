@@ -294,3 +294,104 @@ def test_assembled_file_is_verified_and_reassembled(tmp_path):
     with pytest.raises(AllOrNoneError, match="expected"):
         assembled_file(tmp_path / "gguf" / "n.bin", build, sha256="0" * 64)
     assert sorted(p.name for p in target.parent.iterdir()) == ["m.bin", "m.bin.json"]
+
+
+# ---------------------------------------------------------------------- interrupted writes
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_ctrl_c_during_model_caching_leaves_no_temp_folder(tok, tmp_path, monkeypatch):
+    from test_models_hf import tiny_gguf
+    from transformers import PreTrainedModel
+
+    _mock_gguf_conversion(tok, monkeypatch)
+    real_save = PreTrainedModel.save_pretrained
+
+    def interrupted(self, path, *a, **k):
+        real_save(self, path, *a, **k)  # half of the folder is written...
+        raise KeyboardInterrupt  # ... then Ctrl-C
+
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", interrupted)
+    gg = tiny_gguf(tmp_path / "toy.gguf")
+    with pytest.raises(KeyboardInterrupt):
+        load(str(gg))
+    root = tmp_path / "cache" / "models"
+    assert _hidden(root) == [] and list(root.iterdir()) == []
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", real_save)
+    load(str(gg))
+    assert len(list(root.iterdir())) == 1 and _hidden(root) == []
+
+
+_KILLED_WRITER = r"""
+import sys, time
+sys.path[:0] = [{tests!r}]
+import test_faults_models as T
+from transformers import PreTrainedModel
+from test_models_hf import _bpe_tokenizer, tiny_gguf
+from allornone.models import load
+
+
+class MP:
+    def setattr(self, obj, name, value):
+        setattr(obj, name, value)
+
+
+T._mock_gguf_conversion(_bpe_tokenizer(), MP())
+real = PreTrainedModel.save_pretrained
+
+
+def slow(self, path, *a, **k):
+    real(self, path, *a, **k)
+    print("WRITING", path, flush=True)
+    time.sleep(120)
+
+
+PreTrainedModel.save_pretrained = slow
+load(str(tiny_gguf(__import__("pathlib").Path({gguf!r}))))
+"""
+
+
+def test_sigkill_mid_write_leaves_a_stale_folder_the_next_run_removes(tok, tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_models_hf import tiny_gguf
+
+    gg = tmp_path / "toy.gguf"
+    script = _KILLED_WRITER.format(tests=str(Path(__file__).parent), gguf=str(gg))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        seen = []
+        for line in proc.stdout or []:  # wait until the cache folder is being written
+            seen.append(line)
+            if line.startswith("WRITING"):
+                break
+        assert seen and seen[-1].startswith("WRITING"), seen
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    root = tmp_path / "cache" / "models"
+    (stale,) = _hidden(root)
+    assert f".tmp-{proc.pid}-" in stale and any((root / stale).iterdir())
+    # a temp folder of a live process and a recent pre-pid one are left alone; an old
+    # pre-pid one (from an older allornone version) is removed
+    live = root / f".other-1.tmp-{os.getppid()}-0123abcd"
+    recent, old = root / ".smollm2-k2j4_x9a", root / ".smollm2-q0w9e8r7"
+    for p in (live, recent, old):
+        p.mkdir()
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    _mock_gguf_conversion(tok, monkeypatch)
+    load(str(tiny_gguf(gg)))
+    assert _hidden(root) == sorted([live.name, recent.name])
