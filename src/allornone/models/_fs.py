@@ -4,7 +4,8 @@ Every temporary file or folder the model caches create is named ``.<name>.tmp-<p
 next to its final place and removed on any exception, Ctrl-C included. A process killed
 outright (SIGKILL, power loss) cannot clean up: :func:`clean_stale` removes such leftovers
 whose process is gone on the next run. Files and folders are created with the mode the
-user's umask gives (never forced), so a shared cache follows the user's policy.
+user's umask gives (never a fixed mode), so a shared cache follows the user's policy; files
+of writers that ignore the umask (safetensors always creates 0600) are given that mode too.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "apply_umask",
     "atomic_file",
     "atomic_write_bytes",
     "clean_stale",
+    "file_mode",
     "pid_alive",
     "sha256_file",
     "temp_dir",
     "temp_name",
+    "umask",
     "warn_damaged",
 ]
 
@@ -36,6 +40,33 @@ _TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}$")
 #: k2j4_x9a`` (``tempfile.mkdtemp``); removed when older than this many seconds.
 _LEGACY = re.compile(r"^\.[A-Za-z0-9._-]+-[a-z0-9_]{8}$")
 LEGACY_STALE_SECONDS = 3600.0
+
+
+def umask() -> int:
+    """The process umask (read from /proc on Linux; elsewhere set and restored at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """Mode of a new regular file under the user's umask (``0o666 & ~umask``)."""
+    return 0o666 & ~umask()
+
+
+def apply_umask(folder: Path) -> None:
+    """Give every file in ``folder`` the umask mode (for writers that create 0600 files)."""
+    mode = file_mode()
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, mode)
 
 
 def temp_name(final: Path) -> Path:
@@ -108,6 +139,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())  # the writer may have recreated it 0600
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -29,7 +29,15 @@ from typing import Any, BinaryIO
 from .._io import replace_dir
 from .._validation import AllOrNoneError
 from . import cache as _cache
-from ._fs import atomic_write_bytes, clean_stale, sha256_file, temp_dir, warn_damaged
+from ._fs import (
+    apply_umask,
+    atomic_write_bytes,
+    clean_stale,
+    file_mode,
+    sha256_file,
+    temp_dir,
+    warn_damaged,
+)
 
 __all__ = ["assembled_file", "check_gguf", "load_gguf", "offline", "safe_name"]
 
@@ -57,7 +65,7 @@ def _u(fh: BinaryIO, fmt: str) -> Any:
 def _string(fh: BinaryIO, limit: int) -> bytes:
     n = _u(fh, "Q")
     if n > limit:
-        raise _Damaged(f"a string of {n} bytes at byte {fh.tell()} is longer than the file")
+        raise _Damaged(f"the header ends early: a {n}-byte string at byte {fh.tell()} does not fit")
     return _read(fh, n)
 
 
@@ -69,7 +77,7 @@ def _value(fh: BinaryIO, vtype: int, limit: int) -> Any:
     if vtype == 9:
         etype, count = _u(fh, "I"), _u(fh, "Q")
         if count > limit:
-            raise _Damaged(f"an array of {count} values is longer than the file")
+            raise _Damaged(f"the header ends early: an array of {count} values does not fit")
         if etype in _SCALAR:
             _read(fh, struct.calcsize(_SCALAR[etype]) * count)
         else:
@@ -80,10 +88,9 @@ def _value(fh: BinaryIO, vtype: int, limit: int) -> Any:
 
 
 def _damaged(path: Path, why: str) -> AllOrNoneError:
-    size = path.stat().st_size
     return AllOrNoneError(
-        f"GGUF file {path} is truncated or damaged ({why}; the file has {size:,} bytes): "
-        "re-download it, or reinstall the package that ships it"
+        f"GGUF file {path} is truncated or damaged ({why}; the file has "
+        f"{path.stat().st_size:,} bytes): re-download it, or reinstall the package that ships it"
     )
 
 
@@ -128,9 +135,7 @@ def check_gguf(path: Path) -> None:
     except _Damaged as exc:
         raise _damaged(path, str(exc)) from None
     if data_start + end > size:
-        raise _damaged(
-            path, f"its tensors need {data_start + end:,} bytes but only {size:,} are there"
-        )
+        raise _damaged(path, f"its header and tensors need {data_start + end:,} bytes")
 
 
 @contextlib.contextmanager
@@ -257,6 +262,7 @@ def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
         with temp_dir(final) as tmp:
             model.save_pretrained(tmp)
             tok.save_pretrained(tmp)
+            apply_umask(tmp)
             meta = {
                 "version": _cache.MODEL_CACHE_VERSION,
                 "source": ident,
@@ -311,6 +317,7 @@ def assembled_file(
                 f"{sha256[:16]}...: the installed parts are damaged or of another version; "
                 "reinstall them"
             )
+        os.chmod(written, file_mode())
         os.replace(written, target)
     atomic_write_bytes(side, json.dumps({"sha256": got}).encode())
     return target

@@ -12,16 +12,14 @@ files are read only with an explicit ``trust_pickle=True`` (CLI ``--trust-pickle
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._validation import AllOrNoneError
+from ._fs import apply_umask, sha256_file, temp_dir
 
 __all__ = [
     "W2V_FORMAT",
@@ -51,14 +49,6 @@ def is_word2vec_dir(path: Path) -> bool:
     return path.is_dir() and (path / _JSON).is_file()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_word2vec(w2v: Any, folder: str | Path, *, name: str | None = None) -> Path:
     """Write a gensim ``Word2Vec`` (negative sampling) to ``folder`` in the format above.
 
@@ -85,9 +75,7 @@ def save_word2vec(w2v: Any, folder: str | Path, *, name: str | None = None) -> P
         )
     except (KeyError, AttributeError):
         pass
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    try:
+    with temp_dir(folder) as tmp:
         save_file(arrays, str(tmp / _ARRAYS))
         meta = {
             "format": W2V_FORMAT,
@@ -99,13 +87,11 @@ def save_word2vec(w2v: Any, folder: str | Path, *, name: str | None = None) -> P
             "cbow_mean": int(getattr(w2v, "cbow_mean", 1)),
             "window": int(getattr(w2v, "window", 5)),
             "vocabulary": list(kv.index_to_key),
-            "sha256": _sha256(tmp / _ARRAYS),
+            "sha256": sha256_file(tmp / _ARRAYS),
         }
         (tmp / _JSON).write_text(json.dumps(meta), encoding="utf-8")
+        apply_umask(tmp)
         replace_dir(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -127,7 +113,7 @@ def read_word2vec(folder: str | Path) -> tuple[Any, str | None]:
             f"{meta.get('format') if isinstance(meta, dict) else None!r}): re-save the model"
         )
     arrays_path = folder / _ARRAYS
-    if not arrays_path.is_file() or _sha256(arrays_path) != meta.get("sha256"):
+    if not arrays_path.is_file() or sha256_file(arrays_path) != meta.get("sha256"):
         raise AllOrNoneError(
             f"{arrays_path} is missing or does not match the SHA-256 in {_JSON} (truncated or "
             "modified): re-save or re-train the model"
