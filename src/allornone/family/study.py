@@ -135,13 +135,8 @@ def study(
     meta, members = discover(family)
     tfs = [m for m in members if m.kind == "transformer"]
     w2vs = [m for m in members if m.kind == "word2vec"]
-    for m in w2vs:  # refuse untrusted pickles now, not after the transformers
-        path = _w2v_path(m)
-        if path.is_file():
-            models.load(
-                str(path), **({} if trust_pickle is None else {"trust_pickle": trust_pickle})
-            )
-            break
+    # word2vec models are small: read them first, so an untrusted pickle is refused now
+    w2v_models = {m.name: _load_w2v(m, trust_pickle) for m in w2vs}
     windows = _heldout_windows(family, n_contexts, context_length)
     books = book_passages(n_per_class=n_passages // 2, seed=seed)
     book_labels = np.array(books.labels)
@@ -218,7 +213,7 @@ def study(
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
     res["stability"] = _stability(res["parallelism"])
     if any(m.kind == "word2vec" for m in members):
-        res["word2vec"] = _study_w2v(w2vs, seed, trust_pickle)
+        res["word2vec"] = _study_w2v(w2vs, w2v_models, seed)
     return res
 
 
@@ -315,16 +310,13 @@ def _load_w2v(m: Member, trust_pickle: bool | None) -> Any:
     return models.load(str(_w2v_path(m)), **opts)
 
 
-def _study_w2v(
-    members: list[Member], seed: int, trust_pickle: bool | None = None
-) -> dict[str, Any]:
+def _study_w2v(members: list[Member], lms: dict[str, Any], seed: int) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
     from .. import structure
     from ..data import analogy_families
     from ..predictor import NextTokenPredictor
     from ..properties import parallelism
 
-    lms = {m.name: _load_w2v(m, trust_pickle) for m in members}
     vocab = None
     for lm in lms.values():
         vocab = set(lm.tokens) if vocab is None else vocab & set(lm.tokens)
