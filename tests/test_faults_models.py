@@ -107,6 +107,7 @@ def test_gensim_pickle_needs_the_explicit_opt_in(lee, tmp_path):
         load(str(path))  # the context ended
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_train_resume_does_not_unpickle_the_checkpoint(tmp_path):
     from allornone.family import train as T
 

@@ -226,8 +226,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
                 return "hf", *load_gguf(ggufs[0], ggufs[0].stem)
             raise AllOrNoneError(
                 f"directory {p} has no config.json (not a save_pretrained folder), no "
-                f"word2vec.json and {len(ggufs)} .gguf files: pass the model folder or one "
-                ".gguf file"
+                f"word2vec.json and {len(ggufs)} .gguf files; accepted: {_accepted()}"
             )
         if p.is_file():
             if _is_gguf(p):
