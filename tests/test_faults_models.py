@@ -556,3 +556,22 @@ def test_qwen_parts_are_assembled_in_order_and_checked(tmp_path, monkeypatch):
     with pytest.raises(AllOrNoneError, match="SHA-256 .* expected .*reinstall them"):
         L._qwen_path()
     assert not out.exists()
+
+
+def test_study_reads_a_legacy_pickle_only_when_trusted(lee, tmp_path):
+    from allornone.family.study import _load_w2v, discover
+
+    fam = _w2v_family(tmp_path)
+    legacy = fam / "w2v-d8-s0" / "model" / "model.w2v"
+    legacy.parent.mkdir()
+    lee.w2v.save(str(legacy))
+    (member,) = discover(fam)[1]
+    with pytest.raises(AllOrNoneError, match="is a Python pickle"):
+        _load_w2v(member, None)
+    with pytest.warns(UserWarning, match="unpickling"):
+        m = _load_w2v(member, True)
+    np.testing.assert_array_equal(m.unembedding(), lee.unembedding())
+    lee.save(legacy.parent / "converted")  # the pickle-free folder wins when both exist
+    for p in (legacy.parent / "converted").iterdir():
+        p.rename(legacy.parent / p.name)
+    assert isinstance(_load_w2v(member, None), Word2VecModel)
