@@ -32,6 +32,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sets (smoke test, ~1-2 min)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
+    st.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
+    )
     return parser
 
 
@@ -268,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse: usage errors exit 2, --help/--version exit 0
         return int(e.code or 0)
     try:
+        if getattr(args, "trust_pickle", False):
+            from .models import allow_pickle
+
+            with allow_pickle():
+                return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(
