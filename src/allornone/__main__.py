@@ -4,4 +4,7 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:  # pragma: no cover - between the command's end and the exit
+    sys.exit(130)
