@@ -7,15 +7,16 @@ Everything else is :func:`allornone.cli.main`; this module only guards the first
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         from allornone.cli import main as cli_main
     except KeyboardInterrupt:
         print("\nallornone: interrupted; nothing was written", file=sys.stderr)
         return 130
-    return cli_main()
+    return cli_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,11 +8,17 @@ the signal tests run the CLI in a subprocess (tests/fault_cli.py) and kill it.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from audit_helpers import tiny_args, tiny_model
 
+from allornone import AllOrNoneError, AllOrNoneTypeError
 from allornone.audit import pipeline
 from allornone.cli import main
 
@@ -195,3 +201,217 @@ def test_no_rmtree_outside_io() -> None:
         if "rmtree" in p.read_text(encoding="utf-8") and p.name not in allowed
     ]
     assert hits == []
+
+
+# ------------------------------------------------------------------ subprocess helpers
+def _spawn(mode: str, args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]))
+    return subprocess.Popen(
+        [sys.executable, str(FAULT_CLI), mode, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(stream, word: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.monotonic()
+    for line in stream:
+        if line.strip() == word:
+            return
+        assert time.monotonic() - t0 < timeout, f"no {word} within {timeout}s"
+    raise AssertionError(f"process ended (rc {proc.wait()}) before printing {word}")
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+# ------------------------------------------------------------------ case 8: leftovers
+def test_sigkill_while_writing_leaves_nothing_after_the_next_run(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rep"
+    assert main(tiny_args(out) + ["--seed", "1"]) == 0
+    before = _tree(out)
+    proc = _spawn("slow-write", tiny_args(out) + ["--force", "--seed", "2"])
+    try:
+        _wait_for(proc.stdout, "WRITING", proc)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    left = _leftovers(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".rep.tmp-"), left  # SIGKILL: no cleanup
+    assert _tree(out) == before  # the previous report is intact
+    capsys.readouterr()
+    # the next run (even one that stops at "already exists") removes the dead run's folder
+    assert main(tiny_args(out)) == 2
+    assert _leftovers(tmp_path) == [] and _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_sigterm_while_writing_cleans_up(tmp_path: Path) -> None:
+    out = tmp_path / "rep"
+    assert main(tiny_args(out)) == 0
+    before = _tree(out)
+    proc = _spawn("slow-write", tiny_args(out) + ["--force", "--seed", "2"])
+    _wait_for(proc.stdout, "WRITING", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert "allornone: terminated; nothing was written" in err
+    assert _leftovers(tmp_path) == [] and _tree(out) == before
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_sweep_touches_only_dead_writers_folders(tmp_path: Path) -> None:
+    from allornone._io import _host_tag, sweep_leftovers
+
+    tag, dead, alive = _host_tag(), _dead_pid(), os.getpid()
+    ours_dead = tmp_path / f".rep.tmp-{tag}-{dead}-abc123"
+    ours_alive = tmp_path / f".rep.tmp-{tag}-{alive}-abc123"  # a run in progress
+    other_host = tmp_path / f".rep.tmp-ffffff-{dead}-abc123"
+    users = tmp_path / ".rep.tmp-mine"  # not a name the tool writes
+    other_name = tmp_path / f".other.tmp-{tag}-{dead}-abc123"
+    for d in (ours_dead, ours_alive, other_host, users, other_name):
+        d.mkdir()
+        (d / "f").write_text("x")
+    if other_host.name == ours_dead.name:  # pragma: no cover - this host hashes to ffffff
+        pytest.skip("host tag collides with the test's foreign tag")
+    assert sweep_leftovers(tmp_path / "rep") == [ours_dead]
+    assert not ours_dead.exists()
+    assert all(d.exists() for d in (ours_alive, other_host, users, other_name))
+
+
+def test_sweep_puts_back_a_report_moved_aside(tmp_path: Path) -> None:
+    """Killed between the two renames of the swap: the old report is aside, --out missing."""
+    from allornone._io import _host_tag, sweep_leftovers
+
+    aside = tmp_path / f".rep.old-{_host_tag()}-{_dead_pid()}-0123abcd"
+    assert main(tiny_args(aside.with_name("first"))) == 0
+    (tmp_path / "first").rename(aside)
+    before = _tree(aside)
+    assert sweep_leftovers(tmp_path / "rep") == [aside]
+    assert _tree(tmp_path / "rep") == before and not aside.exists()
+    # with --out present again, a moved-aside copy is only a leftover: deleted
+    aside.mkdir()
+    assert sweep_leftovers(tmp_path / "rep") == [aside] and not aside.exists()
+    assert _tree(tmp_path / "rep") == before
+
+
+# ------------------------------------------------------------------ case 5: Ctrl-C, errors
+@pytest.mark.parametrize(
+    "module",
+    [
+        "allornone.linalg",  # while the package itself is imported (numpy, scipy)
+        "allornone.audit.pipeline",  # a lazy import inside the command (torch comes later)
+    ],
+)
+def test_ctrl_c_during_import_is_one_line(tmp_path: Path, module: str) -> None:
+    proc = _spawn(f"slow-import:{module}", tiny_args(tmp_path / "rep"))
+    _wait_for(proc.stderr, "IMPORTING", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().startswith("allornone: interrupted"), err
+    assert err.strip().count("\n") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path) -> None:
+    """SIGINT at several moments of a real run: never a traceback, always 130 (or 0 if the
+    run was already done)."""
+    codes: list[int] = []
+    for i, delay in enumerate((0.0, 0.1, 0.3, 0.6, 1.2, 2.5)):
+        out = tmp_path / f"rep{i}"
+        proc = _spawn("run", tiny_args(out))
+        _wait_for(proc.stderr, "READY", proc)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, (delay, err)
+        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
+        codes.append(proc.returncode)
+    assert codes[0] == 130  # interrupted while importing
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "needle"),
+    [
+        (AllOrNoneError("--labels x.tsv: line 3 has no tab"), "line 3 has no tab"),
+        (AllOrNoneTypeError("pairs must be a list of (a, b)"), "pairs must be a list"),
+        (FileNotFoundError(2, "No such file", "/data/model.gguf"), "/data/model.gguf: no such"),
+        (PermissionError(13, "Permission denied", "/out/rep"), "/out/rep: permission denied"),
+        (OSError(28, "No space left on device", "/out/x"), "No space left on device"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys, exc, needle) -> None:
+    def fail(cfg):
+        raise exc
+
+    monkeypatch.setattr(pipeline, "load_model", fail)
+    assert main(tiny_args(tmp_path / "rep")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("allornone: error:") and err.count("\n") == 1, err
+    assert needle in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_permission_error_while_writing_out(tmp_path, monkeypatch, capsys) -> None:
+    from allornone.audit import report
+
+    def denied(res, folder):
+        raise PermissionError(13, "Permission denied", str(folder / "report.html"))
+
+    monkeypatch.setattr(report, "write_report", denied)
+    assert main(tiny_args(tmp_path / "rep")) == 2
+    err = capsys.readouterr().err
+    assert "permission denied" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # its temporary folder removed
+
+
+def test_out_below_a_file_is_refused_before_load(tmp_path, monkeypatch, capsys) -> None:
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    _never_load(monkeypatch)
+    assert main(tiny_args(f / "rep")) == 2
+    err = capsys.readouterr().err
+    assert f"cannot create its parent folder {f}" in err and err.count("\n") == 1
+    assert f.read_text() == "x"
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch) -> None:
+    def bug(cfg):
+        return 1 / 0
+
+    monkeypatch.setattr(pipeline, "load_model", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(tiny_args(tmp_path / "rep"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {"schema_version": "1.0", "kind": "compare", "tool": {"name": "allornone"}},
+        {"schema_version": "study-1", "members": [], "pairs": []},
+    ],
+)
+def test_compare_and_study_reports_are_replaceable(tmp_path: Path, tree: dict) -> None:
+    from allornone.cli import check_replaceable
+
+    out = tmp_path / "rep"
+    (out / "figures").mkdir(parents=True)
+    (out / "results.json").write_text(json.dumps(tree))
+    (out / "report.html").write_text("<html>")
+    (out / "figures" / "spectra.png").write_bytes(b"png")
+    check_replaceable(out)  # no error: a previous report
+    (out / "figures" / "data.csv").write_text("mine")
+    with pytest.raises(AllOrNoneError, match="figures/data.csv"):
+        check_replaceable(out)
