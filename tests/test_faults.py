@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audit_helpers import tiny_args, tiny_model
 
@@ -415,3 +416,75 @@ def test_compare_and_study_reports_are_replaceable(tmp_path: Path, tree: dict) -
     (out / "figures" / "data.csv").write_text("mine")
     with pytest.raises(AllOrNoneError, match="figures/data.csv"):
         check_replaceable(out)
+
+
+# ------------------------------------------------------------------ case 6: analogy numerics
+def _analogy_model(scale: float = 1.0, seed: int = 0):
+    """Countries + offset = capitals (exact analogies) among random other words."""
+    from allornone import NextTokenPredictor
+
+    rng = np.random.default_rng(seed)
+    d, k = 12, 5
+    E = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    G = np.vstack([E[:, :k].T, E[:, :k].T + E[:, -1], 0.3 * rng.standard_normal((30, d))])
+    qs = [(j, k + j, i, k + i) for i in range(k) for j in range(k) if i != j]
+    F = rng.standard_normal((40, d))
+    return NextTokenPredictor(F * scale, G * scale), qs
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-100, 1e-8, 1.0, 1e8, 1e100, 1e200])
+def test_analogy_accuracy_is_scale_free(scale: float) -> None:
+    from allornone.properties import analogy_accuracy
+
+    m, qs = _analogy_model(scale)
+    ref = analogy_accuracy(_analogy_model(1.0)[0], qs)
+    res = analogy_accuracy(m, qs)
+    assert res.raw["all"] == 1.0 and res.identified["all"] == ref.identified["all"]
+    assert np.array_equal(res.details["predictions"]["all"], ref.details["predictions"]["all"])
+    assert np.array_equal(
+        res.details["identified_predictions"]["all"], ref.details["identified_predictions"]["all"]
+    )
+
+
+def test_analogy_one_tiny_row_is_still_answered() -> None:
+    """A row of norm 1e-200 used to underflow to a 'zero vector' (question dropped)."""
+    from allornone import NextTokenPredictor
+    from allornone.properties import analogy_accuracy
+
+    m, qs = _analogy_model()
+    G = m.G.copy()
+    G[5] *= 1e-200  # the answer of every question about word 0
+    res = analogy_accuracy(NextTokenPredictor(m.F, G), qs)
+    assert res.raw["all"] == 1.0 and res.excluded == ()
+
+
+def test_analogy_refuses_non_finite_rows() -> None:
+    """A model whose G was edited after validation: one inf row is refused (it used to turn
+    every score of its chunk into NaN, argmax picked it, and a correct answer scored 0)."""
+    from allornone.properties import analogy_accuracy
+
+    for bad in (np.inf, np.nan):
+        m, qs = _analogy_model()
+        m.G[20, 3] = bad
+        with pytest.raises(AllOrNoneError, match=r"model\.G has 1 row\(s\) with NaN or inf"):
+            analogy_accuracy(m, qs)
+
+
+def test_analogy_refuses_integer_vectors_and_float_questions() -> None:
+    from allornone.properties import analogy_accuracy
+
+    m, qs = _analogy_model()
+    with pytest.raises(AllOrNoneTypeError, match="NextTokenPredictor"):
+        analogy_accuracy(m.G, qs)
+    m.G = np.round(m.G * 10).astype(np.int64)  # bypassing the constructor's check
+    with pytest.raises(AllOrNoneTypeError, match=r"model\.G has dtype int64.*astype\(float\)"):
+        analogy_accuracy(m, qs)
+    m, qs = _analogy_model()
+    with pytest.raises(AllOrNoneTypeError, match="shape \\(m, 4\\)"):
+        analogy_accuracy(m, np.asarray(qs, dtype=float))
+    with pytest.raises(AllOrNoneTypeError, match=r"holds 3\.0 \(float\)"):
+        analogy_accuracy(m, [(0, 5, 1, 3.0)])
+    with pytest.raises(AllOrNoneTypeError, match="holds True"):
+        analogy_accuracy(m, [(0, 5, 1, True)])
+    res = analogy_accuracy(m, {"capitals": np.asarray(qs)})  # an integer array is fine
+    assert res.raw["capitals"] == 1.0
