@@ -488,3 +488,48 @@ def test_analogy_refuses_integer_vectors_and_float_questions() -> None:
         analogy_accuracy(m, [(0, 5, 1, True)])
     res = analogy_accuracy(m, {"capitals": np.asarray(qs)})  # an integer array is fine
     assert res.raw["capitals"] == 1.0
+
+
+# ------------------------------------------------------------------ case 9: umask, escaping
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_report_follows_the_umask(tmp_path: Path, mask: int) -> None:
+    old = os.umask(mask)
+    try:
+        out = tmp_path / "rep"
+        assert main(tiny_args(out)) == 0
+        assert main(tiny_args(out) + ["--force"]) == 0  # a replaced report too
+    finally:
+        os.umask(old)
+    want_dir, want_file = 0o777 & ~mask, 0o666 & ~mask
+    assert out.stat().st_mode & 0o777 == want_dir
+    assert (out / "figures").stat().st_mode & 0o777 == want_dir
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 8
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: want_file for p in files}
+
+
+EVIL = "<script>alert(1)</script>"
+EVIL_LINK = "[click](javascript:alert(1))"
+
+
+def test_user_strings_are_escaped_end_to_end(tmp_path: Path) -> None:
+    """A family name and a label from the user's files reach report.md / .html as text."""
+    from audit_helpers import CONCEPTS, LABELS
+
+    concepts = tmp_path / "concepts.tsv"
+    concepts.write_text(CONCEPTS.read_text().replace("\tgender", f"\t{EVIL}"))
+    labels = tmp_path / "labels.tsv"
+    labels.write_text(LABELS.read_text().replace("\tplain", f"\t{EVIL_LINK}"))
+    args = tiny_args(tmp_path / "rep")
+    args[args.index("--concepts") + 1] = str(concepts)
+    args[args.index("--labels") + 1] = str(labels)
+    assert main(args) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    res = json.loads((tmp_path / "rep" / "results.json").read_text())
+    names = {p["name"] for p in res["properties"]}
+    assert EVIL in names and any(EVIL_LINK in n for n in names)  # the data keeps them
+    assert "<script" not in md and "&lt;script>alert(1)&lt;/script>" in md
+    assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "](javascript:" not in md.replace("\\](javascript:", "")
+    assert "\\[click\\](javascript:alert(1))" in md
