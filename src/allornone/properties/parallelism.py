@@ -18,7 +18,9 @@ random token pairs (same number of pairs, seeded, averaged over ``baseline_draws
 
 All-or-none: raw parallelism is all-or-none (among models with ``M = R^d``) iff
 ``M = R^d``; ``condition_size`` is the relative norm of ``P_{M^perp} D``, the part of the
-differences that an equivalent model could change at will.
+differences that an equivalent model could change at will (measured in this model's
+coordinates, so NOT identified: it moves between equivalent models when ``M != R^d``; only
+the verdict ``condition_size <= tol`` is read from it).
 
 :func:`context_parallelism` mirrors all this for context differences ``f(x1) - f(x2)``
 (rows of ``L``, ``Sigma_g``, ``N``); :func:`analogy_accuracy` is the classic 3CosAdd test,
