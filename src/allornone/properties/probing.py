@@ -69,7 +69,7 @@ class LinearProbe:
         return predict_classes(self.scores(F))
 
 
-def _labels(labels: Sequence[Any], n: int) -> tuple[np.ndarray, list]:
+def _labels(labels: Sequence[Any] | np.ndarray, n: int) -> tuple[np.ndarray, list]:
     lab = list(labels)
     if len(lab) != n:
         raise AllOrNoneError(f"labels has {len(lab)} entries for {n} contexts")
