@@ -350,6 +350,8 @@ def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path) -> None:
         (FileNotFoundError(2, "No such file", "/data/model.gguf"), "/data/model.gguf: no such"),
         (PermissionError(13, "Permission denied", "/out/rep"), "/out/rep: permission denied"),
         (OSError(28, "No space left on device", "/out/x"), "No space left on device"),
+        (ModuleNotFoundError("No module named 'gguf'"), "pip install 'allornone[audit]'"),
+        (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory"), "--batch-size"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys, exc, needle) -> None:

@@ -25,7 +25,9 @@ EXIT_INTERRUPTED = 130
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: audit-<model>)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    p.add_argument(
+        "--force", action="store_true", help="replace a previous allornone report in --out"
+    )
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
@@ -104,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("family", help="family folder written by `allornone train`")
     st.add_argument("--contexts", type=int, default=1000, help="held-out contexts")
     st.add_argument("--out", default=None, help="report folder (default FAMILY/study)")
-    st.add_argument("--force", action="store_true")
+    st.add_argument("--force", action="store_true", help="replace a previous study report in --out")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
