@@ -86,7 +86,7 @@ def main() -> int:
         import allornone_cli
 
         print("READY", file=sys.stderr, flush=True)
-        return allornone_cli.main(args)
+        allornone_cli.run(args)  # exits, as the console script does
     sys.meta_path.insert(0, _HookFinder(None))
     if mode == "slow-write":
         _slow_write()

@@ -5,6 +5,14 @@ import sys
 from .cli import main
 
 try:
-    sys.exit(main())
+    code = main()
 except KeyboardInterrupt:  # pragma: no cover - between the command's end and the exit
-    sys.exit(130)
+    code = 130
+if code in (129, 130, 143):  # pragma: no cover - exercised by the subprocess tests
+    try:
+        from allornone_cli import exit_interrupted
+    except ImportError:
+        pass
+    else:
+        exit_interrupted(code)
+sys.exit(code)
