@@ -5,8 +5,10 @@ for all contexts. The shift is reproducible in every equivalent model iff ``v in
 <=> ``G0 v in col(L^T)``; then ``v~ = F~^T alpha_ctx`` with ``L^T alpha_ctx = G0 v``.
 ``condition_size`` is the relative least-squares residual
 ``min_beta ||G0 (v - M beta)|| / ||G0 v||`` (computed with the R factor of ``G0``; ``L`` is
-never formed). The identified statistics are those of the transferable part of the shift,
-``G0 P v`` with ``P v = M beta`` (equal to the raw ones when the condition holds).
+never formed; like every ``condition_size`` it is measured in this model's coordinates and
+NOT identified, only the verdict is read from it). The identified statistics are those of
+the transferable part of the shift, ``G0 P v`` with ``P v = M beta`` (equal to the raw ones
+when the condition holds).
 
 The check against a real Hugging Face model (a hook that adds ``alpha v`` to the input of the
 LM head at the last position) touches torch and lives in the models layer:
