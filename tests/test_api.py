@@ -60,3 +60,19 @@ def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         aon.nonsense  # noqa: B018
     assert {"models", "properties", "audit", "family", "testing"} <= set(dir(aon))
+
+
+def test_properties_accept_an_equivalent_sample_and_name_the_fix_for_anything_else():
+    from planted import planted
+
+    from allornone.properties import parallelism, probe, steering
+
+    model, _ = planted(np.random.default_rng(3))
+    sample = aon.sample_equivalent(model, seed=1)
+    labels = (model.F[:, 0] > 0).astype(int)
+    a, b = probe(sample, labels), probe(sample.model, labels)
+    assert a.identified == b.identified
+    v = model.F[0] - model.F[1]
+    assert steering(sample, v).identified == steering(sample.model, v).identified
+    with pytest.raises(TypeError, match="NextTokenPredictor"):
+        parallelism(np.zeros((3, 3)), [(0, 1), (2, 3)])

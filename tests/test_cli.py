@@ -66,8 +66,15 @@ def test_existing_out_refused_unless_force(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "already exists" in err and "--force" in err and "Traceback" not in err
     assert (out / "keep.txt").read_text() == "old"
-    assert main(tiny_args(out) + ["--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "report.html").exists()
+    # --force replaces only a previous report: a folder of other files is refused
+    assert main(tiny_args(out) + ["--force"]) == 2
+    assert "not an allornone report folder" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "old"
+    (out / "keep.txt").unlink()
+    assert main(tiny_args(out) + ["--force"]) == 0  # an empty folder is replaced
+    assert (out / "report.html").exists()
+    assert main(tiny_args(out) + ["--force", "--seed", "3"]) == 0  # so is a report
+    assert json.loads((out / "results.json").read_text())["config"]["seed"] == 3
 
 
 def test_ctrl_c_keeps_previous_report(tmp_path: Path, monkeypatch, capsys) -> None:

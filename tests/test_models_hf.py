@@ -47,6 +47,20 @@ with open(datapath("lee_background.cor"), encoding="utf-8") as _fh:
 CONTEXTS = [LEE[0][:20], LEE[1][:140], LEE[2][:60], "Hurricane", LEE[3][:230], LEE[4][:90]]
 
 
+def tiny_gguf(path: Path, n: int = 64) -> Path:
+    """A small structurally valid GGUF file (one float32 tensor), for the loader's checks;
+    the conversion itself is mocked where it is used."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("token_embd.weight", np.arange(n * 8, dtype=np.float32).reshape(n, 8))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ALLORNONE_CACHE", str(tmp_path / "cache"))
@@ -334,8 +348,7 @@ def test_F_cache_round_trip_skips_the_forward(tok, tmp_path):
 
 def test_model_cache_is_versioned_and_atomic(tok, tmp_path, monkeypatch):
     """The GGUF de-quantisation cache: built once, reused, rebuilt on a version change."""
-    fake = tmp_path / "toy.gguf"
-    fake.write_bytes(b"GGUF not really")
+    fake = tiny_gguf(tmp_path / "toy.gguf")
     model = _llama(len(tok))
     real_model_fp = AutoModelForCausalLM.from_pretrained
     real_tok_fp = AutoTokenizer.from_pretrained
@@ -361,7 +374,9 @@ def test_model_cache_is_versioned_and_atomic(tok, tmp_path, monkeypatch):
     lm2 = load(str(fake))
     assert conversions == ["toy.gguf"]  # loaded from the cache, no second conversion
     np.testing.assert_allclose(lm2.embed(CONTEXTS[:2]), lm1.embed(CONTEXTS[:2]), atol=1e-6)
-    meta_path.write_text(json.dumps({"version": "allornone-model-v0"}))
+    meta = json.loads(meta_path.read_text())
+    assert "config.json" in meta["files"] and "model.safetensors" in meta["files"]
+    meta_path.write_text(json.dumps({**meta, "version": "allornone-model-v0"}))
     with pytest.warns(UserWarning, match="rebuilding"):
         load(str(fake))
     assert conversions == ["toy.gguf", "toy.gguf"]

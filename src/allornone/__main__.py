@@ -4,4 +4,15 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+try:
+    code = main()
+except KeyboardInterrupt:  # pragma: no cover - between the command's end and the exit
+    code = 130
+if code in (129, 130, 143):  # pragma: no cover - exercised by the subprocess tests
+    try:
+        from allornone_cli import exit_interrupted
+    except ImportError:
+        pass
+    else:
+        exit_interrupted(code)
+sys.exit(code)

@@ -18,11 +18,12 @@ from typing import Any
 
 
 @contextmanager
-def atomic_path(path: str | Path, *, mode: int = 0o644) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path``.
 
     For writers that want a file name (``np.save``, ``torch.save``, ``fig.savefig``,
     safetensors). On any exception the temporary file is removed and ``path`` is untouched.
+    The file gets ``mode`` (default: 0666 less the user's umask, as ``open`` would give).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,8 @@ def atomic_path(path: str | Path, *, mode: int = 0o644) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, mode)  # mkstemp makes files private; caches may be shared
+        # mkstemp makes files private; give the permissions a plain open() would
+        os.chmod(tmp, (0o666 & ~_umask()) if mode is None else mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -51,17 +53,80 @@ def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent))
 
 
+def _host_tag() -> str:
+    """A short tag of this machine, so a folder shared over the network is swept only by
+    the host whose process ids the names hold."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _sibling_prefix(final: Path, what: str) -> str:
+    """Name prefix of our temporary (``tmp``) or moved-aside (``old``) sibling of ``final``:
+    ``.NAME.tmp-HOST-PID-``; the pid lets a later run tell a dead writer's leftovers."""
+    return f".{final.name}.{what}-{_host_tag()}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def sweep_leftovers(final: str | Path) -> list[Path]:
+    """Clean what a killed allornone process left beside ``final``; returns what it touched.
+
+    Only folders named by :func:`atomic_dir` / :func:`replace_dir` on this host, whose
+    writing process is dead, are touched: a temporary ``.NAME.tmp-*`` folder is deleted; a
+    moved-aside ``.NAME.old-*`` folder (the previous version, if the writer was killed
+    between the two renames) is moved back to ``final`` if ``final`` is missing, else
+    deleted. Nothing else is ever removed.
+    """
+    import re
+
+    final = Path(final).resolve()
+    parent = final.parent
+    if not parent.is_dir():
+        return []
+    pattern = re.compile(
+        rf"^\.{re.escape(final.name)}\.(tmp|old)-{_host_tag()}-(\d+)-[A-Za-z0-9_]+$"
+    )
+    touched = []
+    try:
+        entries = sorted(parent.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        m = pattern.match(p.name)
+        if not m or p.is_symlink() or not p.is_dir() or _pid_alive(int(m.group(2))):
+            continue
+        if m.group(1) == "old" and not final.exists() and not final.is_symlink():
+            os.replace(p, final)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+        touched.append(p)
+    return touched
+
+
 def replace_dir(tmp_dir: Path, final: Path) -> None:
     """Move a fully written folder ``tmp_dir`` to ``final``, replacing any old one.
 
     ``os.replace`` cannot replace a non-empty folder, so an existing ``final`` is first
     renamed out of the way (atomically) and deleted after the new one is in place; if that
     fails the old one is put back. If another process put a folder there in the meantime,
-    ours is discarded and theirs kept.
+    ours is discarded and theirs kept. A process killed between the two renames leaves the
+    old folder aside; :func:`sweep_leftovers` (run by the next write) puts it back.
     """
     trash = None
     if final.exists():
-        trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        trash = final.with_name(_sibling_prefix(final, "old") + uuid.uuid4().hex[:8])
         try:
             os.replace(final, trash)
         except OSError:
@@ -77,16 +142,35 @@ def replace_dir(tmp_dir: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _umask() -> int:
+    """The process umask (read from /proc where it can be, so it is never changed)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Any:
     """Run ``write(tmp)`` on a temporary folder next to ``final``, then move it to ``final``.
 
     Returns what ``write`` returned. On any error or interrupt (Ctrl-C included) the
-    temporary folder is removed and an existing ``final`` is left as it was.
+    temporary folder is removed and an existing ``final`` is left as it was; leftovers of a
+    writer that was killed outright (SIGKILL) are removed by the next call
+    (:func:`sweep_leftovers`). The folder gets the permissions of the user's umask (as
+    ``mkdir`` would), not the private 0700 of a temporary folder.
     """
     final = Path(final).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    sweep_leftovers(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=_sibling_prefix(final, "tmp")))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         value = write(tmp)
         replace_dir(tmp, final)
         return value

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._io import atomic_dir
+from ._io import atomic_dir, sweep_leftovers
 from ._validation import AllOrNoneError
 
 EXIT_ERROR = 2
@@ -25,13 +25,20 @@ EXIT_INTERRUPTED = 130
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: audit-<model>)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    p.add_argument(
+        "--force", action="store_true", help="replace a previous allornone report in --out"
+    )
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument("--quick", action="store_true", help="small sets (smoke test, ~1-2 min)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,27 +111,150 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("family", help="family folder written by `allornone train`")
     st.add_argument("--contexts", type=int, default=1000, help="held-out contexts")
     st.add_argument("--out", default=None, help="report folder (default FAMILY/study)")
-    st.add_argument("--force", action="store_true")
+    st.add_argument("--force", action="store_true", help="replace a previous study report in --out")
     st.add_argument("--seed", type=int, default=0)
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
+    st.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
+    )
     _add_extract(sub)
     return parser
 
 
 # ---------------------------------------------------------------------------- safe output
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not force:
+#: Every entry an allornone report folder holds (audit, compare and study write these only).
+REPORT_ENTRIES = frozenset(
+    {"report.html", "report.md", "results.json", "arrays.safetensors", "figures"}
+)
+#: What ``allornone train`` writes at the top of a family folder before its family.json.
+FAMILY_ENTRIES = frozenset({"tokenizer", "data", "baseline.json"})
+_MAX_MARKER_BYTES = 256 * 2**20  # a results.json larger than this is not one we wrote
+
+
+def _written_by_allornone(results: Path) -> bool:
+    """Whether ``results`` is a results.json an allornone audit, compare or study wrote."""
+    import json
+
+    try:
+        if not results.is_file() or results.stat().st_size > _MAX_MARKER_BYTES:
+            return False
+        tree = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(tree, dict):
+        return False
+    tool = tree.get("tool")
+    if isinstance(tool, dict) and tool.get("name") == "allornone":
+        return True  # audit (schema 2.x) and compare
+    return tree.get("schema_version") == "study-1" and isinstance(tree.get("pairs"), list)
+
+
+def _foreign_entries(folder: Path, allowed: frozenset[str]) -> list[str]:
+    """Entries of ``folder`` that allornone does not write there (``figures/`` holds PNGs)."""
+    extra = []
+    for p in sorted(folder.iterdir()):
+        if p.name not in allowed or p.is_symlink():
+            extra.append(p.name)
+        elif p.name == "figures":
+            if not p.is_dir():
+                extra.append(p.name)
+                continue
+            extra += [
+                f"figures/{f.name}"
+                for f in sorted(p.iterdir())
+                if f.is_symlink() or not f.is_file() or f.suffix != ".png"
+            ]
+    return extra
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _refuse_cwd(out: Path, opt: str = "--out") -> None:
+    here, target = Path.cwd().resolve(), out.resolve()
+    if here == target or target in here.parents:
         raise AllOrNoneError(
-            f"output folder {out} already exists: choose another --out or pass --force to "
-            "replace it (it is replaced only after the new report is complete)"
+            f"{opt} {out} is the current folder or contains it: choose a new folder"
         )
-    if out.exists() and not out.is_dir():
-        raise AllOrNoneError(f"--out {out} exists and is not a folder")
+
+
+def check_replaceable(out: Path) -> None:
+    """Raise unless ``out`` is empty or a previous allornone report with nothing else in it.
+
+    ``--force`` replaces only such a folder: no user file is ever deleted.
+    """
+    if out.is_symlink():
+        raise AllOrNoneError(f"--out {out} is a symbolic link: give the folder it points to")
+    if not any(out.iterdir()):
+        return
+    if not _written_by_allornone(out / "results.json"):
+        raise AllOrNoneError(
+            f"--force refused: {out} is not an allornone report folder (it has no results.json "
+            "written by allornone) and --force replaces only a previous report: choose a new "
+            "--out folder"
+        )
+    extra = _foreign_entries(out, REPORT_ENTRIES)
+    if extra:
+        raise AllOrNoneError(
+            f"--force refused: {out} holds files allornone did not write ({_shown(extra)}) and "
+            "--force would delete them: move them out or choose a new --out folder"
+        )
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    """Check ``--out`` before any model loads: a new folder, or (with ``--force``) a previous
+    report that may be replaced. Raises AllOrNoneError with a one-line reason otherwise."""
+    sweep_leftovers(out)  # a killed earlier run's temporary folder (or its moved-aside report)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise AllOrNoneError(f"--out {out} exists and is not a folder: choose a new --out")
+        if not force:
+            raise AllOrNoneError(
+                f"output folder {out} already exists: choose another --out or pass --force to "
+                "replace it (it is replaced only after the new report is complete)"
+            )
+        _refuse_cwd(out)
+        check_replaceable(out)
+    _check_parent(out)
+
+
+def _check_parent(out: Path) -> None:
     parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(parent, os.W_OK):
-        raise AllOrNoneError(f"cannot write into {parent}")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AllOrNoneError(
+            f"--out {out}: cannot create its parent folder {parent} ({e.strerror or e})"
+        ) from e
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AllOrNoneError(
+            f"--out {out}: no permission to write into {parent}: choose another --out"
+        )
+
+
+def prepare_family_out(out: Path) -> None:
+    """``train --out``: a new or empty folder, or a family folder (resumed). A folder of
+    other files is refused, so training never writes among (or replaces) a user's files."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise AllOrNoneError(f"--out {out} exists and is not a folder: choose a new --out")
+        if not (out / "family.json").is_file():
+            extra = [
+                n
+                for n in _foreign_entries(out, FAMILY_ENTRIES)
+                if not (n.startswith(".") and ".tmp-" in n)
+            ]
+            if extra:
+                raise AllOrNoneError(
+                    f"--out {out} holds files that are not an allornone family "
+                    f"({_shown(extra)}): train into a new or empty folder, or into a family "
+                    "folder to resume it"
+                )
+    _check_parent(out)
 
 
 def write_atomically(out: Path, write: Callable[[Path], Any]) -> Any:
@@ -217,6 +347,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.layers is not None:
         cfg = replace(cfg, layers=args.layers)
     out = Path(args.out)
+    prepare_family_out(out)
     if args.prepare_only:
         meta = prepare_family(out, cfg)
         print(
@@ -330,35 +461,109 @@ def cmd_extract(args: argparse.Namespace) -> int:
 COMMANDS["extract"] = cmd_extract
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so every ``finally`` removes its temporary files."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGTERM/SIGHUP raise :class:`Terminated` (where they have no handler yet); returns
+    the previous handlers, which :func:`main` puts back when it returns."""
+    import signal
+
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                previous[sig] = signal.signal(sig, _raise_terminated)
+        except (ValueError, OSError):  # not the main thread, or not allowed here
+            pass
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    import signal
+
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _user_error(e: BaseException) -> str | None:
+    """The one-line message of an error that is the user's or the machine's (not a bug)."""
+    if isinstance(e, AllOrNoneError):  # AllOrNoneTypeError included
+        return _one_line(e)
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        what = e.strerror or _one_line(e) or type(e).__name__
+        if isinstance(e, PermissionError):
+            return f"{where}permission denied: choose a folder you can write (--out) or read"
+        if isinstance(e, FileNotFoundError):
+            return f"{where}no such file or folder"
+        return f"{where}{what} ({type(e).__name__})"
+    if isinstance(e, ImportError):
+        return f"{_one_line(e)} (a dependency is missing: pip install 'allornone[audit]')"
+    if isinstance(e, MemoryError) or "OutOfMemory" in type(e).__name__:
+        return f"out of memory ({_one_line(e)[:200]}): pass a smaller --batch-size or use --quick"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Run the command line; returns the exit code (0, 2 for an error, 130 interrupted).
+
+    A user error (bad input, a missing or unwritable path, a refused model, a missing
+    dependency) is one line on stderr and exit 2; Ctrl-C (anywhere, imports included) is one
+    line and exit 130 (128 + the signal for SIGTERM/SIGHUP). Any other exception is a bug
+    and keeps its traceback (exit 1); ``--debug`` shows every traceback.
+    """
+    args: argparse.Namespace | None = None
+    previous: dict[int, Any] = {}
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse: usage errors exit 2, --help/--version exit 0
-        return int(e.code or 0)
-    try:
+        previous = _install_signal_handlers()
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # argparse: usage errors exit 2, --help/--version exit 0
+            return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
+        if getattr(args, "trust_pickle", False):
+            from .models import allow_pickle
+
+            with allow_pickle():
+                return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        if args is not None and args.debug:
+            raise
+        if isinstance(e, Terminated):
+            code, what = 128 + e.signum, "terminated"
+        else:
+            code, what = EXIT_INTERRUPTED, "interrupted"
         print(
-            "\nallornone: interrupted; nothing was written (any previous report is intact)",
+            f"\nallornone: {what}; nothing was written (any previous report is intact)",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
-    except AllOrNoneError as e:
-        if args.debug:
+        return code
+    except Exception as e:
+        msg = _user_error(e)
+        if msg is None or (args is not None and args.debug):
             raise
-        msg = " ".join(str(e).split())
         print(f"allornone: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
-    except (OSError, ValueError, RuntimeError, ImportError) as e:
-        if args.debug:
-            raise
-        msg = " ".join(str(e).split())
-        print(
-            f"allornone: error: {type(e).__name__}: {msg} (rerun with --debug for details)",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+    finally:
+        _restore_signal_handlers(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

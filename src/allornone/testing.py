@@ -4,7 +4,10 @@
 equivalence class (:func:`allornone.sample_equivalent`, every junk mode, several seeds and
 widths) and asserts the three promises of THEORY.md 5:
 
-1. every ``identified`` statistic is the same in every equivalent model;
+1. every ``identified`` statistic is the same in every equivalent model (the model and each
+   sample, and any two samples of one width, whose contexts never span R^width); the
+   verdict ``all_or_none`` is the same in any two samples of one width (``condition_size``
+   itself is measured in each model's coordinates and may differ: it is NOT identified);
 2. when the result says ``all_or_none``, the raw statistics the verdict protects are the same
    in every equivalent model (evaluated with the witness carried there);
 3. when it does not, at least one adversarial sample changes some raw statistic.
@@ -187,6 +190,8 @@ def check_property(
     carry_fn = carry or _carry
     adversarial = 0
     best: tuple[float, str, str] = (0.0, "", "")  # largest raw change seen on adversarial junk
+    # the first sample of each width (and junk kind: none vs generic) -> compared with later
+    first_at: dict[tuple[int, bool], tuple[PropertyResult, str]] = {}
     for junk in junks:
         for seed in seeds:
             for width in widths:
@@ -216,6 +221,27 @@ def check_property(
                             f"{who}: identified statistic {key!r} is not invariant ({where}): "
                             f"{val!r} on the model, {r2.identified[key]!r} on the sample "
                             f"(rtol {tol:.2g})"
+                        )
+                # Two samples of one width are equivalent to each other, and their contexts do
+                # not span R^width (width > k): identified values and the verdict must agree
+                # between them too, not only with the model. (A sample without junk,
+                # junk="zero", is compared only with another one: its M can be smaller, and a
+                # condition on M_S cap N^perp can hold there and fail with junk.)
+                ref, ref_where = first_at.setdefault((dim, junk == "zero"), (r2, where))
+                if ref is not r2:
+                    for key, val in ref.identified.items():
+                        if not _close(r2.identified[key], val, tol):
+                            raise AssertionError(
+                                f"{who}: identified statistic {key!r} differs between two "
+                                f"equivalent samples ({ref_where}: {val!r}; {where}: "
+                                f"{r2.identified[key]!r}; rtol {tol:.2g})"
+                            )
+                    if ref.all_or_none != r2.all_or_none:
+                        raise AssertionError(
+                            f"{who}: the verdict differs between two equivalent samples "
+                            f"({ref_where}: all_or_none={ref.all_or_none}, condition_size "
+                            f"{ref.condition_size:.3g}; {where}: all_or_none={r2.all_or_none}, "
+                            f"condition_size {r2.condition_size:.3g})"
                         )
                 if r.all_or_none:
                     for key in protected:

@@ -51,8 +51,9 @@ EXPLAIN: dict[str, Explanation] = {
         "the same Cov(f) cosine for random token pairs (chance level)", True
     ),
     "outside_M": Explanation(
-        "relative size of the differences outside M: > 0 means raw parallelism is not all-or-none",
-        True,
+        "relative Euclidean size of the differences outside M, in this model's coordinates "
+        "(an equivalent model can change it when M != R^d)",
+        False,
     ),
     # analogy
     "acc_raw": Explanation("3CosAdd accuracy with Euclidean cosines of g(y)", False),
@@ -72,7 +73,10 @@ EXPLAIN: dict[str, Explanation] = {
         "held-out R^2 of the whole vector f(s+q) predicted from f(s) (strong form)", False
     ),
     "condition_size": Explanation(
-        "relative size of the part violating the transfer condition (0 = all-or-none)", True
+        "relative size of the part violating the transfer condition, measured in this model's "
+        "coordinates: an equivalent model can change it (e.g. when the contexts do not span "
+        "R^d); only the verdict, size <= tol, is read from it",
+        False,
     ),
     # probing
     "probe_acc_raw": Explanation(
@@ -90,8 +94,11 @@ EXPLAIN: dict[str, Explanation] = {
     ),
     "v_norm": Explanation("Euclidean norm of the steering vector v", False),
     "prediction_error": Explanation(
-        "max |predicted alpha g0^T v - measured log-odds shift| over contexts and tokens", True
+        "check of the computation, not a statistic of the property: max |predicted "
+        "alpha g0^T v - log-odds shift measured by a forward pass| over contexts and tokens",
+        None,
     ),
+    "draws": Explanation("number of random draws the baseline statistics average over", None),
     # equivalence demo
     "equivalent": Explanation("equivalence() found the same distribution and a map A", True),
     "max_logodds_gap": Explanation("max |L - L~| over contexts and tokens", True),
@@ -139,7 +146,11 @@ EXPLAIN: dict[str, Explanation] = {
         "share of subjects where the model's top answer is the true object", True
     ),
     "w_norm": Explanation("Euclidean norm of the probe weights", False),
-    "majority": Explanation("accuracy of always answering the majority class", None),
+    "majority": Explanation(
+        "accuracy of always answering the majority class of the held-out labels (the floor a "
+        "probe must beat; no model involved)",
+        None,
+    ),
     "mean_norm_f": Explanation("mean Euclidean norm of f(x)", False),
     "cos_f01": Explanation("Euclidean cosine between f of the first two contexts", False),
     "log_odds_x0": Explanation("log p(y1|x0) - log p(y0|x0) for the first context", True),

@@ -180,23 +180,44 @@ def _property_section(
     raw_keys = _scalar_keys([p.raw for p in ps])
     id_keys = _scalar_keys([p.identified for p in ps])
     base_keys = _scalar_keys([p.baseline for p in ps])
-    headers = ["name"] + raw_keys + id_keys + [f"baseline {k}" for k in base_keys]
+    check_keys = _scalar_keys([_checks(p) for p in ps])
+    detail_keys = [k for k in _DETAIL_COLUMNS.get(kind, ()) if any(k in p.details for p in ps)]
+    # a raw statistic with the name of an identified one gets its own header ("raw x")
+    raw_head = {k: f"raw {k}" if k in id_keys else k for k in raw_keys}
+    headers = ["name"] + [raw_head[k] for k in raw_keys] + id_keys + detail_keys
+    headers += [f"baseline {k}" for k in base_keys] + [f"check {k}" for k in check_keys]
     headers += ["condition_size", "all-or-none"]
     rows = [
         [p.name]
         + [p.raw.get(k) for k in raw_keys]
         + [p.identified.get(k) for k in id_keys]
+        + [_scalar(p.details.get(k)) for k in detail_keys]
         + [p.baseline.get(k) for k in base_keys]
+        + [_checks(p).get(k) for k in check_keys]
         + [p.condition_size, p.all_or_none]
         for p in ps
     ]
-    cols = {k: _ex(k, False) for k in raw_keys} | {k: _ex(k, True) for k in id_keys}
+    cols: dict[str, Explanation] = {}
+    for k in raw_keys:
+        e = _ex(k, False)
+        if k in id_keys:
+            e = Explanation(
+                f"{e.text}, with the witness as given, in this model's coordinates (equals "
+                f"'{k}' when all-or-none)",
+                False,
+            )
+        cols[raw_head[k]] = e
+    cols |= {k: _ex(k, True) for k in id_keys}
+    cols |= {k: _ex(k) for k in detail_keys}
     for k in base_keys:
-        e = _ex(k)
-        cols[f"baseline {k}"] = Explanation(f"chance level of '{k}' (random items)", e.identified)
+        cols[f"baseline {k}"] = _baseline_explanation(kind, k)
+    for k in check_keys:
+        cols[f"check {k}"] = _ex(k)
     cols["condition_size"] = _ex("condition_size")
     cols["all-or-none"] = Explanation(
-        "yes: the raw property holds in all equivalent models or in none", True
+        "the verdict: yes when the transfer condition holds on this model (condition_size <= "
+        "tol); then the raw property holds in all equivalent models or in none",
+        None,
     )
     out.append(Block("table", Table(headers, rows, cols)))
     conds = sorted({p.condition for p in ps})
@@ -210,6 +231,46 @@ def _property_section(
     if name in figures:
         out.append(Block("figure", figures[name], title))
     return out
+
+
+#: Scalars of ``details`` shown as columns (they are not statistics of the property).
+_DETAIL_COLUMNS = {"steering": ("v_norm",)}
+
+#: What each property's baseline is, for the legend.
+_BASELINE_OF = {
+    "parallelism": "random token pairs, as many as the family's",
+    "context": "random context pairs, as many as the family's",
+}
+
+
+def _checks(p: PropertyRecord) -> dict[str, Any]:
+    """Measurements made beside the property (``checks`` of the result, e.g. the steering
+    forward-pass ``prediction_error``)."""
+    checks = getattr(p, "checks", None)
+    if checks is None:
+        checks = p.extra.get("checks")
+    return dict(checks) if isinstance(checks, dict) else {}
+
+
+def _scalar(x: Any) -> Any:
+    return x if x is None or isinstance(x, (int, float)) else None
+
+
+def _baseline_explanation(kind: str, key: str) -> Explanation:
+    if key == "draws":
+        return _ex("draws")
+    if key == "majority":
+        return _ex("majority")
+    if key.endswith("_std"):
+        base = key[: -len("_std")]
+        return Explanation(
+            f"standard deviation of baseline '{base}' over the random draws",
+            _ex(base).identified,
+        )
+    what = _BASELINE_OF.get(kind, "random items")
+    return Explanation(
+        f"'{key}' on the chance baseline ({what}; mean over the draws)", _ex(key).identified
+    )
 
 
 def _scalar_keys(parts: list[dict[str, Any]]) -> list[str]:

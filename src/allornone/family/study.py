@@ -111,8 +111,14 @@ def study(
     n_passages: int = 200,
     seed: int = 0,
     progress: bool = True,
+    trust_pickle: bool | None = None,
 ) -> dict[str, Any]:
     """Measure every pair of transformers (and of word2vec models) of a family.
+
+    Word2vec models are read from the pickle-free folders ``allornone train`` writes; a
+    family from an older version (``model.w2v`` gensim pickles) needs ``trust_pickle=True``
+    (None: as :func:`allornone.models.allow_pickle` says; default refused, before any model
+    is loaded).
 
     Returns a JSON-ready dict with ``members``, ``pairs`` (one row per model pair),
     ``parallelism`` (per family and model), ``stability`` (spread across seeds of raw vs
@@ -128,6 +134,9 @@ def study(
     family = Path(family)
     meta, members = discover(family)
     tfs = [m for m in members if m.kind == "transformer"]
+    w2vs = [m for m in members if m.kind == "word2vec"]
+    # word2vec models are small: read them first, so an untrusted pickle is refused now
+    w2v_models = {m.name: _load_w2v(m, trust_pickle) for m in w2vs}
     windows = _heldout_windows(family, n_contexts, context_length)
     books = book_passages(n_per_class=n_passages // 2, seed=seed)
     book_labels = np.array(books.labels)
@@ -148,6 +157,8 @@ def study(
     concepts: dict[str, list[tuple[int, int]]] | None = None
     for m in tqdm(tfs, desc="models", disable=not progress):
         lm = models.load(str(m.path / "final"))
+        if not isinstance(lm, models.LanguageModel):
+            raise AllOrNoneError(f"{m.path / 'final'} is not a transformers model folder")
         if concepts is None:
             concepts = _concept_pairs(lm)
         G = lm.unembedding()
@@ -202,7 +213,7 @@ def study(
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
     res["stability"] = _stability(res["parallelism"])
     if any(m.kind == "word2vec" for m in members):
-        res["word2vec"] = _study_w2v([m for m in members if m.kind == "word2vec"], seed)
+        res["word2vec"] = _study_w2v(w2vs, w2v_models, seed)
     return res
 
 
@@ -284,14 +295,28 @@ def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _study_w2v(members: list[Member], seed: int) -> dict[str, Any]:
+def _w2v_path(m: Member) -> Path:
+    """The pickle-free folder ``model/`` (written by this version), else a legacy
+    ``model/model.w2v`` gensim pickle (read only with ``trust_pickle=True``)."""
+    folder = m.path / "model"
+    legacy = folder / "model.w2v"
+    return legacy if legacy.exists() and not (folder / "word2vec.json").exists() else folder
+
+
+def _load_w2v(m: Member, trust_pickle: bool | None) -> Any:
+    from .. import models
+
+    opts = {} if trust_pickle is None else {"trust_pickle": trust_pickle}
+    return models.load(str(_w2v_path(m)), **opts)
+
+
+def _study_w2v(members: list[Member], lms: dict[str, Any], seed: int) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
-    from .. import models, structure
+    from .. import structure
     from ..data import analogy_families
     from ..predictor import NextTokenPredictor
     from ..properties import parallelism
 
-    lms = {m.name: models.load(str(m.path / "model" / "model.w2v")) for m in members}
     vocab = None
     for lm in lms.values():
         vocab = set(lm.tokens) if vocab is None else vocab & set(lm.tokens)

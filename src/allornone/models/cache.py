@@ -3,12 +3,16 @@
 Layout under :func:`cache_root` (``$ALLORNONE_CACHE`` or ``~/.cache/allornone``)::
 
     embeddings/<key>.safetensors   F (n x d) with the metadata in the safetensors header
-    embeddings/<key>.json          the same metadata, for humans
-    models/<name>-<hash>/          save_pretrained() output + allornone_cache.json
-    gguf/                          assembled GGUF files of optional model packages
+    embeddings/<key>.json          manifest: the metadata + SHA-256 and size of the data file
+    models/<name>-<hash>/          save_pretrained() output + allornone_cache.json (manifest
+                                   with the SHA-256 and size of every file of the folder)
+    gguf/<file>.gguf (+ .json)     assembled GGUF files of optional model packages (+ hash)
 
 Every file is written to a temporary name in the same directory and moved into place with
-``os.replace``, so a crash or a concurrent writer never leaves a torn entry. The key of an
+``os.replace``, so a crash or a concurrent writer never leaves a torn entry; the manifest is
+written last. On read the content hash is verified: a damaged or truncated entry is
+reported once (a warning naming the file), deleted and rebuilt, never used. Temporary
+files of killed processes are removed on the next write (see :mod:`._fs`). The key of an
 ``F`` entry is the SHA-256 of the model identity (name and a fingerprint of its weights), the
 contexts, the dtype, the extraction settings and :data:`CACHE_VERSION`.
 """
@@ -18,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._io import atomic_path, atomic_write_bytes
+from ._fs import atomic_file, atomic_write_bytes, clean_stale, sha256_file, warn_damaged
 
 __all__ = [
     "CACHE_VERSION",
@@ -40,9 +43,9 @@ __all__ = [
 ]
 
 #: Version of the F-cache format and extraction semantics; bump to invalidate old entries.
-CACHE_VERSION = "allornone-F-v1"
+CACHE_VERSION = "allornone-F-v2"
 #: Version of the de-quantised-model cache; a cache written by another version is rebuilt.
-MODEL_CACHE_VERSION = "allornone-model-v1"
+MODEL_CACHE_VERSION = "allornone-model-v2"  # v2: manifest with per-file SHA-256
 
 
 def cache_root() -> Path:
@@ -114,33 +117,75 @@ def _emb_dir() -> Path:
 
 
 def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path:
-    """Write ``F`` (n x d) and its metadata atomically; returns the safetensors path."""
+    """Write ``F`` (n x d), then its manifest (metadata + SHA-256), each atomically; returns
+    the safetensors path."""
     from safetensors.numpy import save_file
 
     d = _emb_dir()
     d.mkdir(parents=True, exist_ok=True)
+    clean_stale(d)
     meta = {**metadata, "version": CACHE_VERSION, "key": key}
+    path = d / f"{key}.safetensors"
+    with atomic_file(path) as tmp:
+        save_file(
+            {"F": np.ascontiguousarray(F)}, str(tmp), metadata={"allornone": json.dumps(meta)}
+        )
+        meta["sha256"], meta["bytes"] = sha256_file(tmp), tmp.stat().st_size
     text = json.dumps(meta, sort_keys=True, indent=1)
     atomic_write_bytes(d / f"{key}.json", text.encode())
-    path = d / f"{key}.safetensors"
-    with atomic_path(path) as tmp:
-        save_file({"F": np.ascontiguousarray(F)}, str(tmp), metadata={"allornone": text})
     return path
 
 
+def _drop(*paths: Path) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # read-only cache: the entry stays unused
+            pass
+
+
 def load_embeddings(key: str) -> np.ndarray | None:
-    """The cached ``F`` for ``key``, or None when absent, unreadable or of another version."""
+    """The cached ``F`` for ``key``, or None when absent, of another version, or damaged.
+
+    The data file must match the SHA-256 and size recorded in its manifest; a damaged or
+    truncated entry is reported (one warning naming the file) and deleted, so the caller
+    recomputes and rewrites it.
+    """
     from safetensors import safe_open
 
     path = _emb_dir() / f"{key}.safetensors"
+    manifest = path.with_suffix(".json")
     if not path.exists():
         return None
     try:
+        meta = json.loads(manifest.read_text())
+    except FileNotFoundError:  # data without manifest: torn write or an older version
+        return None
+    except (OSError, ValueError):
+        warn_damaged(manifest, "unreadable manifest")
+        _drop(path, manifest)
+        return None
+    if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION:
+        return None  # another version: overwritten by the next save
+    if meta.get("key") != key:
+        warn_damaged(manifest, "manifest of another entry")
+        _drop(path, manifest)
+        return None
+    size = path.stat().st_size
+    if size != meta.get("bytes"):
+        warn_damaged(path, f"{size} bytes, expected {meta.get('bytes')}: truncated")
+        _drop(path, manifest)
+        return None
+    if sha256_file(path) != meta.get("sha256"):
+        warn_damaged(path, "content does not match its SHA-256")
+        _drop(path, manifest)
+        return None
+    try:
         with safe_open(str(path), framework="numpy") as fh:
-            meta = json.loads((fh.metadata() or {}).get("allornone", "{}"))
-            if meta.get("version") != CACHE_VERSION or meta.get("key") != key:
-                return None
             return fh.get_tensor("F")
-    except Exception as exc:  # corrupt file: ignore it, it will be rewritten
-        warnings.warn(f"ignoring unreadable cache entry {path}: {exc}", stacklevel=3)
+    except Exception as exc:  # hash matched but unreadable: written by something else
+        warn_damaged(path, f"unreadable: {exc}")
+        _drop(path, manifest)
         return None

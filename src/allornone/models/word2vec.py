@@ -19,6 +19,7 @@ import re
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,13 @@ class Word2VecModel:
 
     def __repr__(self) -> str:
         return f"Word2VecModel({self.name!r}, d={self.d}, V={self.V})"
+
+    def save(self, folder: str | Path) -> Path:
+        """Save to a folder in allornone's pickle-free word2vec format (JSON + safetensors;
+        see :mod:`allornone.models.w2v_format`); ``load(folder)`` reads it back."""
+        from .w2v_format import save_word2vec
+
+        return save_word2vec(self.w2v, folder, name=self.name)
 
     # ------------------------------------------------------------------ words
     def _ids(self, words: Sequence[str] | str, what: str = "words") -> list[int]:

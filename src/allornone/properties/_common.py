@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from .._validation import AllOrNoneError, default_equiv_tol
-from ..predictor import NextTokenPredictor, Pivot
+from ..predictor import NextTokenPredictor, Pivot, as_predictor
 from ..structure import Structure
 from ..structure import structure as compute_structure
 
@@ -22,12 +22,9 @@ Token = int | str
 
 
 def check_model(model: Any, name: str = "model") -> NextTokenPredictor:
-    if not isinstance(model, NextTokenPredictor):
-        raise AllOrNoneError(
-            f"{name} must be a NextTokenPredictor, got {type(model).__name__}; wrap your "
-            "matrices with allornone.NextTokenPredictor(F, G)"
-        )
-    return model
+    """``model`` as a predictor (an :class:`~allornone.EquivalentSample` gives its ``.model``);
+    anything else raises a ``TypeError`` that names the fix."""
+    return as_predictor(model, name)
 
 
 def resolve_structure(

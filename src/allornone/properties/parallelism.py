@@ -18,7 +18,9 @@ random token pairs (same number of pairs, seeded, averaged over ``baseline_draws
 
 All-or-none: raw parallelism is all-or-none (among models with ``M = R^d``) iff
 ``M = R^d``; ``condition_size`` is the relative norm of ``P_{M^perp} D``, the part of the
-differences that an equivalent model could change at will.
+differences that an equivalent model could change at will (measured in this model's
+coordinates, so NOT identified: it moves between equivalent models when ``M != R^d``; only
+the verdict ``condition_size <= tol`` is read from it).
 
 :func:`context_parallelism` mirrors all this for context differences ``f(x1) - f(x2)``
 (rows of ``L``, ``Sigma_g``, ``N``); :func:`analogy_accuracy` is the classic 3CosAdd test,
@@ -37,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import AllOrNoneError
+from .._validation import AllOrNoneError, AllOrNoneTypeError
 from ..linalg import r_factor
 from ..predictor import NextTokenPredictor, Pivot
 from ..structure import Structure
@@ -307,7 +309,7 @@ def parallelism(
         carried by :func:`~allornone.properties.transport` with ``eq.map_g``; ``details``:
         the per-pair matrices.
     """
-    check_model(model)
+    model = check_model(model)
     st = resolve_structure(model, structure, pivot)
     idx, excluded = resolve_pairs(model, spec)
     labels = (
@@ -344,7 +346,7 @@ def parallelism_families(
 
     Families with fewer than 2 valid pairs raise; filter them first if that is expected.
     """
-    check_model(model)
+    model = check_model(model)
     if not spec:
         raise AllOrNoneError("families is empty: pass {name: [(a, b), ...]}")
     st = resolve_structure(model, structure, pivot)
@@ -383,7 +385,7 @@ def context_parallelism(
     ``Cov(e_f)``). The condition is ``N = R^d``; the witness (f side) is carried by
     ``eq.map_f``.
     """
-    check_model(model)
+    model = check_model(model)
     st = resolve_structure(model, structure, pivot)
     idx, excluded = resolve_pairs(model, spec, rows=True)
     labels = (
@@ -456,18 +458,25 @@ def analogy_accuracy(
         ``predictions`` and ``identified_predictions`` (predicted token per question).
     """
     if not isinstance(model, NextTokenPredictor):
-        raise TypeError(
+        raise AllOrNoneTypeError(
             f"analogy_accuracy takes a NextTokenPredictor, got {type(model).__name__}; wrap "
             "the unembeddings with allornone.NextTokenPredictor(F, G) (F is needed for the "
             "identified form)"
         )
-    mat = model.G - model.G.mean(axis=0) if center else model.G
-    sections = dict(spec) if isinstance(spec, Mapping) else {"all": list(spec)}
+    G = _analogy_matrix(model.G, "model.G")
+    F = _analogy_matrix(model.F, "model.F")
+    sections = _analogy_sections(spec)
     if not sections or all(len(q) == 0 for q in sections.values()):
         raise AllOrNoneError("questions is empty: pass (a, b, c, d) 4-tuples")
+    mat = G - G.mean(axis=0) if center else G
     acc, counts, preds, excluded = _three_cos_add(model, mat, sections, chunk)
-    R_Fc = r_factor(model.F, shift=model.F.mean(axis=0))
-    acc_id, _, preds_id, _ = _three_cos_add(model, model.G0(pivot) @ R_Fc.T, sections, chunk)
+    # The identified rows G0 R_F^T, each factor divided by its largest entry first: cosines
+    # ignore a positive scale, and so no product overflows or underflows (any scale of F, G).
+    sF = _max_abs(F)
+    R_Fc = r_factor(F / sF, shift=F.mean(axis=0) / sF)
+    G0 = model.G0(pivot)
+    ident = (G0 / _max_abs(G0)) @ R_Fc.T
+    acc_id, _, preds_id, _ = _three_cos_add(model, ident, sections, chunk)
     return PropertyResult.from_condition(
         "analogy",
         name,
@@ -485,11 +494,81 @@ def analogy_accuracy(
     )
 
 
+def _max_abs(X: np.ndarray) -> float:
+    m = float(np.max(np.abs(X))) if X.size else 0.0
+    return m if m > 0 else 1.0
+
+
+def _analogy_matrix(X: Any, name: str) -> np.ndarray:
+    """``X`` as a finite 2-D float array, or a clear error naming it (never a silent zero)."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise AllOrNoneTypeError(
+            f"{name} must be a 2-D numpy array of floats, got {type(X).__name__}"
+            + (f" of shape {X.shape}" if isinstance(X, np.ndarray) else "")
+            + ": build the model with allornone.NextTokenPredictor(F, G)"
+        )
+    if X.dtype.kind != "f":
+        raise AllOrNoneTypeError(
+            f"{name} has dtype {X.dtype}; analogies need float vectors (token ids or labels "
+            "passed as vectors?): convert with .astype(float)"
+        )
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise AllOrNoneError(
+            f"{name} has {rows.size} row(s) with NaN or inf (first: row {int(rows[0])}); no "
+            "cosine is defined there and a score would be wrong: fix or drop those rows"
+        )
+    return X
+
+
+def _analogy_item(q: Any, sec: str) -> tuple[Any, Any, Any, Any]:
+    if isinstance(q, (str, bytes)) or not hasattr(q, "__len__") or len(q) != 4:
+        raise AllOrNoneError(
+            f"analogy questions must be (a, b, c, d) 4-tuples, got {q!r} in section {sec!r}"
+        )
+    for t in q:
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (str, int, np.integer)):
+            raise AllOrNoneTypeError(
+                f"analogy question {tuple(q)!r} in section {sec!r} holds {t!r} "
+                f"({type(t).__name__}); each word is a token index (int) or label (str)"
+            )
+    return (q[0], q[1], q[2], q[3])
+
+
+def _analogy_sections(spec: Any) -> dict[str, list[tuple[Any, Any, Any, Any]]]:
+    if isinstance(spec, np.ndarray):  # an (m, 4) array of token indices
+        if spec.ndim != 2 or spec.shape[1] != 4 or spec.dtype.kind not in "iu":
+            raise AllOrNoneTypeError(
+                f"questions as an array must be integer token indices of shape (m, 4), got "
+                f"dtype {spec.dtype} shape {spec.shape}"
+            )
+        spec = spec.tolist()
+    sections = dict(spec) if isinstance(spec, Mapping) else {"all": list(spec)}
+    return {
+        str(sec): [
+            _analogy_item(q, str(sec)) for q in (qs.tolist() if isinstance(qs, np.ndarray) else qs)
+        ]
+        for sec, qs in sections.items()
+    }
+
+
+def _unit_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``mat`` scaled to unit length, and which rows are zero; scale-stable (each row
+    is divided by its largest entry before its norm is taken, so nothing over/underflows)."""
+    peak = np.max(np.abs(mat), axis=1)
+    zero = peak == 0
+    scaled = mat / np.where(zero, 1.0, peak)[:, None]
+    norms = np.linalg.norm(scaled, axis=1)
+    unit = scaled / np.where(zero, 1.0, norms)[:, None]
+    return unit, zero
+
+
 def _three_cos_add(
     model: NextTokenPredictor, mat: np.ndarray, sections: dict, chunk: int
 ) -> tuple[dict[str, float], dict[str, int], dict[str, np.ndarray], list[dict]]:
-    norms = np.linalg.norm(mat, axis=1)
-    unit = np.divide(mat, norms[:, None], out=np.zeros_like(mat), where=norms[:, None] > 0)
+    mat = _analogy_matrix(mat, "the analogy vectors")
+    unit, zero = _unit_rows(mat)
     V = mat.shape[0]
     accuracy: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -500,12 +579,10 @@ def _three_cos_add(
     for sec, qs in sections.items():
         idx = []
         for q in qs:
-            if isinstance(q, str) or len(q) != 4:
-                raise AllOrNoneError(f"analogy questions must be 4-tuples, got {q!r}")
             ii = [resolve_one(model, t) for t in q]
             if any(i is None for i in ii):
                 excluded.append({"item": tuple(q), "section": sec, "reason": "token not found"})
-            elif any(norms[i] == 0 for i in ii[:3]):
+            elif any(zero[i] for i in ii[:3]):
                 excluded.append({"item": tuple(q), "section": sec, "reason": "zero vector"})
             else:
                 idx.append(ii)

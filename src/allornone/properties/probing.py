@@ -14,7 +14,8 @@ formed).
 Transfer condition for each probe row ``w``: ``w in N + M_S^perp`` <=> ``F_S w = L_S c + t 1``
 for some ``c`` and constant ``t`` (absorbed by the bias). ``condition_size`` is the largest
 relative least-squares residual ``min ||F_S w - F_S N c - t|| / ||F_S w - mean||`` over rows,
-computed with the R factor of the centred ``F_S`` (``O(n d^2)``). The witness is the part
+computed with the R factor of the centred ``F_S`` (``O(n d^2)``); it is measured in this
+model's coordinates (NOT identified: only the verdict is read from it). The witness is the part
 ``w_N = N c`` of each row in ``N`` with the adjusted bias; ``transport(eq)`` returns
 ``(W~, b~) = (eq.map_g(W_N), b~)`` (``= G~0^T c``), which reproduces the scores exactly in
 every equivalent model when the condition holds.
@@ -68,7 +69,7 @@ class LinearProbe:
         return predict_classes(self.scores(F))
 
 
-def _labels(labels: Sequence[Any], n: int) -> tuple[np.ndarray, list]:
+def _labels(labels: Sequence[Any] | np.ndarray, n: int) -> tuple[np.ndarray, list]:
     lab = list(labels)
     if len(lab) != n:
         raise AllOrNoneError(f"labels has {len(lab)} entries for {n} contexts")
@@ -175,7 +176,7 @@ def probe(
         ``transport(eq)``; ``details["probe_W"]``, ``["probe_b"]``: the fitted probe,
         ``details["logodds_scores"]``: the log-odds probe's scores on ``S``.
     """
-    check_model(model)
+    model = check_model(model)
     if kind not in ("logistic", "mean_diff"):
         raise AllOrNoneError(f"kind must be 'logistic' or 'mean_diff', got {kind!r}")
     r = model.row_indices(rows)

@@ -255,7 +255,7 @@ def relational(
         ``dist_r2_train/test``, ``dist_faithfulness``, (``dist_accuracy``,
         ``model_accuracy`` with objects); ``witness``: :class:`RelationWitness`.
     """
-    check_model(model)
+    model = check_model(model)
     if not isinstance(spec, RelationSpec):
         raise TypeError(
             f"spec must be a RelationSpec, got {type(spec).__name__}; pass "

@@ -5,8 +5,10 @@ for all contexts. The shift is reproducible in every equivalent model iff ``v in
 <=> ``G0 v in col(L^T)``; then ``v~ = F~^T alpha_ctx`` with ``L^T alpha_ctx = G0 v``.
 ``condition_size`` is the relative least-squares residual
 ``min_beta ||G0 (v - M beta)|| / ||G0 v||`` (computed with the R factor of ``G0``; ``L`` is
-never formed). The identified statistics are those of the transferable part of the shift,
-``G0 P v`` with ``P v = M beta`` (equal to the raw ones when the condition holds).
+never formed; like every ``condition_size`` it is measured in this model's coordinates and
+NOT identified, only the verdict is read from it). The identified statistics are those of
+the transferable part of the shift, ``G0 P v`` with ``P v = M beta`` (equal to the raw ones
+when the condition holds).
 
 The check against a real Hugging Face model (a hook that adds ``alpha v`` to the input of the
 LM head at the last position) touches torch and lives in the models layer:
@@ -46,7 +48,7 @@ def vector_from_contexts(model: NextTokenPredictor, positive: Index, negative: I
 
     Always in ``M``, so it always transfers.
     """
-    check_model(model)
+    model = check_model(model)
     p, n = model.row_indices(positive), model.row_indices(negative)
     if len(p) == 0 or len(n) == 0:
         raise AllOrNoneError("positive and negative context sets must both be non-empty")
@@ -58,7 +60,7 @@ def vector_from_tokens(model: NextTokenPredictor, pairs: Sequence[tuple[Any, Any
 
     May have a component in ``J_g = N cap M^perp``: check it with :func:`steering`.
     """
-    check_model(model)
+    model = check_model(model)
     idx, excluded = resolve_pairs(model, pairs)
     if len(idx) == 0:
         why = "; ".join(f"{e['item']!r}: {e['reason']}" for e in excluded[:5])
@@ -110,7 +112,7 @@ def steering(
         ``transport(result, eq) = F~^T alpha_ctx``; ``details["shift"]``: the per-token
         predicted shift (V,); ``details["v_norm"]``: ``||v||`` (coordinates: not identified).
     """
-    check_model(model)
+    model = check_model(model)
     vv, _ = to_numpy(spec, "v")
     vv = vv.reshape(-1)
     if vv.shape[0] != model.d:

@@ -101,8 +101,9 @@ def _html_table(t: Table) -> str:
 
 
 def _md(s: str) -> str:
-    """Markdown text that cannot open an HTML tag: every ``<`` becomes ``&lt;``."""
-    return str(s).replace("<", "&lt;")
+    """Markdown text that cannot open an HTML tag (every ``<`` becomes ``&lt;``) nor a link
+    or image (``[`` and ``]`` are backslash-escaped, so ``[x](javascript:...)`` stays text)."""
+    return str(s).replace("\\", "\\\\").replace("<", "&lt;").replace("[", "\\[").replace("]", "\\]")
 
 
 def _md_cell(s: str) -> str:
@@ -124,7 +125,7 @@ def render_md(blocks: Sequence[Block]) -> str:
         elif bl.kind == "note":
             lines += [bl.content.replace("<b>", "**").replace("</b>", "**"), ""]
         elif bl.kind == "figure":
-            caption = _md(bl.caption).replace("[", "\\[").replace("]", "\\]")
+            caption = _md(bl.caption)
             lines += [f"![{caption}](figures/{_md(bl.content)})", ""]
         elif bl.kind == "table":
             t: Table = bl.content

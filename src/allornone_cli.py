@@ -1,0 +1,59 @@
+"""The ``allornone`` console command: imports the package inside a guard, so Ctrl-C while
+numpy, scipy (or later torch) load ends with one line and exit 130, never a traceback.
+
+Everything else is :func:`allornone.cli.main`; this module only guards the first import and
+makes the exit status of an interrupted run exactly 130 (143 for SIGTERM, 129 for SIGHUP).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+#: Exit statuses of an interrupted run (Ctrl-C, SIGHUP, SIGTERM).
+INTERRUPTED = frozenset({130, 129, 143})
+
+
+def exit_interrupted(code: int) -> None:
+    """Exit now with ``code`` after the usual shutdown work (atexit handlers, flushing).
+
+    Python kills itself with SIGINT at exit (status -2, not 130) when a KeyboardInterrupt
+    escaped an ``exec`` during an import (scipy does that), even one we caught later; exiting
+    with ``os._exit`` after running the atexit handlers keeps the status we promise.
+    """
+    import atexit
+    import os
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stream: nothing left to flush
+                pass
+        os._exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        from allornone.cli import main as cli_main
+    except KeyboardInterrupt:
+        print("\nallornone: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return cli_main(argv)
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """The console script: :func:`main`, exiting with its status."""
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:  # between the command's end and the exit
+        code = 130
+    if code in INTERRUPTED:
+        exit_interrupted(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
