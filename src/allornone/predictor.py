@@ -42,6 +42,10 @@ class NextTokenPredictor:
         Labels of the rows (context strings).
     tokens : sequence of str, optional
         Labels of the columns (token strings).
+    eps : float, optional
+        Precision the factors were computed in, when coarser than their dtype (for example
+        float64 rows extracted from a float32 model: ``eps=np.finfo(np.float32).eps``);
+        default tolerances scale with it. Default: the machine epsilon of the inputs.
 
     Attributes
     ----------
@@ -69,6 +73,7 @@ class NextTokenPredictor:
         bias: Any = None,
         contexts: Sequence[str] | None = None,
         tokens: Sequence[str] | None = None,
+        eps: float | None = None,
     ) -> None:
         F_, eps_f = _as_factor(F, "F")
         G_, eps_g = _as_factor(G, "G")
@@ -79,6 +84,7 @@ class NextTokenPredictor:
             )
         if G_.shape[0] < 2:
             raise AllOrNoneError("G must have at least 2 tokens (rows) for a distribution")
+        floor = eps
         eps = max(eps_f, eps_g)
         self.has_bias = bias is not None
         if bias is not None:
@@ -98,6 +104,10 @@ class NextTokenPredictor:
             F_, G_ = F_.astype(np.float64, copy=False), G_.astype(np.float64, copy=False)
         self.F: np.ndarray = np.ascontiguousarray(F_)
         self.G: np.ndarray = np.ascontiguousarray(G_)
+        if floor is not None:
+            if not (isinstance(floor, (int, float)) and np.isfinite(floor) and 0 <= floor < 1):
+                raise AllOrNoneError(f"eps must be a float in [0, 1), got {floor!r}")
+            eps = max(eps, float(floor))
         self.eps: float = eps
         self.contexts = _labels(contexts, self.F.shape[0], "contexts", "F")
         self.tokens = _labels(tokens, self.G.shape[0], "tokens", "G")
