@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._tables import to_frame
 from ._validation import AllOrNoneError, AllOrNoneTypeError
+from .calibration import Calibrated, calibrate, logratio_agreement, map_similarity
 from .distances import Distances, distances, representation_dissimilarity
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
@@ -37,6 +38,7 @@ SUBMODULES = ("audit", "data", "family", "models", "properties", "report", "test
 __all__ = [
     "AllOrNoneError",
     "AllOrNoneTypeError",
+    "Calibrated",
     "Distances",
     "Equivalence",
     "EquivalentSample",
@@ -44,8 +46,11 @@ __all__ = [
     "Structure",
     "__version__",
     "as_predictor",
+    "calibrate",
     "distances",
     "equivalence",
+    "logratio_agreement",
+    "map_similarity",
     "sample_equivalent",
     "structure",
     "representation_dissimilarity",
