@@ -143,7 +143,7 @@ def calibrate(
         cal = 1 - raw / med if med != 0 else float("nan")
         hits = int(np.sum(null <= raw))
     return Calibrated(
-        name=name or getattr(statistic, "__name__", "statistic"),
+        name=str(name or getattr(statistic, "__name__", None) or "statistic"),
         kind=kind,
         raw=raw,
         null_q05=q05,
