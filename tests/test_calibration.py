@@ -90,3 +90,25 @@ def test_bad_input_gets_one_line_errors():
         aon.calibrate("map", X, X)  # type: ignore[arg-type]
     with pytest.raises(aon.AllOrNoneError, match="same shape"):
         aon.logratio_agreement(X, np.zeros((10, 3)))
+
+
+def test_compare_reports_distances_and_calibrated_similarity(tmp_path):
+    from audit_helpers import LABELS, RELATIONS, tiny_model
+
+    from allornone.audit.compare import CompareConfig, run_compare, write_compare
+
+    cfg = CompareConfig("a", "b", labels=str(LABELS), relations=str(RELATIONS), progress=False)
+    res = run_compare(cfg, models=(tiny_model(d=24), tiny_model(d=32)))
+    sim = res["similarity"]
+    d = sim["distances"]
+    assert 0 <= d["d_fg"] <= min(1.0, d["bound"] + 1e-12) and d["d_llv"] > 0
+    assert d["mean_kl"] == pytest.approx(res["distance"]["mean_kl"], rel=0.05)
+    assert sim["logratio_agreement"] and sim["permutations"] == 99
+    write_compare(res, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Distances and calibrated similarity" in md and "log-ratio agreement" in md
+    # the same model twice: distance 0, calibrated similarity 1, smallest p
+    same = run_compare(cfg, models=(tiny_model(d=24), tiny_model(d=24)))["similarity"]
+    assert same["distances"]["d_llv"] < 1e-6 and same["distances"]["d_fg"] < 1e-6
+    assert same["map_similarity"]["calibrated"] > 1 - 1e-6
+    assert same["map_similarity"]["p_value"] == pytest.approx(0.01)
