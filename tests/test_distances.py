@@ -176,3 +176,17 @@ def test_bad_input_gets_one_line_errors():
         )
     with pytest.raises(aon.AllOrNoneTypeError):
         aon.distances(a, "not a model")
+
+
+def test_study_pair_rows_get_the_distances_and_calibrated_map():
+    from allornone.family.study import _pair_similarity
+
+    m, _ = planted(np.random.default_rng(9), n=90)
+    preds = {"a": m, "b": aon.sample_equivalent(m, junk="adversarial", seed=1).model}
+    preds["c"] = _perturbed(m, 0.5, np.random.default_rng(2))
+    sts = {k: aon.structure(p) for k, p in preds.items()}
+    same = _pair_similarity(preds, sts, "a", "b", seed=0)
+    assert same["d_llv"] < 1e-9 and same["d_fg"] < 1e-9
+    assert same["map_similarity_calibrated"] > 1 - 1e-9 and same["map_similarity_p"] == 0.01
+    other = _pair_similarity(preds, sts, "a", "c", seed=0)
+    assert other["d_llv"] > 1e-3 and other["d_fg"] <= other["d_fg_bound"] + 1e-12
