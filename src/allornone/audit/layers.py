@@ -244,8 +244,9 @@ def _figure(res: dict[str, Any], path: Path) -> None:
     axes[0].set_xlabel("layer")
     axes[0].set_ylabel("rank of the log-odds")
     axes[0].legend(fontsize=8)
-    kl = [max(r["kl_from_final"] or 0.0, 1e-12) for r in rows]
-    axes[1].semilogy(x, kl, marker="o")
+    pos = [(r["layer"], r["kl_from_final"]) for r in rows if (r["kl_from_final"] or 0) > 0]
+    if pos:  # the final layer (KL 0) has no place on a log axis
+        axes[1].semilogy([p[0] for p in pos], [p[1] for p in pos], marker="o")
     axes[1].set_xlabel("layer")
     axes[1].set_ylabel("KL(p_L || p_l), nats")
     ident = [np.nan if r["logodds_corr"] is None else r["logodds_corr"] for r in rows]
