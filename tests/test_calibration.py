@@ -88,6 +88,8 @@ def test_bad_input_gets_one_line_errors():
         aon.calibrate(aon.map_similarity, X, np.zeros((9, 2)))
     with pytest.raises(aon.AllOrNoneError, match="statistic"):
         aon.calibrate("map", X, X)  # type: ignore[arg-type]
+    with pytest.raises(aon.AllOrNoneError, match="underdetermined"):
+        aon.map_similarity(np.zeros((10, 7)), np.zeros((10, 2)))  # 7 + 1 > 7 training rows
     with pytest.raises(aon.AllOrNoneError, match="same shape"):
         aon.logratio_agreement(X, np.zeros((10, 3)))
 

@@ -159,11 +159,21 @@ def calibrate(
 def map_similarity(X: np.ndarray, Y: np.ndarray, *, seed: int = 0, train: float = 0.7) -> float:
     """``1 - ||X_te W - Y_te|| / ||Y_te - mean||`` for the least-squares map (with an offset)
     fitted on a seeded ``train`` share of the rows and scored on the rest (1: ``Y`` is exactly
-    an affine image of ``X``; 0: no better than the mean; negative: worse)."""
+    an affine image of ``X``; 0: no better than the mean; negative: worse). Refused when the
+    fit is underdetermined (more coordinates than training rows): a minimum-norm map then
+    extrapolates wildly on shuffled rows, the null median goes to large negative values and
+    the calibrated value to 1 whatever the data."""
     X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
     n = X.shape[0]
     perm = np.random.default_rng(seed).permutation(n)
     cut = min(max(int(train * n), 1), n - 1)
+    if X.shape[1] + 1 > cut:
+        raise AllOrNoneError(
+            f"map_similarity: {X.shape[1]} coordinates (+ offset) but {cut} training rows: the "
+            "map is underdetermined (it interpolates, and its permutation null is meaningless); "
+            "use fewer coordinates (e.g. the leading effective ones, at most a third of the "
+            "rows) or more contexts"
+        )
     tr, te = perm[:cut], perm[cut:]
     X1 = np.hstack([X, np.ones((n, 1))])
     W = np.linalg.lstsq(X1[tr], Y[tr], rcond=None)[0]
