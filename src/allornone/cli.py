@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--concepts", default=None, help="word pairs TSV: a<TAB>b[<TAB>family]")
     a.add_argument("--relations", default=None, help="relations JSON (docs/DATA.md)")
     a.add_argument("--labels", default=None, help="labelled texts TSV: text<TAB>label")
+    a.add_argument(
+        "--layers",
+        default=None,
+        help="logit lens instead of the audit: 'all' or layer indices 0,15,30 (0 = embeddings); "
+        "per-layer structure, KL to the model and parallelism",
+    )
     _common(a)
     c = sub.add_parser(
         "compare",
@@ -279,6 +285,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit.pipeline import AuditConfig, run_audit
     from .audit.report import summary_table, write_report
 
+    if getattr(args, "layers", None) is not None:
+        return cmd_audit_layers(args)
     out = _out_path(args, f"audit-{_safe_name(args.model)}")
     prepare_out(out, args.force)
     for opt in ("concepts", "relations", "labels"):
@@ -298,6 +306,39 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
     res = run_audit(cfg)
     return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+
+
+def cmd_audit_layers(args: argparse.Namespace) -> int:
+    """``allornone audit --layers``: the per-layer logit-lens audit (audit/layers.py)."""
+    from .audit.inputs import AuditConfig
+    from .audit.layers import run_layers, summary_table, write_layers
+
+    spec = str(args.layers).strip()
+    if spec.lower() != "all":  # syntax and sign checked before the model loads
+        parts = [p.strip() for p in spec.split(",")]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise AllOrNoneError(
+                f"--layers {spec!r}: give 'all' or comma-separated layer indices >= 0, e.g. 0,15,30"
+            )
+    out = _out_path(args, f"layers-{_safe_name(args.model)}")
+    prepare_out(out, args.force)
+    for opt in ("concepts", "relations", "labels"):
+        p = getattr(args, opt)
+        if p is not None and not Path(p).is_file():
+            raise AllOrNoneError(f"--{opt} {p}: no such file")
+    cfg = AuditConfig(
+        model=args.model,
+        concepts=args.concepts,
+        relations=args.relations,
+        labels=args.labels,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        quick=args.quick,
+        progress=not args.no_progress,
+    )
+    res = run_layers(cfg, spec)
+    return _publish(out, lambda tmp: write_layers(res, tmp), lambda: summary_table(res))
 
 
 def _publish(out: Path, write: Callable[[Path], Any], summary: Callable[[], str]) -> int:
