@@ -276,11 +276,16 @@ class NextTokenPredictor:
         """``G0 @ X`` (V x m, float64) for ``X`` (d x m), streamed over row blocks of ``G``:
         memory ``block x d`` beyond the result, never a V x d copy."""
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:  # a vector: G0 @ x, shape (V,)
+            return self.G0_matmul(X[:, None], pivot, block=block)[:, 0]
         return _rows_matmul(self.G, X, block) - self.pivot_vector(pivot) @ X
 
     def F_matmul(self, X: Any, *, block: int = 8192) -> np.ndarray:
         """``F @ X`` (n x m, float64), streamed over row blocks of ``F``."""
-        return _rows_matmul(self.F, np.asarray(X, dtype=np.float64), block)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            return self.F_matmul(X[:, None], block=block)[:, 0]
+        return _rows_matmul(self.F, X, block)
 
     def _times_G(self, Fr: np.ndarray, cols: Index, c: np.ndarray) -> np.ndarray:
         """``Fr @ G[c]^T`` in float64, without copying the whole vocabulary (nor casting it

@@ -201,7 +201,7 @@ def study(
         aus = np.flatnonzero(book_labels == "austen")
         v = vector_from_contexts(Pb[m.name], kjv, aus)
         sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure=Sb[m.name])
-        props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0() @ v}
+        props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0_matmul(v)}
 
     pairs = list(itertools.combinations(tfs, 2))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
@@ -270,7 +270,7 @@ def _transport_row(a, b, eq_b, Pb, props, labels) -> dict[str, Any]:
     # The steering witness F~^T alpha of a difference of means is b's own difference of
     # means (it always transfers, THEORY.md 5.4); the informative comparison carries a's
     # vector through the recovered map B.
-    shift_t = Pb[b.name].G0() @ eq_b.map_f(pa["steer"].details["v"])
+    shift_t = Pb[b.name].G0_matmul(eq_b.map_f(pa["steer"].details["v"]))
     return {
         "a": a.name,
         "b": b.name,

@@ -138,9 +138,8 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
         for lm, ids in ((lm_a, ia), (lm_b, ib)):
             F = np.asarray(lm.embed(ctx.all, progress=cfg.progress), dtype=np.float64)
             G = np.asarray(lm.unembedding())[ids]
-            P = NextTokenPredictor(F, G, tokens=labels)
-            P.eps = max(P.eps, 1.2e-7)
-            out.append(P)
+            # float64 rows of a float32 model: tolerances at float32 precision
+            out.append(NextTokenPredictor(F, G, tokens=labels, eps=float(np.finfo(np.float32).eps)))
         return out[0], out[1]
 
     Pa, Pb = steps.run("embed contexts", embed_both)
