@@ -190,7 +190,7 @@ def test_relation_problems_all_reported(tmp_path: Path) -> None:
     msg = str(err.value)
     assert msg.startswith("6 problems in the --relations input")
     assert "unknown key(s) ['extra']" in msg
-    assert "prompt_templates 0 ('no slot') must contain '{}' exactly once" in msg
+    assert "prompt_template 0 ('no slot') must contain '{}' exactly once" in msg
     assert "sample 0 must be an object" in msg and "sample 1: subject" in msg
     assert re.search(r"broken\.json, line 3, column \d+: invalid JSON", msg)
     assert f"used more than once (also in {dup})" in msg

@@ -376,7 +376,7 @@ def _str_list(v: Any, key: str, where: str, problems: InputProblems) -> list[str
     ok = True
     for i, t in enumerate(v):
         if not isinstance(t, str):
-            problems.add(where, f"{key} {i} is {type(t).__name__}, not a string")
+            problems.add(where, f"{key[:-1]} {i} is {type(t).__name__}, not a string")
             ok = False
         elif t.count("{}") != 1:
             problems.add(where, f"{key} {i} ({t!r}) must contain '{{}}' exactly once (the subject)")
