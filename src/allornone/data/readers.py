@@ -379,7 +379,9 @@ def _str_list(v: Any, key: str, where: str, problems: InputProblems) -> list[str
             problems.add(where, f"{key[:-1]} {i} is {type(t).__name__}, not a string")
             ok = False
         elif t.count("{}") != 1:
-            problems.add(where, f"{key} {i} ({t!r}) must contain '{{}}' exactly once (the subject)")
+            problems.add(
+                where, f"{key[:-1]} {i} ({t!r}) must contain '{{}}' exactly once (the subject)"
+            )
             ok = False
     return list(v) if ok else None
 
