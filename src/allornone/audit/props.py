@@ -112,8 +112,17 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
 
 # ---------------------------------------------------------------------------- relations
 def relations(
-    lm: Any, P: NextTokenPredictor, ctx: Any, rels: list[Any], st: Structure, seed: int
+    lm: Any,
+    P: NextTokenPredictor,
+    ctx: Any,
+    rels: list[Any],
+    st: Structure,
+    seed: int,
+    kl: bool = False,
+    counts: dict[str, dict[str, int]] | None = None,
 ) -> list[PropertyResult]:
+    """THEORY.md 5.2 on every relation (all its subjects with single-token objects), with
+    the relation's metadata (source, description, properties, template) in ``details``."""
     out = []
     for r in rels:
         ids = answer_ids(lm, r)
@@ -127,13 +136,24 @@ def relations(
             answers=answers,
             objects=[ids[r.samples[i][1]] for i in keep],
         )
-        res = relational(P, spec, seed=seed, name=r.name, kl=False)
+        res = relational(P, spec, seed=seed, name=r.name, kl=kl)
+        kept = set(keep)
         dropped = [
             {"item": r.samples[i][1], "reason": "object is not a single token"}
             for i in range(len(r.samples))
-            if i not in set(keep)
+            if i not in kept
         ]
-        details = {**res.details, "n_subjects": len(keep), "n_answers": len(answers)}
+        meta = r.metadata() if hasattr(r, "metadata") else {"source": getattr(r, "source", "")}
+        c = (counts or {}).get(r.name, {})
+        details = {
+            **res.details,
+            "n_subjects": len(keep),
+            "n_answers": len(answers),
+            "n_samples": c.get("samples", len(r.samples)),
+            "n_single_token_objects": c.get("single_token_objects", len(keep)),
+            "template": r.templates[0],
+            **meta,
+        }
         out.append(dataclasses.replace(res, excluded=(*dropped, *res.excluded), details=details))
     return out
 

@@ -131,7 +131,31 @@ def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
     b += _property_section(res, "probing", "Linear probing", figures)
     b += _property_section(res, "steering", "Linear steering", figures)
     b += _equivalence_section(res, figures)
+    b += _inputs_section(res)
     return b
+
+
+def _inputs_section(res: AuditResults) -> list[Block]:
+    """Families and relations not measured (with the reason), and what readers dropped."""
+    inputs = res.extra.get("inputs") or {}
+    dropped, notes = inputs.get("dropped") or [], inputs.get("notes") or []
+    if not dropped and not notes:
+        return []
+    out = [Block("h2", "Inputs not measured")]
+    if dropped:
+        out.append(
+            Block(
+                "table",
+                Table(
+                    ["kind", "name", "reason"],
+                    [[d.get("kind"), d.get("name"), d.get("reason")] for d in dropped],
+                    {},
+                ),
+            )
+        )
+    if notes:
+        out.append(Block("p", "Dropped while reading: " + "; ".join(notes[:20])))
+    return out
 
 
 def _analogy_section(res: AuditResults) -> list[Block]:
@@ -198,6 +222,8 @@ def _property_section(
     cols["all-or-none"] = Explanation(
         "yes: the raw property holds in all equivalent models or in none", True
     )
+    if kind == "relational":
+        _relational_columns(ps, headers, rows, cols)
     out.append(Block("table", Table(headers, rows, cols)))
     conds = sorted({p.condition for p in ps})
     out.append(Block("p", "Condition: " + "; ".join(conds)))
@@ -210,6 +236,29 @@ def _property_section(
     if name in figures:
         out.append(Block("figure", figures[name], title))
     return out
+
+
+def _relational_columns(
+    ps: tuple[PropertyRecord, ...], headers: list[str], rows: list[list[Any]], cols: dict
+) -> None:
+    """Subjects used, held-out count and the faithfulness interval (or 'too few')."""
+    headers += ["subjects", "held out", "dist_faithfulness 95% CI"]
+    for p, row in zip(ps, rows):
+        d = p.details
+        ci = (d.get("ci") or {}).get("dist_faithfulness")
+        if d.get("decided") is False:
+            txt = f"too few subjects to decide ({d.get('n_test')} held out)"
+        elif ci and None not in ci:
+            txt = f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+        else:
+            txt = "-"
+        row += [d.get("n_subjects"), d.get("n_test"), txt]
+    cols["subjects"] = Explanation("subjects with a single-token object (train + held out)", None)
+    cols["held out"] = Explanation("held-out subjects the faithfulness is measured on", None)
+    cols["dist_faithfulness 95% CI"] = Explanation(
+        "percentile bootstrap over held-out subjects; fewer than 10 held out: too few to decide",
+        True,
+    )
 
 
 def _scalar_keys(parts: list[dict[str, Any]]) -> list[str]:
