@@ -82,6 +82,9 @@ class Inputs:
     main_per_relation: int | None = 48
     user_relations: bool = False
     user_concepts: bool = False
+    user_labels: bool = False
+    #: contexts are single words (word2vec): no relational linearity
+    word_contexts: bool = False
 
     def summary(self) -> dict[str, Any]:
         """What results.json records under ``inputs``."""
@@ -121,6 +124,7 @@ def load_inputs(cfg: AuditConfig) -> Inputs:
         inp.relations = head + [r for r in rels if r not in head]
     if cfg.labels:
         lt = data.read_labels_tsv(cfg.labels)
+        inp.user_labels = True
         inp.labels = [_balanced(lt, cfg.n_nouns, rng) if cfg.quick else lt]
     else:
         inp.labels = [
@@ -173,6 +177,75 @@ class WordCache:
 @dataclass
 class _Words:
     single: dict[str, int]
+
+
+def word_model(lm: Any) -> Any:
+    """The gensim model of a word2vec model (unwrapping :class:`WordCache`), else None."""
+    inner = lm.wrapped if isinstance(lm, WordCache) else lm
+    return getattr(inner, "w2v", None)
+
+
+def word_contexts(lm: Any, inp: Inputs) -> None:
+    """Adapt the inputs to a word2vec model, whose contexts are single vocabulary words.
+
+    Words are matched case-insensitively as gensim's ``evaluate_word_analogies`` does (the
+    most frequent vocabulary key with the same upper-case form). Relation contexts become
+    the subject words themselves (template ``{}``): the restricted structures and the
+    equivalence demonstration use ``p(object | subject word)``; relational linearity (a
+    context ``s + q``) does not apply and is listed as not measured. The built-in labelled
+    sets become the gram8-plural nouns labelled singular/plural (words, not sentences); a
+    user's labelled texts keep the rows whose text is one vocabulary word.
+    """
+    from ..data import LabelledTexts, Relation, analogy_questions
+
+    w2v = word_model(lm)
+    upper: dict[str, str] = {}
+    for key in reversed(w2v.wv.index_to_key):  # the most frequent casing wins
+        upper[key.upper()] = key
+
+    def m(w: str) -> str:
+        return upper.get(w.upper(), w)
+
+    for fam in inp.families:
+        fam.pairs = list(dict.fromkeys((m(a), m(b)) for a, b in fam.pairs))
+        fam.alternatives = {m(a): tuple(m(x) for x in v) for a, v in fam.alternatives.items()}
+    inp.questions = {
+        s: [(m(a), m(b), m(c), m(d)) for a, b, c, d in qs] for s, qs in inp.questions.items()
+    }
+    rels = []
+    for r in inp.relations:
+        samples = list(dict.fromkeys((m(s), m(o)) for s, o in r.samples if m(s).upper() in upper))
+        if samples:
+            meta = {"properties": r.properties, "description": r.description}
+            rels.append(Relation(r.name, ["{}"], samples, r.source, **meta))
+    inp.relations = rels
+    inp.word_contexts = True
+    if inp.user_labels:
+        labels = []
+        for lt in inp.labels:
+            keep = [i for i, t in enumerate(lt.texts) if m(t.strip()).upper() in upper]
+            if len(keep) < len(lt.texts):
+                inp.notes.append(
+                    f"{lt.name}: {len(lt.texts) - len(keep)} of {len(lt.texts)} texts are not "
+                    "one vocabulary word of this word2vec model and were dropped"
+                )
+            texts = [m(lt.texts[i].strip()) for i in keep]
+            labels.append(LabelledTexts(lt.name, texts, [lt.labels[i] for i in keep], lt.source))
+        inp.labels = [lt for lt in labels if len(set(lt.labels)) >= 2]
+    else:
+        pairs = dict.fromkeys(
+            p for a, b, c, d in analogy_questions()["gram8-plural"] for p in ((a, b), (c, d))
+        )
+        words = [(m(w), lab) for s, pl in pairs for w, lab in ((s, "singular"), (pl, "plural"))]
+        words = [(w, lab) for w, lab in words if w.upper() in upper]
+        inp.labels = [
+            LabelledTexts(
+                "noun-number-words",
+                [w for w, _ in words],
+                [lab for _, lab in words],
+                "gram8-plural nouns of the Google analogy set, as single-word contexts",
+            )
+        ]
 
 
 def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig) -> None:

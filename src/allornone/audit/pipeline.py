@@ -34,6 +34,8 @@ from .inputs import (
     load_inputs,
     select_subjects,
     single_ids,
+    word_contexts,
+    word_model,
 )
 from .results import AuditResults, PropertyRecord, normalise
 from .steps import Steps
@@ -105,7 +107,21 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     inp = steps.run("load data", lambda: load_inputs(cfg))
     lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
     lm = WordCache(lm)  # each word is tokenised once, whichever step asks
+    if word_model(lm) is not None:
+        word_contexts(lm, inp)
     select_subjects(lm, inp, cfg)
+    rel_inputs = inp.relations
+    if inp.word_contexts:
+        inp.dropped += [
+            {
+                "kind": "relation",
+                "name": r.name,
+                "reason": "relational linearity needs contexts s + q; word2vec contexts are "
+                "single words (the relation is used for the restricted structures only)",
+            }
+            for r in rel_inputs
+        ]
+        rel_inputs = []
     warn_dropped(inp, steps)
     ctx = ContextSets.build(inp, seed=cfg.seed)
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
@@ -139,15 +155,18 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     results += steps.run(
         "relations",
         lambda: props.relations(
-            lm, P, ctx, inp.relations, st, cfg.seed, kl=cfg.kl, counts=inp.subject_counts
+            lm, P, ctx, rel_inputs, st, cfg.seed, kl=cfg.kl, counts=inp.subject_counts
         ),
     )
     results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
     results += steps.run("steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm))
     res["properties"] = [PropertyRecord.of(r) for r in results]
-    res["equivalence_demo"] = steps.run(
-        "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
-    )
+    if inp.relations:
+        res["equivalence_demo"] = steps.run(
+            "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
+        )
+    else:  # the demonstration's restricted problem is a relation's prompts and answers
+        res["inputs"]["notes"].append("equivalence demonstration skipped: no usable relation")
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return build_results(res)
@@ -171,8 +190,9 @@ def warn_dropped(inp: Inputs, steps: Steps | None = None) -> None:
     )
     if n_builtin:
         lines.append(
-            f"allornone: note: {n_builtin} built-in families/relations are not measured for "
-            "this model (too few single-token words); see results.json inputs.dropped"
+            f"allornone: note: {n_builtin} built-in families/relations are not measured "
+            "(too few single-token words for this model, or --quick); see results.json "
+            "inputs.dropped"
         )
     for note in inp.notes[:20]:
         lines.append(f"allornone: note: {note}")

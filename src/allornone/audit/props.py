@@ -77,7 +77,14 @@ def parallelism(lm: Any, geo: Geometry, families: list[Any], seed: int) -> list[
 
 
 def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict[str, Any]:
-    """3CosAdd per section, raw (Euclidean g) and identified (Cov(f) cosines of centred g0)."""
+    """3CosAdd per section, raw (Euclidean g) and identified (Cov(f) cosines of centred g0).
+
+    Every question whose four words are single tokens is scored (``n_questions`` of
+    ``n_total``). For a word2vec model ``acc_raw`` is on the output vectors ``g = syn1neg``
+    (the predictor's unembedding); ``acc_input_vectors`` is the same 3CosAdd on the input
+    vectors ``wv.vectors``: the figure gensim's ``evaluate_word_analogies`` reports (words
+    matched case-insensitively, as there), section by section.
+    """
     if not questions:
         return {"sections": []}
     words = sorted({w for qs in questions.values() for q in qs for w in q})
@@ -91,6 +98,12 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
         return {"sections": []}
     r = analogy_accuracy(geo.P, qidx, structure=geo.st)
     counts = r.details["counts"]
+    w2v = getattr(getattr(lm, "wrapped", lm), "w2v", None)
+    inp_acc: dict[str, float] = {}
+    if w2v is not None:
+        vecs = np.asarray(w2v.wv.vectors)
+        P_in = NextTokenPredictor(geo.P.F[: min(geo.P.n, 2)], vecs, tokens=geo.P.tokens)
+        inp_acc = analogy_accuracy(P_in, qidx).raw
     rows = [
         {
             "section": s,
@@ -98,16 +111,20 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
             "n_total": len(questions[s]),
             "acc_raw": r.raw[s],
             "acc_identified": r.identified[s],
+            **({"acc_input_vectors": inp_acc[s]} if inp_acc else {}),
         }
         for s in qidx
     ]
-    return {
-        "sections": rows,
-        "overall": {
-            "acc_raw": r.raw["overall"],
-            "acc_identified": r.identified["overall"],
-        },
-    }
+    overall = {"acc_raw": r.raw["overall"], "acc_identified": r.identified["overall"]}
+    if inp_acc:
+        overall["acc_input_vectors"] = inp_acc["overall"]
+        overall["note"] = (
+            "acc_raw: output vectors (syn1neg); acc_input_vectors: input vectors (wv), as "
+            "gensim's evaluate_word_analogies"
+        )
+    overall["n_questions"] = int(sum(counts[s] for s in qidx))
+    overall["n_total"] = int(sum(len(q) for q in questions.values()))
+    return {"sections": rows, "overall": overall}
 
 
 # ---------------------------------------------------------------------------- relations

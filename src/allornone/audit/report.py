@@ -163,6 +163,7 @@ def _analogy_section(res: AuditResults) -> list[Block]:
     if not an.sections:
         return []
     cols = ["n_questions", "acc_raw", "acc_identified"]
+    w2v = any("acc_input_vectors" in s.extra for s in an.sections)
     rows: list[list[Any]] = [[s.section] + [getattr(s, c) for c in cols] for s in an.sections]
     overall = an.overall or {}
     rows.append(
@@ -172,6 +173,15 @@ def _analogy_section(res: AuditResults) -> list[Block]:
     ex = {c: _ex(c) for c in cols} | {
         "n_questions": Explanation("questions with all four words single tokens", None)
     }
+    if w2v:  # word2vec: gensim's figure (input vectors) beside the output-vector one
+        cols.append("acc_input_vectors")
+        for s, row in zip(an.sections, rows):
+            row.append(s.extra.get("acc_input_vectors"))
+        rows[-1].append(overall.get("acc_input_vectors"))
+        ex["acc_raw"] = Explanation("3CosAdd on the output vectors g = syn1neg", False)
+        ex["acc_input_vectors"] = Explanation(
+            "3CosAdd on the input vectors (wv): gensim's evaluate_word_analogies", False
+        )
     return [
         Block("h3", "Analogy accuracy (3CosAdd) per section"),
         Block("table", Table(["section"] + cols, rows, ex)),
