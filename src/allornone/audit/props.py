@@ -103,7 +103,7 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
     if w2v is not None:
         vecs = np.asarray(w2v.wv.vectors)
         P_in = NextTokenPredictor(geo.P.F[: min(geo.P.n, 2)], vecs, tokens=geo.P.tokens)
-        inp_acc = analogy_accuracy(P_in, qidx).raw
+        inp_acc = dict(analogy_accuracy(P_in, qidx).raw)
     rows = [
         {
             "section": s,
@@ -115,7 +115,10 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
         }
         for s in qidx
     ]
-    overall = {"acc_raw": r.raw["overall"], "acc_identified": r.identified["overall"]}
+    overall: dict[str, Any] = {
+        "acc_raw": r.raw["overall"],
+        "acc_identified": r.identified["overall"],
+    }
     if inp_acc:
         overall["acc_input_vectors"] = inp_acc["overall"]
         overall["note"] = (
