@@ -90,3 +90,14 @@ def test_audit_runs_on_a_word2vec_model(lee: Word2VecModel) -> None:
     assert reasons
     assert res.analogy.sections  # lower-case Lee vocabulary matched case-insensitively
     assert all("acc_input_vectors" in s.extra for s in res.analogy.sections)
+
+
+def test_cli_audit_of_a_saved_word2vec_file(lee: Word2VecModel, tmp_path: Path) -> None:
+    from allornone.cli import main
+
+    path = tmp_path / "model.w2v"
+    lee.w2v.save(str(path))
+    out = tmp_path / "report"
+    assert main(["audit", "--model", str(path), "--quick", "--no-progress", "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "acc_input_vectors" in text and "Inputs not measured" in text

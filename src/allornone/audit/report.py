@@ -347,6 +347,8 @@ def _headline(p: PropertyRecord) -> str:
     if key not in p.identified:
         key = next(iter(p.identified), None)
     val = f"{key}={fmt(p.identified.get(key))}" if key else "-"
+    if p.property == "relational" and p.details.get("decided") is False:
+        val = f"too few subjects to decide ({p.details.get('n_test')} held out)"
     verdict = "all-or-none" if p.all_or_none else "NOT all-or-none"
     return f"{val}; {verdict}"
 

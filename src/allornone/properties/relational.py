@@ -33,6 +33,7 @@ contexts include the subjects (e.g. the predictor the relation was measured on).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -347,7 +348,9 @@ def relational(
     hits: dict[str, np.ndarray] = {"refined_faithfulness": _hits(ref_T[test], own[test])}
 
     kl_map = None
+    kl_seconds = 0.0
     if kl:
+        t_kl = time.perf_counter()
         P = np.exp(log_softmax(T, axis=1))
         H = G0_Y @ Gam
         Wk, bk = _kl_fit(Fs[train], P[train], H, kl_ridge)
@@ -357,6 +360,7 @@ def relational(
         raw["kl_mean_test"] = _mean_kl(T[test], kl_T[test])
         raw["kl_faithfulness"] = _agree(kl_T[test], own[test])
         hits["kl_faithfulness"] = _hits(kl_T[test], own[test])
+        kl_seconds = time.perf_counter() - t_kl
 
     # distribution form, through the factors: rows of L_S = (F_S R_G^T) Q_G^T
     R_G = r_factor(subjects.G, shift=subjects.pivot_vector(pivot))
@@ -401,6 +405,7 @@ def relational(
         "ci": {k: list(bootstrap_ci(h, seed)) for k, h in hits.items()},
         "decided": len(test) >= MIN_HELD_OUT,
         "min_held_out": MIN_HELD_OUT,
+        "kl_seconds": round(kl_seconds, 3),
     }
     if len(test) < MIN_HELD_OUT:
         details["note"] = (
