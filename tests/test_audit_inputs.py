@@ -126,3 +126,41 @@ def test_bats_alternatives_resolved_to_a_single_token_answer() -> None:
     inp = Inputs(families=[fam])
     select_subjects(WordCache(tiny_model()), inp, AuditConfig())
     assert inp.families[0].pairs == [("king", "queen"), ("man", "woman")]
+
+
+def test_cli_audit_with_a_park_folder_and_an_lre_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allornone.audit import pipeline
+
+    monkeypatch.setattr(pipeline, "load_model", lambda cfg: tiny_model())
+    folder = tmp_path / "word_pairs"
+    folder.mkdir()
+    (folder / "[male - female].txt").write_text("king\tqueen\nman\twoman\nboy\tgirl\n")
+    (folder / "[base - comparative].txt").write_text("big\tbigger\nsmall\tsmaller\nbig\tbig\n")
+    rels = json.loads(Path(RELATIONS).read_text())
+    lre = {
+        "name": rels[0]["name"],
+        "prompt_templates": rels[0]["templates"],
+        "prompt_templates_zs": ["What is the capital of {}? It is"],
+        "properties": {"relation_type": "factual"},
+        "samples": rels[0]["samples"],
+    }
+    (tmp_path / "capital.json").write_text(json.dumps(lre))
+    out = tmp_path / "rep"
+    code = main(
+        ["audit", "--model", "tiny", "--out", str(out), "--no-progress", "--labels", str(LABELS)]
+        + ["--concepts", str(folder), "--relations", str(tmp_path / "capital.json")]
+    )
+    assert code == 0
+    tree = json.loads((out / "results.json").read_text())
+    fams = {p["name"] for p in tree["properties"] if p["property"] == "parallelism"}
+    assert "male - female" in fams
+    (rel,) = [p for p in tree["properties"] if p["property"] == "relational"]
+    assert rel["details"]["properties"] == {"relation_type": "factual"}
+    assert rel["details"]["templates_zs"] == ["What is the capital of {}? It is"]
+    assert rel["details"]["source"] == str(tmp_path / "capital.json")
+    assert "n_test" in rel["details"] and "ci" in rel["details"]
+    assert any("identical dropped" in n for n in tree["inputs"]["notes"])
+    md = (out / "report.md").read_text()
+    assert "held out" in md
