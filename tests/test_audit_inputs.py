@@ -164,3 +164,34 @@ def test_cli_audit_with_a_park_folder_and_an_lre_file(
     assert any("identical dropped" in n for n in tree["inputs"]["notes"])
     md = (out / "report.md").read_text()
     assert "held out" in md
+
+
+@pytest.mark.parametrize("mode", ["zero-shot", "few-shot"])
+def test_prompt_modes(tmp_path: Path, mode: str) -> None:
+    from allornone.audit.inputs import N_SHOTS, ContextSets
+
+    rels = json.loads(Path(RELATIONS).read_text())
+    r0 = {**rels[0], "prompt_templates_zs": ["Q: capital of {}? A:"]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([r0]))
+    cfg = AuditConfig(relations=str(path), labels=str(LABELS), prompts=mode)
+    inp = load_inputs(cfg)
+    select_subjects(WordCache(tiny_model()), inp, cfg)
+    ctx = ContextSets.build(inp)
+    (r,) = inp.relations
+    prompts = [ctx.all[i] for i in ctx.rows(f"prompts:{r.name}")]
+    if mode == "zero-shot":
+        assert prompts[0] == f"Q: capital of {r.samples[0][0]}? A:"
+    else:
+        shots = inp.shots[r.name]
+        assert len(shots) == N_SHOTS + 1
+        for (s, _), p in zip(r.samples, prompts):
+            lines = p.split("\n")
+            assert len(lines) == N_SHOTS + 1 and lines[-1] == r.prompt(s)
+            assert all(not line.startswith(r.prompt(s)) for line in lines[:-1])
+            assert lines[0].endswith(" " + next(o for x, o in shots if x != s))
+
+
+def test_unknown_prompt_mode_is_refused_before_the_model() -> None:
+    with pytest.raises(AllOrNoneError, match="prompts='two-shot'"):
+        load_inputs(AuditConfig(prompts="two-shot"))

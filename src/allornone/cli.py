@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--labels", default=None, help="labelled texts TSV: text<TAB>label")
     a.add_argument(
+        "--prompts",
+        choices=["plain", "zero-shot", "few-shot"],
+        default="plain",
+        help="relation prompts: the first template (plain), the first zero-shot template "
+        "(LRE prompt_templates_zs), or the template after 3 solved examples (few-shot)",
+    )
+    a.add_argument(
         "--no-kl",
         action="store_true",
         help="skip the KL probe of relational linearity (faster; THEORY.md 5.2)",
@@ -188,6 +195,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         seed=args.seed,
         quick=args.quick,
         kl=not args.no_kl,
+        prompts=args.prompts,
         progress=not args.no_progress,
     )
     res = run_audit(cfg)

@@ -10,6 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import AllOrNoneError
+
+#: Relation prompt modes: ``plain`` the first template; ``zero-shot`` the first zero-shot
+#: template (LRE ``prompt_templates_zs``) when the relation has one; ``few-shot`` the first
+#: template preceded by :data:`N_SHOTS` solved examples of the same relation (other subjects).
+PROMPT_MODES = ("plain", "zero-shot", "few-shot")
+N_SHOTS = 3
+
 #: A relation is measured when at least this many subjects have a single-token object.
 MIN_RELATION_SUBJECTS = 8
 #: Built-in (LRE) relations measured first (and the only ones under ``--quick``), when usable.
@@ -49,6 +57,7 @@ class AuditConfig:
     min_subjects: int = MIN_RELATION_SUBJECTS
     main_per_relation: int = 48  # subjects of each relation in the main context set
     kl: bool = True  # fit the KL probe of relational linearity (THEORY.md 5.2)
+    prompts: str = "plain"  # relation prompts: plain, zero-shot or few-shot (PROMPT_MODES)
     n_equivalents: int = 3
     progress: bool = True
 
@@ -80,11 +89,20 @@ class Inputs:
     subject_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     questions_total: dict[str, int] = field(default_factory=dict)
     main_per_relation: int | None = 48
+    prompts: str = "plain"
+    #: relation -> the few-shot examples ``(subject, object)`` (``prompts="few-shot"``)
+    shots: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     user_relations: bool = False
     user_concepts: bool = False
     user_labels: bool = False
     #: contexts are single words (word2vec): no relational linearity
     word_contexts: bool = False
+
+    def prompt(self, r: Any, subject: str) -> str:
+        """The query context of ``subject`` in relation ``r`` under :attr:`prompts`."""
+        shots = [(s, o) for s, o in self.shots.get(r.name, []) if s != subject][:N_SHOTS]
+        head = "".join(f"{r.prompt(s)} {o}\n" for s, o in shots)
+        return head + r.prompt(subject)
 
     def summary(self) -> dict[str, Any]:
         """What results.json records under ``inputs``."""
@@ -93,6 +111,8 @@ class Inputs:
             "dropped": list(self.dropped),
             "relations": {k: dict(v) for k, v in self.subject_counts.items()},
             "analogy_questions_total": dict(self.questions_total),
+            "prompts": self.prompts,
+            "shots": {k: [list(x) for x in v] for k, v in self.shots.items()},
         }
 
 
@@ -105,7 +125,9 @@ def load_inputs(cfg: AuditConfig) -> Inputs:
     from .. import data
 
     rng = np.random.default_rng(cfg.seed)
-    inp = Inputs(main_per_relation=cfg.main_per_relation)
+    if cfg.prompts not in PROMPT_MODES:
+        raise AllOrNoneError(f"prompts={cfg.prompts!r}: expected one of {list(PROMPT_MODES)}")
+    inp = Inputs(main_per_relation=cfg.main_per_relation, prompts=cfg.prompts)
     if cfg.concepts:
         got = data.read_concepts(_paths(cfg.concepts), cfg.max_pairs)
         inp.families, inp.questions, inp.notes = got.families, got.questions, list(got.notes)
@@ -220,6 +242,7 @@ def word_contexts(lm: Any, inp: Inputs) -> None:
             rels.append(Relation(r.name, ["{}"], samples, r.source, **meta))
     inp.relations = rels
     inp.word_contexts = True
+    inp.prompts = "plain"  # a context is one word: no templates, no examples
     if inp.user_labels:
         labels = []
         for lt in inp.labels:
@@ -308,6 +331,12 @@ def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig) -> None:
             continue
         if cfg.n_subjects is not None and len(good) > cfg.n_subjects:
             good = sorted(rng.choice(good, cfg.n_subjects, replace=False).tolist())
+        if inp.prompts == "zero-shot" and r.templates_zs:
+            r.templates = list(r.templates_zs)
+        if inp.prompts == "few-shot":  # examples: N_SHOTS + 1 solved samples, seeded
+            pool = [r.samples[i] for i in good]
+            pick = rng.choice(len(pool), min(N_SHOTS + 1, len(pool)), replace=False)
+            inp.shots[r.name] = [pool[i] for i in sorted(pick)]
         r.samples = [r.samples[i] for i in good]
         inp.subject_counts[r.name] = {**counts, "used": len(good)}
         kept.append(r)
@@ -391,11 +420,11 @@ class ContextSets:
         for r in inp.relations:
             subjects = [s for s, _ in r.samples]
             cs.add(f"subjects:{r.name}", subjects)
-            cs.add(f"prompts:{r.name}", [r.prompt(s) for s in subjects])
+            cs.add(f"prompts:{r.name}", [inp.prompt(r, s) for s in subjects])
             cap = inp.main_per_relation
             if cap is not None and len(subjects) > cap:
                 pick = np.sort(rng.choice(len(subjects), cap, replace=False))
                 subjects = [subjects[i] for i in pick]
-            main += subjects + [r.prompt(s) for s in subjects]
+            main += subjects + [inp.prompt(r, s) for s in subjects]
         cs.add("main", main)
         return cs

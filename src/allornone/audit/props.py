@@ -172,6 +172,7 @@ def relations(
             "n_samples": c.get("samples", len(r.samples)),
             "n_single_token_objects": c.get("single_token_objects", len(keep)),
             "template": r.templates[0],
+            "prompt_example": ctx.all[ctx.rows(f"prompts:{r.name}")[keep[0]]],
             **meta,
         }
         out.append(dataclasses.replace(res, excluded=(*dropped, *res.excluded), details=details))
