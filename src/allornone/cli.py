@@ -31,7 +31,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    p.add_argument("--quick", action="store_true", help="small sets (smoke test, ~1-2 min)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sets (smoke test, ~1-2 min): 12 passages and 10 nouns per class (user "
+        "labels: 10 per class), 2 relations of 14 subjects, 40 analogy questions per "
+        "section, 40 pairs per concept family, 2 equivalent models",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument(
@@ -63,14 +69,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="smollm2 (default, embedded), gemma-3-270m, a Hugging Face name or path, or a "
         ".gguf file",
     )
-    a.add_argument("--concepts", default=None, help="word pairs TSV: a<TAB>b[<TAB>family]")
-    a.add_argument("--relations", default=None, help="relations JSON (docs/DATA.md)")
+    a.add_argument(
+        "--concepts",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help="word-pair files or folders: TSV a<TAB>b[<TAB>family], Park et al. "
+        "'[a - b].txt', BATS 3.0, or the gensim analogy format (docs/DATA.md)",
+    )
+    a.add_argument(
+        "--relations",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help="relation JSON files or folders: the project's schema or LRE's (docs/DATA.md)",
+    )
     a.add_argument("--labels", default=None, help="labelled texts TSV: text<TAB>label")
     a.add_argument(
         "--layers",
         default=None,
         help="logit lens instead of the audit: 'all' or layer indices 0,15,30 (0 = embeddings); "
         "per-layer structure, KL to the model and parallelism",
+    )
+    a.add_argument(
+        "--prompts",
+        choices=["plain", "zero-shot", "few-shot"],
+        default="plain",
+        help="relation prompts: the first template (plain), the first zero-shot template "
+        "(LRE prompt_templates_zs), or the template after 3 solved examples (few-shot)",
+    )
+    a.add_argument(
+        "--no-kl",
+        action="store_true",
+        help="skip the KL probe of relational linearity (faster; THEORY.md 5.2)",
     )
     _common(a)
     c = sub.add_parser(
@@ -289,10 +322,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return cmd_audit_layers(args)
     out = _out_path(args, f"audit-{_safe_name(args.model)}")
     prepare_out(out, args.force)
-    for opt in ("concepts", "relations", "labels"):
-        p = getattr(args, opt)
-        if p is not None and not Path(p).is_file():
-            raise AllOrNoneError(f"--{opt} {p}: no such file")
+    if args.labels is not None and not Path(args.labels).is_file():
+        raise AllOrNoneError(f"--labels {args.labels}: no such file")
     cfg = AuditConfig(
         model=args.model,
         concepts=args.concepts,
@@ -302,6 +333,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,
+        kl=not args.no_kl,
+        prompts=args.prompts,
         progress=not args.no_progress,
     )
     res = run_audit(cfg)
