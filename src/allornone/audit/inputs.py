@@ -20,6 +20,8 @@ N_SHOTS = 3
 
 #: A relation is measured when at least this many subjects have a single-token object.
 MIN_RELATION_SUBJECTS = 8
+#: precision floor of factors extracted from a float32 model (float32 epsilon, rounded up)
+FLOAT32_FLOOR = 1.2e-7
 #: Built-in (LRE) relations measured first (and the only ones under ``--quick``), when usable.
 PREFERRED_RELATIONS = (
     "country capital city",

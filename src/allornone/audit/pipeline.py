@@ -27,6 +27,7 @@ from ..structure import structure
 from . import props
 from .demo import equivalence_demo, reduced, restricted_structures
 from .inputs import (
+    FLOAT32_FLOOR,
     AuditConfig,
     ContextSets,
     Inputs,
@@ -126,8 +127,9 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     ctx = ContextSets.build(inp, seed=cfg.seed)
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
     G = np.asarray(lm.unembedding())
-    P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens))
-    P.eps = max(P.eps, 1.2e-7)
+    # float64 rows extracted from a float32 model: tolerances at float32 precision
+    # (FLOAT32_FLOOR = 1.2e-7, float32 epsilon rounded up: the value every report used)
+    P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens), eps=FLOAT32_FLOOR)
     res: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "allornone", "version": __version__},

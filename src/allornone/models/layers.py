@@ -192,7 +192,6 @@ def layer_predictors(
     G64 = np.ascontiguousarray(G, dtype=np.float64)  # converted once, shared by every layer
     out = {}
     for layer, F in reps.items():
-        P = NextTokenPredictor(F, G64, contexts=list(contexts))
-        P.eps = max(P.eps, eps, float(np.finfo(F.dtype).eps))
-        out[layer] = P
+        floor = max(eps, float(np.finfo(F.dtype).eps))
+        out[layer] = NextTokenPredictor(F, G64, contexts=list(contexts), eps=floor)
     return out

@@ -28,7 +28,7 @@ from ...linalg import memoized_r_factors
 from ...predictor import NextTokenPredictor
 from ...structure import structure
 from .. import props
-from ..inputs import AuditConfig, ContextSets, load_inputs, select_subjects
+from ..inputs import FLOAT32_FLOOR, AuditConfig, ContextSets, load_inputs, select_subjects
 from ..steps import Steps
 
 _FALLBACK = re.compile(r"#\d+$")
@@ -99,9 +99,9 @@ def props_load(cfg: AuditConfig) -> Any:
 def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     names = [
+        "load data",
         "load models",
         "shared tokens",
-        "load data",
         "embed contexts",
         "structure",
         "distance",
@@ -114,6 +114,18 @@ def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> di
 
 
 def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[str, Any]:
+    # the user's files are read and checked before any model loads; the relations keep the
+    # size compare always had (3 relations, up to 48 subjects each: two models embed them)
+    acfg = AuditConfig(
+        labels=cfg.labels,
+        relations=cfg.relations,
+        seed=cfg.seed,
+        quick=cfg.quick,
+        progress=cfg.progress,
+        n_subjects=48,
+        n_relations=3,
+    ).sized()
+    inp = steps.run("load data", lambda: load_inputs(acfg))
     lm_a, lm_b = steps.run(
         "load models",
         lambda: (
@@ -121,14 +133,6 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
         ),
     )
     ia, ib, labels = steps.run("shared tokens", lambda: shared_tokens(lm_a, lm_b))
-    acfg = AuditConfig(
-        labels=cfg.labels,
-        relations=cfg.relations,
-        seed=cfg.seed,
-        quick=cfg.quick,
-        progress=cfg.progress,
-    ).sized()
-    inp = steps.run("load data", lambda: load_inputs(acfg))
     sa, sb = SharedModel(lm_a, ia, labels), SharedModel(lm_b, ib, labels)
     select_subjects(sa, inp, acfg)  # objects single tokens in A and shared
     ctx = ContextSets.build(inp)
@@ -139,7 +143,7 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
             F = np.asarray(lm.embed(ctx.all, progress=cfg.progress), dtype=np.float64)
             G = np.asarray(lm.unembedding())[ids]
             # float64 rows of a float32 model: tolerances at float32 precision
-            out.append(NextTokenPredictor(F, G, tokens=labels, eps=float(np.finfo(np.float32).eps)))
+            out.append(NextTokenPredictor(F, G, tokens=labels, eps=FLOAT32_FLOOR))
         return out[0], out[1]
 
     Pa, Pb = steps.run("embed contexts", embed_both)
