@@ -95,9 +95,15 @@ def test_audit_runs_on_a_word2vec_model(lee: Word2VecModel) -> None:
 def test_cli_audit_of_a_saved_word2vec_file(lee: Word2VecModel, tmp_path: Path) -> None:
     from allornone.cli import main
 
-    path = tmp_path / "model.w2v"
-    lee.w2v.save(str(path))
+    # a gensim pickle is refused unless trusted; the pickle-free folder allornone writes is not
+    pickled = tmp_path / "model.w2v"
+    lee.w2v.save(str(pickled))
+    argv = ["--quick", "--no-progress", "--out"]
+    assert main(["audit", "--model", str(pickled), *argv, str(tmp_path / "refused")]) == 2
+    assert not (tmp_path / "refused").exists()
+    path = tmp_path / "w2v-folder"
+    lee.save(path)
     out = tmp_path / "report"
-    assert main(["audit", "--model", str(path), "--quick", "--no-progress", "--out", str(out)]) == 0
+    assert main(["audit", "--model", str(path), *argv, str(out)]) == 0
     text = (out / "report.md").read_text()
     assert "acc_input_vectors" in text and "Inputs not measured" in text

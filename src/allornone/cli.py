@@ -355,10 +355,6 @@ def cmd_audit_layers(args: argparse.Namespace) -> int:
             )
     out = _out_path(args, f"layers-{_safe_name(args.model)}")
     prepare_out(out, args.force)
-    for opt in ("concepts", "relations", "labels"):
-        p = getattr(args, opt)
-        if p is not None and not Path(p).is_file():
-            raise AllOrNoneError(f"--{opt} {p}: no such file")
     cfg = AuditConfig(
         model=args.model,
         concepts=args.concepts,

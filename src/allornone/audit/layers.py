@@ -103,14 +103,14 @@ def run_layers(
 
     cfg = cfg.sized()
     t0 = time.perf_counter()
-    names = ["load model", "load data", "logit lens", "structure", "kl", "parallelism"]
+    names = ["load data", "load model", "logit lens", "structure", "kl", "parallelism"]
     with memoized_r_factors(), Steps(names, cfg.progress) as steps:
+        inp = steps.run("load data", lambda: load_inputs(cfg))  # user files before the model
         lm = steps.run(
             "load model", lambda: model if model is not None else pipeline.load_model(cfg)
         )
         L = num_layers(lm)
         want = parse_layers(layers, L)
-        inp = steps.run("load data", lambda: load_inputs(cfg))
         ctx = ContextSets.build(inp)
         texts = [ctx.all[i] for i in ctx.rows("main")]
         preds = steps.run(
