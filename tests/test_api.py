@@ -76,3 +76,23 @@ def test_properties_accept_an_equivalent_sample_and_name_the_fix_for_anything_el
     assert steering(sample, v).identified == steering(sample.model, v).identified
     with pytest.raises(TypeError, match="NextTokenPredictor"):
         parallelism(np.zeros((3, 3)), [(0, 1), (2, 3)])
+
+
+def test_import_is_cheap_and_submodules_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, allornone as aon\n"
+        "heavy = [m for m in ('torch', 'transformers', 'gensim', 'matplotlib', 'pandas') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert 'allornone.properties' not in sys.modules\n"
+        "aon.properties.parallelism\n"
+        "assert 'allornone.properties' in sys.modules and 'torch' not in sys.modules\n"
+        "print(aon.models.load)\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "function load" in out.stdout
