@@ -153,3 +153,25 @@ def test_audit_keeps_multi_token_objects_and_reports_model_correct(tmp_path) -> 
     md = (out / "report.md").read_text()
     assert "faithfulness (model-correct subjects)" in md and "mean log p(object)" in md
     assert f"held out of {mc['n_subjects']} model-correct" in md
+
+
+def test_multi_token_subjects_stay_out_of_the_main_context_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from allornone.audit import AuditConfig
+    from allornone.audit.inputs import ContextSets, WordCache, load_inputs, select_subjects
+
+    path, _ = _relation_file(tmp_path)
+    lm = WordCache(_tiny_lm())
+    cfg = AuditConfig(relations=str(path), progress=False)
+    plain, multi = load_inputs(cfg), load_inputs(cfg)
+    select_subjects(lm, plain, cfg)
+    select_subjects(lm, multi, cfg, multi_token=True)
+    assert plain.multi_samples == {} and [s for s, _ in multi.relations[0].samples] == SUBJECTS[:16]
+    assert [(s, o) for s, o, _ in multi.multi_samples["toy"]] == list(
+        zip(SUBJECTS[16:], MULTI_OBJ * 2)
+    )
+    assert multi.subject_counts["toy"]["multi_token_objects"] == 6
+    a, b = ContextSets.build(plain), ContextSets.build(multi)
+    main_a = [a.all[i] for i in a.rows("main")]
+    assert [b.all[i] for i in b.rows("main")] == main_a
+    assert b.all[: len(a.all)] == a.all  # multi-token contexts are appended after the rest
+    assert [b.all[i] for i in b.rows("prompts_multi:toy")] == [f"The {s} is" for s in SUBJECTS[16:]]
