@@ -20,6 +20,8 @@ N_SHOTS = 3
 
 #: A relation is measured when at least this many subjects have a single-token object.
 MIN_RELATION_SUBJECTS = 8
+#: Most subjects with a multi-token object added to each relation (first-token answers).
+MULTI_TOKEN_SUBJECTS = 50
 #: precision floor of factors extracted from a float32 model (float32 epsilon, rounded up)
 FLOAT32_FLOOR = 1.2e-7
 #: Built-in (LRE) relations measured first (and the only ones under ``--quick``), when usable.
@@ -79,7 +81,11 @@ class Inputs:
 
     ``notes``: what the readers dropped (identical pairs, repeats, --quick caps);
     ``dropped``: families and relations not measured, each ``{"kind", "name", "reason"}``;
-    ``subject_counts``: relation -> ``{"samples", "single_token_objects", "used"}``.
+    ``subject_counts``: relation -> ``{"samples", "single_token_objects", "used"}`` (and
+    ``"multi_token_objects"``, ``"multi_token_used"`` when multi-token objects are kept);
+    ``multi_samples``: relation -> ``(subject, object, first token id)`` of the subjects whose
+    object is several tokens, measured by its first token (at most
+    :data:`MULTI_TOKEN_SUBJECTS` per relation, a seeded sample).
     """
 
     families: list[Any] = field(default_factory=list)
@@ -89,6 +95,7 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
     subject_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    multi_samples: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
     questions_total: dict[str, int] = field(default_factory=dict)
     main_per_relation: int | None = 48
     prompts: str = "plain"
@@ -178,6 +185,7 @@ class WordCache:
     def __init__(self, model: Any) -> None:
         self._model = model
         self._single: dict[str, int] = {}
+        self._first: dict[str, int] = {}  # multi-token word -> its first token id
         self._other: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
@@ -195,7 +203,30 @@ class WordCache:
             single = dict(rep.single)
             self._single.update(single)
             self._other.update(w for w in new if w not in single)
+            self._first.update(_first_of_multi(rep))
         return _Words({w: self._single[w] for w in words if w in self._single})
+
+    def first_tokens(self, words: Sequence[str]) -> dict[str, int]:
+        """``word -> first token id`` of the multi-token words (tokenised once, as above)."""
+        self.word_tokens(list(words))
+        return {w: self._first[w] for w in words if w in self._first}
+
+
+def _first_of_multi(rep: Any) -> dict[str, int]:
+    """First token of each multi-token known word of a :class:`WordTokens` report (a model
+    whose report has no ``ids`` / ``multi``, e.g. a word model, has none)."""
+    multi, ids = getattr(rep, "multi", None), getattr(rep, "ids", None)
+    if not multi or ids is None:
+        return {}
+    unknown = set(getattr(rep, "unknown", ()))
+    return {w: int(t[0]) for w, t in zip(rep.words, ids) if w in multi and w not in unknown and t}
+
+
+def first_token_ids(model: Any, words: Sequence[str]) -> dict[str, int]:
+    """``word -> first token id`` for the words that are several tokens in running text."""
+    if isinstance(model, WordCache):
+        return model.first_tokens(words)
+    return _first_of_multi(model.word_tokens(list(words)))
 
 
 @dataclass
@@ -273,13 +304,19 @@ def word_contexts(lm: Any, inp: Inputs) -> None:
         ]
 
 
-def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig) -> None:
+def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig, multi_token: bool = False) -> None:
     """After the model loads: tokenise every word of the inputs once; keep the relation
     samples whose object is a single token (up to ``n_subjects``), drop relations with
     fewer than ``min_subjects`` of them and families with fewer than two single-token pairs
     (each listed in ``inp.dropped`` with the reason), and resolve several correct answers
-    (BATS) to the first single-token one."""
+    (BATS) to the first single-token one.
+
+    ``multi_token``: also keep, per measured relation, up to :data:`MULTI_TOKEN_SUBJECTS`
+    (and ``n_subjects``) subjects whose object is several tokens, in ``inp.multi_samples``
+    with the object's first token (a separate seeded draw: the single-token selection, and
+    every figure that depends on it only, is unchanged)."""
     rng = np.random.default_rng(cfg.seed)
+    mrng = np.random.default_rng([cfg.seed, 12])  # multi-token draws: rng's sequence unchanged
     words = {w for f in inp.families for p in f.pairs for w in f.answers(*p) + p[:1]}
     words |= {w for qs in inp.questions.values() for q in qs for w in q}
     words |= {o for r in inp.relations for _, o in r.samples}
@@ -339,6 +376,15 @@ def select_subjects(lm: Any, inp: Inputs, cfg: AuditConfig) -> None:
             pool = [r.samples[i] for i in good]
             pick = rng.choice(len(pool), min(N_SHOTS + 1, len(pool)), replace=False)
             inp.shots[r.name] = [pool[i] for i in sorted(pick)]
+        if multi_token:
+            first = first_token_ids(lm, sorted({o for _, o in r.samples}))
+            multi = [i for i, (_, o) in enumerate(r.samples) if o in first and o not in ids]
+            cap = min(MULTI_TOKEN_SUBJECTS, cfg.n_subjects or MULTI_TOKEN_SUBJECTS)
+            counts["multi_token_objects"] = len(multi)
+            if len(multi) > cap:
+                multi = sorted(mrng.choice(multi, cap, replace=False).tolist())
+            inp.multi_samples[r.name] = [(*r.samples[i], first[r.samples[i][1]]) for i in multi]
+            counts["multi_token_used"] = len(multi)
         r.samples = [r.samples[i] for i in good]
         inp.subject_counts[r.name] = {**counts, "used": len(good)}
         kept.append(r)
@@ -428,5 +474,10 @@ class ContextSets:
                 pick = np.sort(rng.choice(len(subjects), cap, replace=False))
                 subjects = [subjects[i] for i in pick]
             main += subjects + [inp.prompt(r, s) for s in subjects]
+        for r in inp.relations:  # not in main: the structure's contexts are unchanged
+            multi = inp.multi_samples.get(r.name, [])
+            if multi:
+                cs.add(f"subjects_multi:{r.name}", [s for s, _, _ in multi])
+                cs.add(f"prompts_multi:{r.name}", [inp.prompt(r, s) for s, _, _ in multi])
         cs.add("main", main)
         return cs

@@ -110,7 +110,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     lm = WordCache(lm)  # each word is tokenised once, whichever step asks
     if word_model(lm) is not None:
         word_contexts(lm, inp)
-    select_subjects(lm, inp, cfg)
+    select_subjects(lm, inp, cfg, multi_token=True)
     rel_inputs = inp.relations
     if inp.word_contexts:
         inp.dropped += [
@@ -157,7 +157,15 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     results += steps.run(
         "relations",
         lambda: props.relations(
-            lm, P, ctx, rel_inputs, st, cfg.seed, kl=cfg.kl, counts=inp.subject_counts
+            lm,
+            P,
+            ctx,
+            rel_inputs,
+            st,
+            cfg.seed,
+            kl=cfg.kl,
+            counts=inp.subject_counts,
+            multi=inp.multi_samples,
         ),
     )
     results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))

@@ -131,6 +131,11 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
 
 
 # ---------------------------------------------------------------------------- relations
+#: Most subjects per relation whose whole object continuation is scored (one forward pass
+#: each, batched): a seeded sample of the measured subjects, multi-token ones first.
+CONTINUATION_SUBJECTS = 50
+
+
 def relations(
     lm: Any,
     P: NextTokenPredictor,
@@ -140,43 +145,98 @@ def relations(
     seed: int,
     kl: bool = False,
     counts: dict[str, dict[str, int]] | None = None,
+    multi: dict[str, list[tuple[str, str, int]]] | None = None,
 ) -> list[PropertyResult]:
-    """THEORY.md 5.2 on every relation (all its subjects with single-token objects), with
-    the relation's metadata (source, description, properties, template) in ``details``."""
+    """THEORY.md 5.2 on every relation (its subjects with single-token objects and, given
+    ``multi``, those with multi-token objects measured by the object's first token), with
+    the relation's metadata (source, description, properties, template) in ``details``.
+
+    The answer set is the first tokens of the objects; distinct objects with the same first
+    token are one answer (the next token cannot tell them apart), counted in
+    ``n_first_token_collisions``. Beside it, ``details["continuation"]``: the mean
+    ``log p(" " + object | prompt)`` of the whole object under the model
+    (``continuation_logprob``), on at most :data:`CONTINUATION_SUBJECTS` subjects.
+    """
     out = []
     for r in rels:
         ids = answer_ids(lm, r)
         keep = [i for i, (_, o) in enumerate(r.samples) if o in ids]
-        answers = sorted(set(ids.values()))
+        extra = list((multi or {}).get(r.name, []))
+        s_rows = [ctx.rows(f"subjects:{r.name}")[i] for i in keep]
+        q_rows = [ctx.rows(f"prompts:{r.name}")[i] for i in keep]
+        objs = [r.samples[i][1] for i in keep]
+        obj_ids = [ids[o] for o in objs]
+        if extra:
+            s_rows += ctx.rows(f"subjects_multi:{r.name}")
+            q_rows += ctx.rows(f"prompts_multi:{r.name}")
+            objs += [o for _, o, _ in extra]
+            obj_ids += [t for _, _, t in extra]
+        answers = sorted(set(obj_ids))
         if len(keep) < 4 or len(answers) < 2:
             continue
-        spec = RelationSpec(
-            subjects=[ctx.rows(f"subjects:{r.name}")[i] for i in keep],
-            queries=[ctx.rows(f"prompts:{r.name}")[i] for i in keep],
-            answers=answers,
-            objects=[ids[r.samples[i][1]] for i in keep],
-        )
+        spec = RelationSpec(subjects=s_rows, queries=q_rows, answers=answers, objects=obj_ids)
         res = relational(P, spec, seed=seed, name=r.name, kl=kl)
         kept = set(keep)
+        in_multi = {o for _, o, _ in extra}
         dropped = [
             {"item": r.samples[i][1], "reason": "object is not a single token"}
             for i in range(len(r.samples))
-            if i not in kept
+            if i not in kept and r.samples[i][1] not in in_multi
         ]
         meta = r.metadata() if hasattr(r, "metadata") else {"source": getattr(r, "source", "")}
         c = (counts or {}).get(r.name, {})
+        by_first: dict[int, set[str]] = {}
+        for o, t in zip(objs, obj_ids):
+            by_first.setdefault(t, set()).add(o)
         details = {
             **res.details,
-            "n_subjects": len(keep),
+            "n_subjects": len(s_rows),
             "n_answers": len(answers),
             "n_samples": c.get("samples", len(r.samples)),
             "n_single_token_objects": c.get("single_token_objects", len(keep)),
+            "n_multi_token_objects": len(extra),
+            "n_multi_token_available": c.get("multi_token_objects", len(extra)),
+            "n_first_token_collisions": sum(len(v) for v in by_first.values() if len(v) > 1),
+            "answer_set": "first token of each object (' ' + object, running text)",
             "template": r.templates[0],
-            "prompt_example": ctx.all[ctx.rows(f"prompts:{r.name}")[keep[0]]],
+            "prompt_example": ctx.all[q_rows[0]],
             **meta,
         }
+        cont = _continuations(lm, ctx, q_rows, objs, len(keep), seed)
+        if cont is not None:
+            details["continuation"] = cont
+            details["continuation_logprob_mean"] = cont["mean_logprob"]
         out.append(dataclasses.replace(res, excluded=(*dropped, *res.excluded), details=details))
     return out
+
+
+def _continuations(
+    lm: Any, ctx: Any, q_rows: list[int], objs: list[str], n_single: int, seed: int
+) -> dict[str, Any] | None:
+    """Mean log-probability of the whole object after the prompt, on at most
+    :data:`CONTINUATION_SUBJECTS` subjects (multi-token objects first, then single-token
+    ones; a seeded sample within each); None for a model without ``continuation_logprob``."""
+    score = getattr(lm, "continuation_logprob", None)
+    if score is None or not callable(score):
+        return None
+    rng = np.random.default_rng([seed, 13])
+    multi_i = rng.permutation(np.arange(n_single, len(objs))).tolist()
+    single_i = rng.permutation(n_single).tolist()
+    pick = (multi_i + single_i)[:CONTINUATION_SUBJECTS]
+    lp = np.asarray(score([ctx.all[q_rows[i]] for i in pick], [" " + objs[i] for i in pick]))
+    is_multi = np.array([i >= n_single for i in pick], dtype=bool)
+    mean = lambda x: float(x.mean()) if x.size else float("nan")  # noqa: E731
+    return {
+        "cap": CONTINUATION_SUBJECTS,
+        "subjects": pick,
+        "logprob": lp.tolist(),
+        "n_scored": len(pick),
+        "n_scored_multi_token": int(is_multi.sum()),
+        "mean_logprob": mean(lp),
+        "mean_logprob_multi_token": mean(lp[is_multi]),
+        "mean_logprob_single_token": mean(lp[~is_multi]),
+        "what": "log p(' ' + object | prompt), summed over the object's tokens",
+    }
 
 
 # ---------------------------------------------------------------------------- probing

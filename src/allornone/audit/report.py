@@ -312,8 +312,12 @@ def _baseline_explanation(kind: str, key: str) -> Explanation:
 def _relational_columns(
     ps: tuple[PropertyRecord, ...], headers: list[str], rows: list[list[Any]], cols: dict
 ) -> None:
-    """Subjects used, held-out count and the faithfulness interval (or 'too few')."""
-    headers += ["subjects", "held out", "dist_faithfulness 95% CI"]
+    """Subjects used, held-out count and the faithfulness interval (or 'too few'); the same
+    on the model-correct subjects (LRE's filter); multi-token objects and the whole object's
+    log-probability."""
+    mc_head = "faithfulness (model-correct subjects)"
+    headers += ["subjects", "held out", "dist_faithfulness 95% CI", mc_head]
+    headers += ["multi-token objects", "mean log p(object)"]
     for p, row in zip(ps, rows):
         d = p.details
         ci = (d.get("ci") or {}).get("dist_faithfulness")
@@ -323,13 +327,45 @@ def _relational_columns(
             txt = f"[{fmt(ci[0])}, {fmt(ci[1])}]"
         else:
             txt = "-"
-        row += [d.get("n_subjects"), d.get("n_test"), txt]
-    cols["subjects"] = Explanation("subjects with a single-token object (train + held out)", None)
+        cont = d.get("continuation") or {}
+        row += [d.get("n_subjects"), d.get("n_test"), txt, _model_correct_cell(d)]
+        row += [d.get("n_multi_token_objects"), cont.get("mean_logprob")]
+    cols["subjects"] = Explanation(
+        "subjects measured (train + held out): single-token objects, and multi-token objects "
+        "by their first token",
+        None,
+    )
     cols["held out"] = Explanation("held-out subjects the faithfulness is measured on", None)
     cols["dist_faithfulness 95% CI"] = Explanation(
         "percentile bootstrap over held-out subjects; fewer than 10 held out: too few to decide",
         True,
     )
+    cols[mc_head] = Explanation(
+        "dist_faithfulness [95% CI] on the held-out subjects whose true object is the model's "
+        "own top answer among the relation's answers (LRE's filter; same fitted map), with "
+        "their count; fewer than 10 held out: too few to decide",
+        True,
+    )
+    cols["multi-token objects"] = Explanation(
+        "subjects whose object is several tokens, measured by its first token", None
+    )
+    cols["mean log p(object)"] = Explanation(
+        "mean log-probability of the whole object (all its tokens) after the prompt, under "
+        "the model, on at most 50 subjects (multi-token objects first)",
+        True,
+    )
+
+
+def _model_correct_cell(d: dict[str, Any]) -> str:
+    mc = d.get("model_correct")
+    if not isinstance(mc, dict):
+        return "-"
+    counts = f"{mc.get('n_test')} held out of {mc.get('n_subjects')} model-correct"
+    if not mc.get("decided"):
+        return f"too few subjects to decide ({counts})"
+    ci = (mc.get("ci") or {}).get("dist_faithfulness")
+    interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and None not in ci else ""
+    return f"{fmt(mc.get('dist_faithfulness'))}{interval} ({counts})"
 
 
 def _scalar_keys(parts: list[dict[str, Any]]) -> list[str]:

@@ -19,7 +19,9 @@ the model's own argmax over ``Y_q`` (and accuracy against the true objects when 
 comes with a 95% percentile-bootstrap interval over the held-out subjects
 (``details["ci"]``); with fewer than :data:`MIN_HELD_OUT` held-out subjects
 ``details["decided"]`` is False: the fraction is too noisy to decide anything (one subject
-more or less moves it by more than 10 points).
+more or less moves it by more than 10 points). With ``objects``, ``details["model_correct"]``
+repeats the faithfulness figures on the held-out subjects the model answers correctly (its
+argmax over ``Y_q`` is the true object; LRE's filter), with their counts and intervals.
 
 Condition: ``||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||`` with ``M_S`` the
 span of the subject representations (not ``M``). Witness: the refined map ``(A_q, a_q)``;
@@ -348,6 +350,7 @@ def relational(
     hits: dict[str, np.ndarray] = {"refined_faithfulness": _hits(ref_T[test], own[test])}
 
     kl_map = None
+    kl_T: np.ndarray | None = None
     kl_seconds = 0.0
     if kl:
         t_kl = time.perf_counter()
@@ -407,6 +410,10 @@ def relational(
         "min_held_out": MIN_HELD_OUT,
         "kl_seconds": round(kl_seconds, 3),
     }
+    if obj_idx is not None:
+        details["model_correct"] = _model_correct(
+            own, obj_idx, test, {"refined": ref_T, "kl": kl_T if kl else None, "dist": dist_T}, seed
+        )
     if len(test) < MIN_HELD_OUT:
         details["note"] = (
             f"too few subjects to decide: {len(test)} held out (< {MIN_HELD_OUT}); "
@@ -437,6 +444,40 @@ def relation_logodds(
     r = model.row_indices(rows)
     Y = resolve_tokens(model, answers, "answers")
     return m(model.F[r]) @ model.G0(pivot)[Y].T
+
+
+def _model_correct(
+    own: np.ndarray,
+    obj_idx: np.ndarray,
+    test: np.ndarray,
+    scores: dict[str, np.ndarray | None],
+    seed: int,
+) -> dict[str, Any]:
+    """Faithfulness on the held-out subjects the model itself answers correctly (LRE's
+    protocol): those whose true object is the model's argmax over the answer set ``Y_q``.
+
+    The maps are the ones fitted on all training subjects; only the evaluation set is
+    filtered, so the unfiltered figures are unchanged. Below :data:`MIN_HELD_OUT` held-out
+    model-correct subjects the figures are not read as findings (``decided`` False).
+    """
+    correct = own == obj_idx
+    tc = np.asarray(test)[correct[np.asarray(test)]] if len(test) else np.zeros(0, dtype=int)
+    out: dict[str, Any] = {
+        "rule": "true object = the model's argmax over the relation's answer set Y_q",
+        "n_subjects": int(correct.sum()),
+        "subjects": np.flatnonzero(correct).tolist(),
+        "test": tc.tolist(),
+        "n_test": len(tc),
+        "decided": len(tc) >= MIN_HELD_OUT,
+        "ci": {},
+    }
+    for form, S in scores.items():
+        if S is None:
+            continue
+        key = f"{form}_faithfulness"
+        out[key] = _agree(S[tc], own[tc])
+        out["ci"][key] = list(bootstrap_ci(_hits(S[tc], own[tc]), seed))
+    return out
 
 
 def _hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
