@@ -25,7 +25,7 @@ from .._validation import AllOrNoneError
 from ..predictor import NextTokenPredictor
 from . import cache as _cache
 from ._batching import accepts, has_hooks, user_stacklevel
-from ._device import resolve_device, resolve_dtype
+from ._device import check_device_map, dispatch, input_device, resolve_device, resolve_dtype
 from ._forward import ForwardPasses
 from ._head import HeadSpec, inspect_head
 from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, failure_message, logit_deviation
@@ -52,6 +52,10 @@ class LanguageModel(ForwardPasses):
         too). None keeps the model's dtype.
     device : None | str | torch.device
         None: the model's current device (models loaded by ``load``: CUDA when available).
+    device_map : None | "auto" | dict
+        Spread the model over several devices with accelerate (for models larger than one
+        GPU): ``"auto"`` fills the GPUs in order, a dict maps module names to devices.
+        Exclusive with ``device``; a model already dispatched (``hf_device_map``) is kept.
     batch_size : int
         Most contexts per forward batch (default 32; 128 on CUDA).
     max_batch_tokens : int
@@ -86,6 +90,7 @@ class LanguageModel(ForwardPasses):
         name: str | None = None,
         dtype: Any = None,
         device: Any = None,
+        device_map: Any = None,
         batch_size: int | None = None,
         max_batch_tokens: int | None = None,
         max_length: int | None = None,
@@ -106,11 +111,34 @@ class LanguageModel(ForwardPasses):
             raise AllOrNoneError(
                 f"hf_model is a {type(hf_model).__name__}, expected a transformers model"
             )
-        self.device = resolve_device(device, hf_model)
         tdtype = resolve_dtype(dtype)
-        hf_model = (
-            hf_model.to(self.device) if tdtype is None else hf_model.to(self.device, dtype=tdtype)
-        )
+        dmap = check_device_map(device_map)
+        if dmap is not None and device is not None:
+            raise AllOrNoneError(
+                "pass device or device_map, not both (device_map places every layer itself)"
+            )
+        self.device_map: dict[str, Any] | None = getattr(hf_model, "hf_device_map", None)
+        if self.device_map is not None and len(set(map(str, self.device_map.values()))) > 1:
+            dmap = dmap or "dispatched"  # already spread over devices: keep it there
+        if dmap is not None:
+            if self.device_map is None:
+                if tdtype is not None:
+                    hf_model = hf_model.to(dtype=tdtype)
+                hf_model = dispatch(hf_model, dmap)
+                self.device_map = dict(hf_model.hf_device_map)
+            elif tdtype is not None and next(hf_model.parameters()).dtype != tdtype:
+                raise AllOrNoneError(
+                    f"the model is already spread over devices in "
+                    f"{next(hf_model.parameters()).dtype}: load it with dtype={dtype!r} instead"
+                )
+            self.device = input_device(hf_model)
+        else:
+            self.device = resolve_device(device, hf_model)
+            hf_model = (
+                hf_model.to(self.device)
+                if tdtype is None
+                else hf_model.to(self.device, dtype=tdtype)
+            )
         hf_model.eval()
         self.hf_model = hf_model
         self.tokenizer = tokenizer
@@ -144,6 +172,8 @@ class LanguageModel(ForwardPasses):
         self.max_batch_tokens = int(max_batch_tokens or (131072 if cuda else 16384))
         self.cache = bool(cache)
         self.n_forward_batches = 0
+        self.oom_batch_size: int | None = None
+        self.last_batch_size: int | None = None
         self._G: np.ndarray | None = None
         self._tokens: list[str] | None = None
         self._fp_state: tuple | None = None
