@@ -28,7 +28,12 @@ from ._batching import accepts, has_hooks, user_stacklevel
 from ._device import check_device_map, dispatch, input_device, resolve_device, resolve_dtype
 from ._forward import ForwardPasses
 from ._head import HeadSpec, inspect_head
-from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, failure_message, logit_deviation
+from ._logit_check import (
+    DEFAULT_CHECK_CONTEXTS,
+    LOGIT_CHECK_RTOL,
+    device_deviation,
+    failure_message,
+)
 from .tokens import WordTokens, special_layout, token_labels, word_tokens
 
 __all__ = ["LanguageModel"]
@@ -147,6 +152,12 @@ class LanguageModel(ForwardPasses):
         self.head: HeadSpec = inspect_head(
             hf_model, allow_nonlinear_head=allow_nonlinear_head, logit_scale=logit_scale
         )
+        if self.head.weight.device.type == "meta":
+            raise AllOrNoneError(
+                f"{self.name}: the LM head's weight is offloaded (on the meta device), so G "
+                "cannot be read; give the model more GPU/CPU memory (device_map='auto' may "
+                "offload to disk) or use dtype='bfloat16'"
+            )
         base = getattr(hf_model, "base_model", None)
         self._base: torch.nn.Module | None = (
             base if isinstance(base, torch.nn.Module) and base is not hf_model else None
@@ -375,15 +386,30 @@ class LanguageModel(ForwardPasses):
         """Max abs deviation between ``F G^T`` (+bias, capped if a cap was allowed) and the
         model's own logits on a few contexts (default :data:`DEFAULT_CHECK_CONTEXTS`).
 
+        Computed on the device of the LM head (float64 there; see
+        :func:`._logit_check.device_deviation`): neither the logits nor ``G`` are copied to
+        the host, only the maxima come back. ``F`` is extracted as :meth:`embed` does it
+        (same padding side, separate batches), the logits by a full forward (left padded).
         Also stored as :attr:`logit_check` (and the logits' max abs as ``logit_check_scale``).
         Raises :class:`~allornone.AllOrNoneError` when ``F``, ``G`` or the logits contain NaN
         or inf (a NaN deviation would otherwise compare as "within tolerance").
         """
         texts = self._as_list(list(contexts) if contexts is not None else DEFAULT_CHECK_CONTEXTS)
-        F, model_logits = self._check_inputs(texts)
-        dev, scale = logit_deviation(
-            self.name, F, self.unembedding(), model_logits, self.head.apply_cap
-        )
+        encoded = self.encode(texts, warn=False)
+        head = self.head
+
+        def one(idx: np.ndarray) -> tuple[float, float]:
+            seqs = [encoded[i] for i in idx]
+            logits = self._logits_last(seqs)
+            h = self._hidden_last(seqs, self.padding_side)
+            return device_deviation(
+                self.name, h, head.weight, head.bias, head.scale, logits, head.apply_cap
+            )
+
+        dev, scale = 0.0, 0.0
+        with torch.inference_mode():
+            for _, (d, s) in self._run_batches(encoded, None, one):
+                dev, scale = max(dev, d), max(scale, s)
         self.logit_check, self.logit_check_scale = dev, scale
         return dev
 
