@@ -102,7 +102,9 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
     if tdtype is not None:
         hf_options["dtype"] = tdtype  # read the weights in that dtype (no float32 copy first)
     if dmap is not None:
-        hf_options["device_map"] = dmap if dmap == "auto" else {k: str(v) for k, v in dmap.items()}
+        hf_options["device_map"] = (
+            {k: str(v) for k, v in dmap.items()} if isinstance(dmap, dict) else dmap
+        )
     kind, model, tok = resolve(name_or_path, trust_pickle=trust, hf_options=hf_options)
     if kind == "word2vec":
         unknown = set(options) - {"name", "check"}

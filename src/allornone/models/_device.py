@@ -175,8 +175,10 @@ def dispatch(model: torch.nn.Module, device_map: str | dict[str, Any]) -> torch.
                 f"{', '.join(available_devices())} (would offload {bad[0]} to disk); use "
                 "dtype='bfloat16' or more GPUs"
             )
-    else:
+    elif isinstance(device_map, dict):
         dmap = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in device_map.items()}
+    else:
+        raise AllOrNoneError(f"device_map={device_map!r}: use 'auto' or a dict")
     try:
         _acc_check(model, dmap)
     except ValueError as exc:

@@ -155,6 +155,7 @@ class ForwardPasses:
         cap = getattr(self, "oom_batch_size", None)
         queue = deque(self._batches(encoded, min(bs, cap) if cap else bs))
         self.last_batch_size = 0
+        first: tuple[int, int] | None = None  # (batch size, longest context) of the 1st OOM
         while queue:
             idx = queue.popleft()
             if cap is not None and len(idx) > cap:
@@ -183,16 +184,19 @@ class ForwardPasses:
             if cap is None or half < cap:
                 cap = half
                 self.oom_batch_size = cap
-                import warnings
-
-                warnings.warn(
-                    f"{self.name}: out of memory on {self._where()} at batch size {failed} "
-                    f"(longest context {longest} tokens); continuing with batch size {cap}. "
-                    f"Pass batch_size={cap} (--batch-size {cap}) to start there",
-                    UserWarning,
-                    stacklevel=user_stacklevel(),
-                )
+            if first is None:
+                first = (failed, longest)
             queue.extendleft([idx[half:], idx[:half]])
+        if first is not None:
+            import warnings
+
+            warnings.warn(
+                f"{self.name}: out of memory on {self._where()} at batch size {first[0]} "
+                f"(longest context {first[1]} tokens); continued with batch size {cap}. "
+                f"Pass batch_size={cap} (--batch-size {cap}) to start there",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
 
     def _where(self) -> str:
         dmap = getattr(self, "device_map", None)
