@@ -129,6 +129,13 @@ class ForwardPasses:
     def _hidden_last(self, seqs: list[list[int]], side: str) -> torch.Tensor:
         """Final normed hidden state at the last real token, shape (B, hidden), model dtype."""
         ids, mask, pos, last = self._pad(seqs, side)
+        if side == "right":
+            # Right padding needs no mask for F: in a causal model the real positions never
+            # attend to the pads after them, and the default position ids are the right
+            # ones. Without a mask the model takes its plain causal path (no mask to build,
+            # no host sync; flash attention on CUDA). A model that is not causal would fail
+            # the load-time logits check (its logits come from a masked, left-padded forward).
+            mask = None
         kw = self._model_kwargs(ids, mask, pos)
         self.n_forward_batches += 1
         if self._base is not None:
@@ -137,7 +144,7 @@ class ForwardPasses:
         else:  # no separable base model: full forward, last hidden state
             out = self.hf_model(**kw, output_hidden_states=True)
             h = out.hidden_states[-1]
-        if mask is None or side == "left":  # every row ends at the last position
+        if side == "left" or all(len(q) == h.shape[1] for q in seqs):  # rows end at T - 1
             return h[:, -1]
         return h[torch.arange(h.shape[0], device=h.device), last.to(h.device)]
 
