@@ -236,6 +236,28 @@ def test_out_of_memory_at_batch_size_one_is_one_clear_line(tok):
     assert "--dtype bfloat16" in msg and "--device-map auto" in msg
 
 
+def test_out_of_memory_placing_or_reading_the_model(tok, tmp_path, monkeypatch):
+    model = _llama(len(tok))
+
+    def to(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 16.00 GiB")
+
+    monkeypatch.setattr(model, "to", to)
+    with pytest.raises(AllOrNoneError) as info:
+        load(model, tokenizer=tok, cache=False, dtype="float32")
+    msg = str(info.value)
+    assert msg.startswith("out of memory placing the model (0.") and "on cpu" in msg
+    assert "--dtype bfloat16" in msg and "--device-map auto" in msg and "\n" not in msg
+    from allornone.models import _loading
+
+    def resolve(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(_loading, "resolve", resolve)
+    with pytest.raises(AllOrNoneError, match=r"out of memory reading .*--device-map auto"):
+        load(str(tmp_path), dtype="float16")
+
+
 def test_other_errors_are_not_taken_for_out_of_memory(tok):
     lm = load(_llama(len(tok)), tokenizer=tok, cache=False)
     _oom_above(lm, 0, RuntimeError, "mat1 and mat2 shapes cannot be multiplied")

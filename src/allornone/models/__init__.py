@@ -105,7 +105,19 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
         hf_options["device_map"] = (
             {k: str(v) for k, v in dmap.items()} if isinstance(dmap, dict) else dmap
         )
-    kind, model, tok = resolve(name_or_path, trust_pickle=trust, hf_options=hf_options)
+    try:
+        kind, model, tok = resolve(name_or_path, trust_pickle=trust, hf_options=hf_options)
+    except Exception as exc:  # noqa: BLE001 - only allocation failures are translated
+        from ._batching import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            raise
+        raise AllOrNoneError(
+            f"out of memory reading {name_or_path!r}"
+            + (f" in {tdtype}" if tdtype is not None else "")
+            + ": use dtype='bfloat16' (--dtype bfloat16), device_map='auto' (--device-map "
+            "auto) to spread it over GPUs and the CPU, or a smaller model"
+        ) from None
     if kind == "word2vec":
         unknown = set(options) - {"name", "check"}
         if unknown:

@@ -24,7 +24,7 @@ import torch
 from .._validation import AllOrNoneError
 from ..predictor import NextTokenPredictor
 from . import cache as _cache
-from ._batching import accepts, has_hooks, user_stacklevel
+from ._batching import accepts, has_hooks, is_out_of_memory, user_stacklevel
 from ._device import check_device_map, dispatch, input_device, resolve_device, resolve_dtype
 from ._forward import ForwardPasses
 from ._head import HeadSpec, inspect_head
@@ -125,6 +125,30 @@ class LanguageModel(ForwardPasses):
         self.device_map: dict[str, Any] | None = getattr(hf_model, "hf_device_map", None)
         if self.device_map is not None and len(set(map(str, self.device_map.values()))) > 1:
             dmap = dmap or "dispatched"  # already spread over devices: keep it there
+        try:
+            hf_model = self._place(hf_model, tdtype, dtype, dmap, device)
+        except Exception as exc:  # noqa: BLE001 - only allocation failures are translated
+            if not is_out_of_memory(exc):
+                raise
+            n = sum(p.numel() for p in hf_model.parameters())
+            here = getattr(self, "device", None) or device
+            where = "the devices of device_map" if dmap is not None else str(here)
+            raise AllOrNoneError(
+                f"out of memory placing the model ({n / 1e9:.2f} B parameters) on {where}: use "
+                "dtype='bfloat16' (--dtype bfloat16), device_map='auto' (--device-map auto) to "
+                "spread it over GPUs and the CPU, or a smaller model"
+            ) from None
+        hf_model.eval()
+        self.hf_model = hf_model
+        self._init_rest(
+            hf_model, tokenizer, name, allow_nonlinear_head, logit_scale, max_length,
+            padding_side, batch_size, max_batch_tokens, cache, logit_tol, check, check_contexts,
+        )  # fmt: skip
+
+    def _place(
+        self, hf_model: Any, tdtype: torch.dtype | None, dtype: Any, dmap: Any, device: Any
+    ) -> Any:
+        """Cast and move (or dispatch) the model; sets :attr:`device` and :attr:`device_map`."""
         if dmap is not None:
             if self.device_map is None:
                 if tdtype is not None:
@@ -144,8 +168,24 @@ class LanguageModel(ForwardPasses):
                 if tdtype is None
                 else hf_model.to(self.device, dtype=tdtype)
             )
-        hf_model.eval()
-        self.hf_model = hf_model
+        return hf_model
+
+    def _init_rest(
+        self,
+        hf_model: Any,
+        tokenizer: Any,
+        name: str | None,
+        allow_nonlinear_head: bool,
+        logit_scale: float | None,
+        max_length: int | None,
+        padding_side: str | None,
+        batch_size: int | None,
+        max_batch_tokens: int | None,
+        cache: bool,
+        logit_tol: float | None,
+        check: bool,
+        check_contexts: Sequence[str] | None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.name = name or str(getattr(hf_model, "name_or_path", "") or type(hf_model).__name__)
         self.dtype: torch.dtype = next(hf_model.parameters()).dtype
