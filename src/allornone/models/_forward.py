@@ -3,7 +3,10 @@
 Tokenisation as the model sees it (BOS prefix, left truncation), the last-token hidden state
 ``h(x)`` (the input of ``F``), the model's own logits and continuation log-probabilities.
 Contexts are sorted by length before batching (little padding) and put back in the input
-order; padding uses explicit attention masks and position ids (see :mod:`._batching`).
+order; padding uses explicit attention masks and position ids (see :mod:`._batching`), except
+for ``F`` with right padding, which needs none (causal model). On a GPU the hidden states stay
+on the device and are copied in blocks (:data:`FLUSH_BYTES`): no synchronisation per batch.
+Running out of memory halves the batch and continues (:meth:`ForwardPasses._run_batches`).
 """
 
 from __future__ import annotations

@@ -34,7 +34,10 @@ DEFAULT_CHECK_CONTEXTS = (
 #: Tolerance of the load-time logits check, relative to the logits' scale: the check fails
 #: when ``max |F G^T - logits| > rtol * max(1, max |logits|)``. Set per compute dtype: float32
 #: extraction reproduces HF logits to ~1e-6 relative (SmolLM2: 1.6e-5 absolute on logits of
-#: size ~20), bfloat16 rounds the logits to 8 significant bits (~4e-3 relative).
+#: size ~20), bfloat16 rounds the logits to 8 significant bits (~4e-3 relative). In units of
+#: the dtype's machine epsilon: bfloat16 3e-2 = 3.84 eps (eps = 2^-7), float16 2e-2 = 20 eps
+#: (eps = 2^-10; float16's narrow range makes the model's own rounding larger than its eps).
+#: The check itself runs on the LM head's device (:func:`device_deviation`).
 LOGIT_CHECK_RTOL: dict[torch.dtype, float] = {
     torch.float64: 1e-9,
     torch.float32: 1e-4,
