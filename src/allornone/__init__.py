@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._tables import to_frame
 from ._validation import AllOrNoneError, AllOrNoneTypeError
+from .calibration import Calibrated, calibrate, logratio_agreement, map_similarity
+from .distances import Distances, distances, representation_dissimilarity
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
 from .sampler import EquivalentSample, sample_equivalent
@@ -36,15 +38,22 @@ SUBMODULES = ("audit", "data", "family", "models", "properties", "report", "test
 __all__ = [
     "AllOrNoneError",
     "AllOrNoneTypeError",
+    "Calibrated",
+    "Distances",
     "Equivalence",
     "EquivalentSample",
     "NextTokenPredictor",
     "Structure",
     "__version__",
     "as_predictor",
+    "calibrate",
+    "distances",
     "equivalence",
+    "logratio_agreement",
+    "map_similarity",
     "sample_equivalent",
     "structure",
+    "representation_dissimilarity",
     "subspace_of",
     "theory_path",
     "to_frame",

@@ -43,7 +43,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
-    p.add_argument("--quick", action="store_true", help="small sets (smoke test, ~1-2 min)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sets (smoke test, ~1-2 min): 12 passages and 10 nouns per class (user "
+        "labels: 10 per class), 2 relations of 14 subjects, 40 analogy questions per "
+        "section, 40 pairs per concept family, 2 equivalent models",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument(
@@ -75,9 +81,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="smollm2 (default, embedded), gemma-3-270m, a Hugging Face name or path, or a "
         ".gguf file",
     )
-    a.add_argument("--concepts", default=None, help="word pairs TSV: a<TAB>b[<TAB>family]")
-    a.add_argument("--relations", default=None, help="relations JSON (docs/DATA.md)")
+    a.add_argument(
+        "--concepts",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help="word-pair files or folders: TSV a<TAB>b[<TAB>family], Park et al. "
+        "'[a - b].txt', BATS 3.0, or the gensim analogy format (docs/DATA.md)",
+    )
+    a.add_argument(
+        "--relations",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help="relation JSON files or folders: the project's schema or LRE's (docs/DATA.md)",
+    )
     a.add_argument("--labels", default=None, help="labelled texts TSV: text<TAB>label")
+    a.add_argument(
+        "--layers",
+        default=None,
+        help="logit lens instead of the audit: 'all' or layer indices 0,15,30 (0 = embeddings); "
+        "per-layer structure, KL to the model and parallelism",
+    )
+    a.add_argument(
+        "--prompts",
+        choices=["plain", "zero-shot", "few-shot"],
+        default="plain",
+        help="relation prompts: the first template (plain), the first zero-shot template "
+        "(LRE prompt_templates_zs), or the template after 3 solved examples (few-shot)",
+    )
+    a.add_argument(
+        "--no-kl",
+        action="store_true",
+        help="skip the KL probe of relational linearity (faster; THEORY.md 5.2)",
+    )
     _common(a)
     c = sub.add_parser(
         "compare",
@@ -132,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
     )
+    _add_extract(sub)
     return parser
 
 
@@ -290,7 +330,42 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .audit.pipeline import AuditConfig, run_audit
     from .audit.report import summary_table, write_report
 
+    if getattr(args, "layers", None) is not None:
+        return cmd_audit_layers(args)
     out = _out_path(args, f"audit-{_safe_name(args.model)}")
+    prepare_out(out, args.force)
+    if args.labels is not None and not Path(args.labels).is_file():
+        raise AllOrNoneError(f"--labels {args.labels}: no such file")
+    cfg = AuditConfig(
+        model=args.model,
+        concepts=args.concepts,
+        relations=args.relations,
+        labels=args.labels,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        quick=args.quick,
+        kl=not args.no_kl,
+        prompts=args.prompts,
+        progress=not args.no_progress,
+    )
+    res = run_audit(cfg)
+    return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+
+
+def cmd_audit_layers(args: argparse.Namespace) -> int:
+    """``allornone audit --layers``: the per-layer logit-lens audit (audit/layers.py)."""
+    from .audit.inputs import AuditConfig
+    from .audit.layers import run_layers, summary_table, write_layers
+
+    spec = str(args.layers).strip()
+    if spec.lower() != "all":  # syntax and sign checked before the model loads
+        parts = [p.strip() for p in spec.split(",")]
+        if not parts or not all(p.isdigit() for p in parts):
+            raise AllOrNoneError(
+                f"--layers {spec!r}: give 'all' or comma-separated layer indices >= 0, e.g. 0,15,30"
+            )
+    out = _out_path(args, f"layers-{_safe_name(args.model)}")
     prepare_out(out, args.force)
     for opt in ("concepts", "relations", "labels"):
         p = getattr(args, opt)
@@ -309,8 +384,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         quick=args.quick,
         progress=not args.no_progress,
     )
-    res = run_audit(cfg)
-    return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+    res = run_layers(cfg, spec)
+    return _publish(out, lambda tmp: write_layers(res, tmp), lambda: summary_table(res))
 
 
 def _publish(out: Path, write: Callable[[Path], Any], summary: Callable[[], str]) -> int:
@@ -406,6 +481,74 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": cmd_train,
     "study": cmd_study,
 }
+
+
+# ---------------------------------------------------------------------------- extract
+def _add_extract(sub: Any) -> None:
+    e = sub.add_parser(
+        "extract",
+        help="extract F of many contexts into a sharded, resumable representation store",
+        description="Embed the contexts of a file (one text a line, JSON Lines with a text "
+        "field, or a Parquet column) with a model and write F shard by shard to --out "
+        "(safetensors + manifest.json, sha256-checked). Rerun the same command to resume.",
+    )
+    e.add_argument("--model", required=True, help="as for audit: smollm2, a path, a hub id")
+    e.add_argument("--contexts", required=True, help="contexts file (.txt, .jsonl, .parquet)")
+    e.add_argument("--out", required=True, help="store folder (created, or resumed)")
+    e.add_argument("--column", default=None, help="JSONL field / Parquet column (default text)")
+    e.add_argument("--shard-rows", type=int, default=None, help="contexts per shard")
+    e.add_argument("--engine", choices=["local", "ray"], default="local")
+    e.add_argument("--workers", type=int, default=2, help="Ray workers (--engine ray)")
+    e.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+    e.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    e.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .models import load
+    from .models.extract import extract, read_contexts
+
+    if args.shard_rows is not None and args.shard_rows < 1:
+        raise AllOrNoneError(f"--shard-rows must be >= 1, got {args.shard_rows}")
+    if args.workers < 1:
+        raise AllOrNoneError(f"--workers must be >= 1, got {args.workers}")
+    ctx = read_contexts(args.contexts, column=args.column)  # before the model loads
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise AllOrNoneError(f"--out {out} is a file: pass a folder")
+    print(
+        f"contexts: {len(ctx.texts):,} unique of {ctx.read:,} read "
+        f"({ctx.duplicates:,} duplicates, {ctx.empty:,} empty skipped)"
+    )
+    if args.engine == "ray":
+        from .models.ray_engine import extract_ray
+
+        res = extract_ray(
+            args.model,
+            ctx,
+            out,
+            workers=args.workers,
+            shard_rows=args.shard_rows,
+            load_options={"device": args.device, "batch_size": args.batch_size},
+        )
+    else:
+        lm = load(args.model, device=args.device, batch_size=args.batch_size)
+        progress = not args.no_progress
+
+        def done(i: int, total: int) -> None:
+            if progress:
+                print(f"  shard {i + 1}/{total} written", file=sys.stderr)
+
+        res = extract(lm, ctx, out, shard_rows=args.shard_rows, progress=progress, on_shard=done)
+    print(
+        f"store {out}: n={res.n:,} x d={res.d}, {res.store.n_shards} shards "
+        f"({res.shards_written} written now, {res.shards_reused} reused)"
+    )
+    return 0
+
+
+COMMANDS["extract"] = cmd_extract
 
 
 class Terminated(KeyboardInterrupt):

@@ -50,7 +50,7 @@ def _digest(X: np.ndarray, shift: np.ndarray | None) -> str:
 def _memoized(X: np.ndarray, shift: np.ndarray | None, tag: tuple, compute: Callable):
     """``compute()``, cached by the content of ``X`` and ``shift`` inside
     :func:`memoized_r_factors` (returned arrays are copies, callers may modify them)."""
-    if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS:
+    if _MEMO is None or X.shape[0] < MEMO_MIN_ROWS or not isinstance(X, np.ndarray):
         return compute()
     key = (X.shape, str(X.dtype), shift is None, _digest(X, shift), *tag)
     if key not in _MEMO:
@@ -140,22 +140,36 @@ def gram_matrix(
 
 
 def _blocks(X: np.ndarray, shift: np.ndarray | None, block: int) -> Iterator[np.ndarray]:
-    """Row blocks of ``X - shift`` (views of ``X`` when ``shift`` is None; otherwise written
-    into one reused buffer, valid until the next block)."""
-    if shift is None:
+    """Row blocks of ``X - shift`` in float64 (views of a float64 ``X`` when ``shift`` is
+    None; otherwise cast and shifted into one reused buffer, valid until the next block), so
+    float32 factors are reduced in float64 without a full float64 copy."""
+    if shift is None and X.dtype == np.float64:
         for start in range(0, X.shape[0], block):
             yield X[start : start + block]
         return
     buf = np.empty((min(block, X.shape[0]), X.shape[1]))
+    sh = None if shift is None else np.asarray(shift, dtype=np.float64)
     for start in range(0, X.shape[0], block):
         b = X[start : start + block]
-        yield np.subtract(b, shift, out=buf[: b.shape[0]])
+        out = buf[: b.shape[0]]
+        np.copyto(out, b, casting="same_kind")
+        if sh is not None:
+            out -= sh
+        yield out
+
+
+#: TSQR keeps at most this many block R factors before merging them into one (memory
+#: ``TSQR_MERGE x d x d`` however many rows are streamed).
+TSQR_MERGE = 16
 
 
 def _tsqr(make_blocks: Callable[[], Iterator[np.ndarray]], d: int) -> np.ndarray:
-    Rs = []
+    Rs: list[np.ndarray] = []
     for b in make_blocks():
         Rs.append(sla.qr(b, mode="r", check_finite=False)[0][: min(b.shape[0], d)])
+        if len(Rs) >= TSQR_MERGE:  # merge: R of the stacked Rs (a tree reduction)
+            merged = np.vstack(Rs)
+            Rs = [sla.qr(merged, mode="r", check_finite=False)[0][: min(merged.shape[0], d)]]
     stacked = np.vstack(Rs)
     if len(Rs) == 1:
         return stacked

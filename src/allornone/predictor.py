@@ -8,6 +8,8 @@ selections of rows and columns (or in streamed chunks, for reductions over the v
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,11 +42,22 @@ class NextTokenPredictor:
         Labels of the rows (context strings).
     tokens : sequence of str, optional
         Labels of the columns (token strings).
+    eps : float, optional
+        Precision the factors were computed in, when coarser than their dtype (for example
+        float64 rows extracted from a float32 model: ``eps=np.finfo(np.float32).eps``);
+        default tolerances scale with it. Default: the machine epsilon of the inputs.
 
     Attributes
     ----------
-    F : ndarray (n, d), float64
-    G : ndarray (V, d), float64 (bias absorbed)
+    F : ndarray (n, d)
+    G : ndarray (V, d) (bias absorbed)
+        Stored as float32 when every input came in float32 or coarser (float32, bfloat16,
+        float16: exact in float32), else float64. A float32 numpy array (or CPU tensor) is
+        used in place, not copied: a 262,144 x 640 unembedding stays 0.67 GB, not 1.3 GB.
+        Every product the library forms from them is computed in float64 (row blocks cast
+        on the fly), so results do not depend on the storage dtype.
+    dtype : numpy dtype
+        The storage dtype of ``F`` and ``G``.
     n, V, d : int
     eps : float
         Machine epsilon of the dtype the inputs came in; default tolerances scale with it.
@@ -60,9 +73,10 @@ class NextTokenPredictor:
         bias: Any = None,
         contexts: Sequence[str] | None = None,
         tokens: Sequence[str] | None = None,
+        eps: float | None = None,
     ) -> None:
-        F_, eps_f = as_matrix(F, "F")
-        G_, eps_g = as_matrix(G, "G")
+        F_, eps_f = _as_factor(F, "F")
+        G_, eps_g = _as_factor(G, "G")
         if F_.shape[1] != G_.shape[1]:
             raise AllOrNoneError(
                 f"F has d={F_.shape[1]} columns but G has d={G_.shape[1]}: f(x) and g(y) must "
@@ -70,6 +84,7 @@ class NextTokenPredictor:
             )
         if G_.shape[0] < 2:
             raise AllOrNoneError("G must have at least 2 tokens (rows) for a distribution")
+        floor = eps
         eps = max(eps_f, eps_g)
         self.has_bias = bias is not None
         if bias is not None:
@@ -80,10 +95,19 @@ class NextTokenPredictor:
                     f"bias has {b.shape[0]} entries but G has V={G_.shape[0]} rows"
                 )
             eps = max(eps, eps_b)
-            F_ = np.hstack([F_, np.ones((F_.shape[0], 1))])
+            if eps_b < _F32_EPS:  # a float64 bias: store everything in float64
+                F_, G_ = F_.astype(np.float64, copy=False), G_.astype(np.float64, copy=False)
+            b = b.astype(G_.dtype)
+            F_ = np.hstack([F_, np.ones((F_.shape[0], 1), dtype=F_.dtype)])
             G_ = np.hstack([G_, b[:, None]])
+        if F_.dtype != G_.dtype:  # one float32, one float64: float64 for both
+            F_, G_ = F_.astype(np.float64, copy=False), G_.astype(np.float64, copy=False)
         self.F: np.ndarray = np.ascontiguousarray(F_)
         self.G: np.ndarray = np.ascontiguousarray(G_)
+        if floor is not None:
+            if not (isinstance(floor, (int, float)) and np.isfinite(floor) and 0 <= floor < 1):
+                raise AllOrNoneError(f"eps must be a float in [0, 1), got {floor!r}")
+            eps = max(eps, float(floor))
         self.eps: float = eps
         self.contexts = _labels(contexts, self.F.shape[0], "contexts", "F")
         self.tokens = _labels(tokens, self.G.shape[0], "tokens", "G")
@@ -91,6 +115,7 @@ class NextTokenPredictor:
         self._g_mean: np.ndarray | None = None
         self._tok_index: dict[str, int] | None = None
         self._ctx_index: dict[str, int] | None = None
+        self._g_digest: str | None = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -163,6 +188,42 @@ class NextTokenPredictor:
     def d(self) -> int:
         return int(self.F.shape[1])
 
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage dtype of ``F`` and ``G`` (float32 or float64)."""
+        return self.G.dtype
+
+    # ------------------------------------------------------------------ identity of G
+    def same_G(self, other: NextTokenPredictor) -> bool:
+        """Whether ``other`` has the same unembeddings ``G`` (bit for bit), without copies.
+
+        Cheap first: the same array (or the same memory, as ``subset`` shares it), then shape
+        and dtype, then a hash of a strided sample of rows; only when all of these agree is
+        the full content hashed (once per predictor, cached). ``G`` is treated as read-only.
+        """
+        if not isinstance(other, NextTokenPredictor):
+            return False
+        A, B = self.G, other.G
+        if A is B or (
+            A.shape == B.shape
+            and A.dtype == B.dtype
+            and A.strides == B.strides
+            and A.__array_interface__["data"][0] == B.__array_interface__["data"][0]
+        ):
+            return True
+        if A.shape != B.shape or A.dtype != B.dtype:
+            return False
+        step = max(1, A.shape[0] // 64)
+        if _hash(A[::step]) != _hash(B[::step]):
+            return False
+        return self.G_digest() == other.G_digest()
+
+    def G_digest(self) -> str:
+        """Hex blake2b digest of the bytes, shape and dtype of ``G`` (computed once)."""
+        if self._g_digest is None:
+            self._g_digest = _hash(self.G)
+        return self._g_digest
+
     def __repr__(self) -> str:
         bias = ", bias absorbed" if self.has_bias else ""
         return (
@@ -191,33 +252,63 @@ class NextTokenPredictor:
     def g_mean(self) -> np.ndarray:
         """Mean unembedding over the vocabulary, shape (d,)."""
         if self._g_mean is None:
-            self._g_mean = self.G.mean(axis=0)
+            self._g_mean = _column_mean(self.G)
         return self._g_mean
 
-    def G0(self, pivot: Pivot = "center") -> np.ndarray:
-        """Pivoted or centred unembeddings, shape (V, d) (THEORY.md 2).
+    def G0(self, pivot: Pivot = "center", rows: Index = None) -> np.ndarray:
+        """Pivoted or centred unembeddings, shape (V, d) (THEORY.md 2), float64.
 
         ``pivot="center"`` (default) gives ``g(y) - mean_y g``; an int or token label gives
-        ``g(y) - g(y0)``. Both span the same subspace ``N``.
+        ``g(y) - g(y0)``. Both span the same subspace ``N``. ``rows`` selects tokens first
+        (``G0(pivot, rows=Y)`` costs ``len(Y) x d``, ``G0(pivot)[Y]`` costs ``V x d``); for
+        products with the whole vocabulary use :meth:`G0_matmul` (no V x d copy).
         """
-        return self.G - self.pivot_vector(pivot)
+        G = self.G if rows is None else self.G[self.col_indices(rows)]
+        return G - self.pivot_vector(pivot)
 
     def pivot_vector(self, pivot: Pivot = "center") -> np.ndarray:
         """The vector subtracted from every ``g(y)``: the mean, or ``g(y0)``; shape (d,)."""
         if isinstance(pivot, str) and pivot == "center":
             return self.g_mean
-        return self.G[self.token_index(pivot)]
+        return self.G[self.token_index(pivot)].astype(np.float64)
 
-    def _G_cols(self, cols: Index, c: np.ndarray) -> np.ndarray:
-        """``G[c]`` without copying the whole vocabulary when every column is selected."""
-        return self.G if cols is None else self.G[c]
+    def G0_matmul(self, X: Any, pivot: Pivot = "center", *, block: int = 8192) -> np.ndarray:
+        """``G0 @ X`` (V x m, float64) for ``X`` (d x m), streamed over row blocks of ``G``:
+        memory ``block x d`` beyond the result, never a V x d copy."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:  # a vector: G0 @ x, shape (V,)
+            return self.G0_matmul(X[:, None], pivot, block=block)[:, 0]
+        return _rows_matmul(self.G, X, block) - self.pivot_vector(pivot) @ X
+
+    def F_matmul(self, X: Any, *, block: int = 8192) -> np.ndarray:
+        """``F @ X`` (n x m, float64), streamed over row blocks of ``F``."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            return self.F_matmul(X[:, None], block=block)[:, 0]
+        return _rows_matmul(self.F, X, block)
+
+    def _times_G(self, Fr: np.ndarray, cols: Index, c: np.ndarray) -> np.ndarray:
+        """``Fr @ G[c]^T`` in float64, without copying the whole vocabulary (nor casting it
+        to float64) when every column is selected."""
+        G = self.G if cols is None else self.G[c]
+        Fr = Fr.astype(np.float64, copy=False)
+        if G.dtype == np.float64:
+            return Fr @ G.T
+        out = np.empty((Fr.shape[0], G.shape[0]))
+        step = max(256, (1 << 19) // max(1, G.shape[1]))  # 4 MB float64 blocks
+        buf = np.empty((min(step, G.shape[0]), G.shape[1]))
+        for start in range(0, G.shape[0], step):
+            blk = buf[: min(step, G.shape[0] - start)]
+            np.copyto(blk, G[start : start + step], casting="same_kind")
+            out[:, start : start + blk.shape[0]] = Fr @ blk.T
+        return out
 
     # ------------------------------------------------------------------ distribution
     def logits(self, rows: Index = None, cols: Index = None, *, allow_large: bool = False):
         """Logits ``f(x)^T g(y)`` for a selection, shape (len(rows), len(cols))."""
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        return self.F[r] @ self._G_cols(cols, c).T
+        return self._times_G(self.F[r], cols, c)
 
     def log_odds(
         self,
@@ -234,18 +325,20 @@ class NextTokenPredictor:
         """
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        Fr = self.F[r]
+        Fr = self.F[r].astype(np.float64)
         # F (G - p)^T = F G^T - (F p) 1^T: no V x d temporary
-        return Fr @ self._G_cols(cols, c).T - (Fr @ self.pivot_vector(pivot))[:, None]
+        out = self._times_G(Fr, cols, c)
+        out -= (Fr @ self.pivot_vector(pivot))[:, None]
+        return out
 
     def log_normalizer(self, rows: Index = None, *, chunk: int = 8192) -> np.ndarray:
         """``log sum_y exp(f(x)^T g(y))`` per selected row, streamed over the vocabulary."""
         r = self.row_indices(rows)
-        Fr = self.F[r]
+        Fr = self.F[r].astype(np.float64)
         m = np.full(len(r), -np.inf)
         acc = np.zeros(len(r))
         for start in range(0, self.V, chunk):
-            block = Fr @ self.G[start : start + chunk].T
+            block = Fr @ self.G[start : start + chunk].astype(np.float64).T
             bm = block.max(axis=1)
             new_m = np.maximum(m, bm)
             acc = acc * np.exp(m - new_m) + np.exp(block - new_m[:, None]).sum(axis=1)
@@ -258,7 +351,9 @@ class NextTokenPredictor:
         """Normalised log-probabilities ``log p(y|x)`` for a selection of rows and columns."""
         r, c = self.row_indices(rows), self.col_indices(cols)
         _guard(len(r), len(c), allow_large)
-        return self.F[r] @ self._G_cols(cols, c).T - self.log_normalizer(r)[:, None]
+        out = self._times_G(self.F[r], cols, c)
+        out -= self.log_normalizer(r)[:, None]
+        return out
 
     def probs(self, rows: Index = None, cols: Index = None, *, allow_large: bool = False):
         """Probabilities ``p(y|x)`` for a selection of rows and columns."""
@@ -270,6 +365,9 @@ class NextTokenPredictor:
 
         Restricting tokens renormalises the softmax over the kept tokens (the distribution
         conditioned on ``y`` in the subset), which is what a restricted token set means.
+
+        Nothing is copied that is not selected: with ``cols=None`` the result shares ``G``
+        (the same array, and its cached mean and digest); with ``rows=None`` it shares ``F``.
         """
         r, c = self.row_indices(rows), self.col_indices(cols)
         if len(r) == 0 or len(c) < 2:
@@ -277,20 +375,96 @@ class NextTokenPredictor:
                 f"subset needs at least 1 context and 2 tokens, got {len(r)} and {len(c)}"
             )
         out = NextTokenPredictor.__new__(NextTokenPredictor)
-        out.F = np.ascontiguousarray(self.F[r])
-        out.G = np.ascontiguousarray(self.G[c])
+        out.F = self.F if rows is None else np.ascontiguousarray(self.F[r])
+        out.G = self.G if cols is None else np.ascontiguousarray(self.G[c])
         out.eps = self.eps
         out.has_bias = self.has_bias
         out.contexts = [self.contexts[i] for i in r] if self.contexts is not None else None
-        out.tokens = [self.tokens[i] for i in c] if self.tokens is not None else None
+        out.tokens = (
+            self.tokens
+            if cols is None
+            else [self.tokens[i] for i in c]
+            if self.tokens is not None
+            else None
+        )
         out.source = self.source
-        out._g_mean = None
-        out._tok_index = None
+        out._g_mean = self._g_mean if cols is None else None
+        out._tok_index = self._tok_index if cols is None else None
         out._ctx_index = None
+        out._g_digest = self._g_digest if cols is None else None
         return out
 
 
 # ---------------------------------------------------------------------- helpers
+#: Inputs whose source epsilon is at least this (float32, bfloat16, float16) are exact in
+#: float32 and are stored as float32.
+_F32_EPS = float(np.finfo(np.float32).eps)
+
+
+def _as_factor(x: Any, name: str) -> tuple[np.ndarray, float]:
+    """``x`` as a 2-D numpy factor and the epsilon of its source dtype.
+
+    float32/bfloat16/float16 inputs (numpy or torch) become float32 (float32 numpy arrays and
+    CPU tensors without a copy); everything else goes through :func:`as_matrix` (float64).
+    Finiteness is checked in row blocks (no V x d temporary).
+    """
+    torch = sys.modules.get("torch")
+    arr: np.ndarray | None = None
+    if torch is not None and isinstance(x, torch.Tensor):
+        if x.dtype in (torch.float32, torch.bfloat16, torch.float16):
+            eps = float(torch.finfo(x.dtype).eps)
+            arr = x.detach().to("cpu", dtype=torch.float32).numpy()
+    elif isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float16):
+        eps = float(np.finfo(x.dtype).eps)
+        arr = x.astype(np.float32, copy=False)
+    if arr is None:
+        return as_matrix(x, name)
+    if arr.ndim != 2:
+        raise AllOrNoneError(f"{name} must be 2-D, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise AllOrNoneError(f"{name} is empty (shape {arr.shape})")
+    for start in range(0, arr.shape[0], 8192):
+        part = arr[start : start + 8192]
+        if not np.isfinite(part).all():
+            bad = np.argwhere(~np.isfinite(arr))
+            first = tuple(int(i) for i in bad[0])
+            raise AllOrNoneError(
+                f"{name} has {len(bad)} non-finite values (NaN or inf), first at index "
+                f"{first}; check the model weights / extraction (a bfloat16 overflow is a "
+                "common cause)"
+            )
+    return arr, eps
+
+
+def _column_mean(X: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Column means of ``X`` accumulated in float64 over row blocks, shape (d,)."""
+    acc = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], block):
+        acc += X[start : start + block].sum(axis=0, dtype=np.float64)
+    return acc / X.shape[0]
+
+
+def _rows_matmul(A: np.ndarray, X: np.ndarray, block: int) -> np.ndarray:
+    """``A @ X`` in float64 (``X`` float64), casting row blocks of ``A`` on the fly (``A``
+    may be any row-sliceable matrix, e.g. rows streamed from a store)."""
+    if isinstance(A, np.ndarray) and A.dtype == np.float64:
+        return A @ X
+    out = np.empty((A.shape[0], X.shape[1]))
+    for start in range(0, A.shape[0], block):
+        np.matmul(A[start : start + block].astype(np.float64), X, out=out[start : start + block])
+    return out
+
+
+def _hash(X: np.ndarray) -> str:
+    """blake2b of the shape, dtype and bytes of ``X`` (row blocks; no full copy)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((X.shape, str(X.dtype))).encode())
+    rows = max(1, (1 << 24) // max(1, X.itemsize * (X.shape[1] if X.ndim > 1 else 1)))
+    for start in range(0, X.shape[0], rows):
+        h.update(np.ascontiguousarray(X[start : start + rows]).view(np.uint8).data)
+    return h.hexdigest()
+
+
 def _labels(labels: Sequence[str] | None, size: int, name: str, of: str) -> list[str] | None:
     if labels is None:
         return None

@@ -204,7 +204,7 @@ def _make_junk(mode: str, st: Structure, d_u: int, d_w: int, scale, rng):
     if mode == "zero":
         return np.zeros((n, d_u)), np.zeros((V, d_w))
     own_u = st.model.F @ st.J_f  # (n, dim J_f): the model's own f-junk coordinates
-    own_w = st.model.G0(st.pivot) @ st.J_g if st.dim_J_g else np.zeros((V, 0))
+    own_w = st.model.G0_matmul(st.J_g, st.pivot) if st.dim_J_g else np.zeros((V, 0))
     if mode == "shuffle":
         return _fit_cols(own_u[rng.permutation(n)], d_u), _fit_cols(own_w[rng.permutation(V)], d_w)
     if mode == "random":

@@ -173,14 +173,14 @@ class Structure(TableMixin):
     def e_f(self) -> np.ndarray:
         """Effective context representations ``U^T f(x)``, shape (n, k)."""
         if self._e_f is None:
-            self._e_f = self.model.F @ self.E
+            self._e_f = self.model.F_matmul(self.E)
         return self._e_f
 
     @property
     def e_g(self) -> np.ndarray:
         """Effective unembeddings ``U^T g0(y)``, shape (V, k) (centred or pivoted g0)."""
         if self._e_g is None:
-            self._e_g = self.model.G @ self.E - self.model.pivot_vector(self.pivot) @ self.E
+            self._e_g = self.model.G0_matmul(self.E, self.pivot)
         return self._e_g
 
     def effective(self) -> tuple[np.ndarray, np.ndarray]:

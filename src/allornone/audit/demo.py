@@ -29,9 +29,7 @@ def reduced(P: NextTokenPredictor) -> NextTokenPredictor:
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
     r = int((s > s[0] * max(X.shape) * 1e-15).sum()) if s.size and s[0] > 0 else 1
     B = Vt[: max(r, 1)].T
-    out = NextTokenPredictor(P.F @ B, P.G @ B, contexts=P.contexts, tokens=P.tokens)
-    out.eps = P.eps
-    return out
+    return NextTokenPredictor(P.F @ B, P.G @ B, contexts=P.contexts, tokens=P.tokens, eps=P.eps)
 
 
 def _restricted_summary(P: NextTokenPredictor) -> dict[str, Any]:

@@ -11,6 +11,7 @@ live in :mod:`.inputs`, the restricted structures and the equivalence demonstrat
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from typing import Any
@@ -29,9 +30,12 @@ from .inputs import (
     AuditConfig,
     ContextSets,
     Inputs,
+    WordCache,
     load_inputs,
     select_subjects,
     single_ids,
+    word_contexts,
+    word_model,
 )
 from .results import AuditResults, PropertyRecord, normalise
 from .steps import Steps
@@ -56,8 +60,8 @@ __all__ = [
 ]
 
 STEPS = [
-    "load model",
     "load data",
+    "load model",
     "embed contexts",
     "structure",
     "restricted structure",
@@ -99,10 +103,27 @@ def _replace(obj: Any, **kw: Any) -> Any:
 
 
 def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
-    lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
+    # every user file is parsed and validated before the model loads (all problems at once)
     inp = steps.run("load data", lambda: load_inputs(cfg))
+    lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
+    lm = WordCache(lm)  # each word is tokenised once, whichever step asks
+    if word_model(lm) is not None:
+        word_contexts(lm, inp)
     select_subjects(lm, inp, cfg)
-    ctx = ContextSets.build(inp)
+    rel_inputs = inp.relations
+    if inp.word_contexts:
+        inp.dropped += [
+            {
+                "kind": "relation",
+                "name": r.name,
+                "reason": "relational linearity needs contexts s + q; word2vec contexts are "
+                "single words (the relation is used for the restricted structures only)",
+            }
+            for r in rel_inputs
+        ]
+        rel_inputs = []
+    warn_dropped(inp, steps)
+    ctx = ContextSets.build(inp, seed=cfg.seed)
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
     G = np.asarray(lm.unembedding())
     P = NextTokenPredictor(F, G, contexts=ctx.all, tokens=list(lm.tokens))
@@ -114,6 +135,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         "config": asdict(cfg),
         "model": model_facts(lm),
         "contexts": {"n": len(ctx.all), "sets": ctx.counts()},
+        "inputs": inp.summary(),
     }
     main_rows = ctx.rows("main")
     Pm = P.subset(rows=main_rows)
@@ -131,17 +153,58 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     results += steps.run("parallelism", lambda: props.parallelism(lm, geo, inp.families, cfg.seed))
     res["analogy"] = steps.run("analogies", lambda: props.analogies(lm, geo, inp.questions))
     results += steps.run(
-        "relations", lambda: props.relations(lm, P, ctx, inp.relations, st, cfg.seed)
+        "relations",
+        lambda: props.relations(
+            lm, P, ctx, rel_inputs, st, cfg.seed, kl=cfg.kl, counts=inp.subject_counts
+        ),
     )
     results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
     results += steps.run("steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm))
     res["properties"] = [PropertyRecord.of(r) for r in results]
-    res["equivalence_demo"] = steps.run(
-        "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
-    )
+    if inp.relations:
+        res["equivalence_demo"] = steps.run(
+            "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
+        )
+    else:  # the demonstration's restricted problem is a relation's prompts and answers
+        res["inputs"]["notes"].append("equivalence demonstration skipped: no usable relation")
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return build_results(res)
+
+
+def warn_dropped(inp: Inputs, steps: Steps | None = None) -> None:
+    """Say on stderr what the audit will not measure, and what the readers dropped.
+
+    User families and relations are listed one per line; built-in relations in one line.
+    The same list is in results.json under ``inputs.dropped``."""
+    lines: list[str] = []
+    for d in inp.dropped:
+        builtin = d["kind"] == "relation" and not inp.user_relations
+        builtin |= d["kind"] == "family" and not inp.user_concepts
+        if not builtin:
+            lines.append(f"allornone: warning: {d['kind']} {d['name']!r} dropped: {d['reason']}")
+    n_builtin = sum(
+        (d["kind"] == "relation" and not inp.user_relations)
+        or (d["kind"] == "family" and not inp.user_concepts)
+        for d in inp.dropped
+    )
+    if n_builtin:
+        lines.append(
+            f"allornone: note: {n_builtin} built-in families/relations are not measured "
+            "(too few single-token words for this model, or --quick); see results.json "
+            "inputs.dropped"
+        )
+    for note in inp.notes[:20]:
+        lines.append(f"allornone: note: {note}")
+    if len(inp.notes) > 20:
+        lines.append(f"allornone: note: ... and {len(inp.notes) - 20} more notes in results.json")
+    if not lines:
+        return
+    text = "\n".join(lines)
+    if steps is not None and hasattr(steps.bar, "write"):
+        steps.bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
 
 
 def load_model(cfg: AuditConfig) -> Any:

@@ -77,7 +77,14 @@ def parallelism(lm: Any, geo: Geometry, families: list[Any], seed: int) -> list[
 
 
 def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict[str, Any]:
-    """3CosAdd per section, raw (Euclidean g) and identified (Cov(f) cosines of centred g0)."""
+    """3CosAdd per section, raw (Euclidean g) and identified (Cov(f) cosines of centred g0).
+
+    Every question whose four words are single tokens is scored (``n_questions`` of
+    ``n_total``). For a word2vec model ``acc_raw`` is on the output vectors ``g = syn1neg``
+    (the predictor's unembedding); ``acc_input_vectors`` is the same 3CosAdd on the input
+    vectors ``wv.vectors``: the figure gensim's ``evaluate_word_analogies`` reports (words
+    matched case-insensitively, as there), section by section.
+    """
     if not questions:
         return {"sections": []}
     words = sorted({w for qs in questions.values() for q in qs for w in q})
@@ -91,6 +98,12 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
         return {"sections": []}
     r = analogy_accuracy(geo.P, qidx, structure=geo.st)
     counts = r.details["counts"]
+    w2v = getattr(getattr(lm, "wrapped", lm), "w2v", None)
+    inp_acc: dict[str, float] = {}
+    if w2v is not None:
+        vecs = np.asarray(w2v.wv.vectors)
+        P_in = NextTokenPredictor(geo.P.F[: min(geo.P.n, 2)], vecs, tokens=geo.P.tokens)
+        inp_acc = dict(analogy_accuracy(P_in, qidx).raw)
     rows = [
         {
             "section": s,
@@ -98,22 +111,38 @@ def analogies(lm: Any, geo: Geometry, questions: dict[str, list[tuple]]) -> dict
             "n_total": len(questions[s]),
             "acc_raw": r.raw[s],
             "acc_identified": r.identified[s],
+            **({"acc_input_vectors": inp_acc[s]} if inp_acc else {}),
         }
         for s in qidx
     ]
-    return {
-        "sections": rows,
-        "overall": {
-            "acc_raw": r.raw["overall"],
-            "acc_identified": r.identified["overall"],
-        },
+    overall: dict[str, Any] = {
+        "acc_raw": r.raw["overall"],
+        "acc_identified": r.identified["overall"],
     }
+    if inp_acc:
+        overall["acc_input_vectors"] = inp_acc["overall"]
+        overall["note"] = (
+            "acc_raw: output vectors (syn1neg); acc_input_vectors: input vectors (wv), as "
+            "gensim's evaluate_word_analogies"
+        )
+    overall["n_questions"] = int(sum(counts[s] for s in qidx))
+    overall["n_total"] = int(sum(len(q) for q in questions.values()))
+    return {"sections": rows, "overall": overall}
 
 
 # ---------------------------------------------------------------------------- relations
 def relations(
-    lm: Any, P: NextTokenPredictor, ctx: Any, rels: list[Any], st: Structure, seed: int
+    lm: Any,
+    P: NextTokenPredictor,
+    ctx: Any,
+    rels: list[Any],
+    st: Structure,
+    seed: int,
+    kl: bool = False,
+    counts: dict[str, dict[str, int]] | None = None,
 ) -> list[PropertyResult]:
+    """THEORY.md 5.2 on every relation (all its subjects with single-token objects), with
+    the relation's metadata (source, description, properties, template) in ``details``."""
     out = []
     for r in rels:
         ids = answer_ids(lm, r)
@@ -127,13 +156,25 @@ def relations(
             answers=answers,
             objects=[ids[r.samples[i][1]] for i in keep],
         )
-        res = relational(P, spec, seed=seed, name=r.name, kl=False)
+        res = relational(P, spec, seed=seed, name=r.name, kl=kl)
+        kept = set(keep)
         dropped = [
             {"item": r.samples[i][1], "reason": "object is not a single token"}
             for i in range(len(r.samples))
-            if i not in set(keep)
+            if i not in kept
         ]
-        details = {**res.details, "n_subjects": len(keep), "n_answers": len(answers)}
+        meta = r.metadata() if hasattr(r, "metadata") else {"source": getattr(r, "source", "")}
+        c = (counts or {}).get(r.name, {})
+        details = {
+            **res.details,
+            "n_subjects": len(keep),
+            "n_answers": len(answers),
+            "n_samples": c.get("samples", len(r.samples)),
+            "n_single_token_objects": c.get("single_token_objects", len(keep)),
+            "template": r.templates[0],
+            "prompt_example": ctx.all[ctx.rows(f"prompts:{r.name}")[keep[0]]],
+            **meta,
+        }
         out.append(dataclasses.replace(res, excluded=(*dropped, *res.excluded), details=details))
     return out
 

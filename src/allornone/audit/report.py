@@ -131,7 +131,31 @@ def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
     b += _property_section(res, "probing", "Linear probing", figures)
     b += _property_section(res, "steering", "Linear steering", figures)
     b += _equivalence_section(res, figures)
+    b += _inputs_section(res)
     return b
+
+
+def _inputs_section(res: AuditResults) -> list[Block]:
+    """Families and relations not measured (with the reason), and what readers dropped."""
+    inputs = res.extra.get("inputs") or {}
+    dropped, notes = inputs.get("dropped") or [], inputs.get("notes") or []
+    if not dropped and not notes:
+        return []
+    out = [Block("h2", "Inputs not measured")]
+    if dropped:
+        out.append(
+            Block(
+                "table",
+                Table(
+                    ["kind", "name", "reason"],
+                    [[d.get("kind"), d.get("name"), d.get("reason")] for d in dropped],
+                    {},
+                ),
+            )
+        )
+    if notes:
+        out.append(Block("p", "Dropped while reading: " + "; ".join(notes[:20])))
+    return out
 
 
 def _analogy_section(res: AuditResults) -> list[Block]:
@@ -139,6 +163,7 @@ def _analogy_section(res: AuditResults) -> list[Block]:
     if not an.sections:
         return []
     cols = ["n_questions", "acc_raw", "acc_identified"]
+    w2v = any("acc_input_vectors" in s.extra for s in an.sections)
     rows: list[list[Any]] = [[s.section] + [getattr(s, c) for c in cols] for s in an.sections]
     overall = an.overall or {}
     rows.append(
@@ -148,6 +173,15 @@ def _analogy_section(res: AuditResults) -> list[Block]:
     ex = {c: _ex(c) for c in cols} | {
         "n_questions": Explanation("questions with all four words single tokens", None)
     }
+    if w2v:  # word2vec: gensim's figure (input vectors) beside the output-vector one
+        cols.append("acc_input_vectors")
+        for s, row in zip(an.sections, rows):
+            row.append(s.extra.get("acc_input_vectors"))
+        rows[-1].append(overall.get("acc_input_vectors"))
+        ex["acc_raw"] = Explanation("3CosAdd on the output vectors g = syn1neg", False)
+        ex["acc_input_vectors"] = Explanation(
+            "3CosAdd on the input vectors (wv): gensim's evaluate_word_analogies", False
+        )
     return [
         Block("h3", "Analogy accuracy (3CosAdd) per section"),
         Block("table", Table(["section"] + cols, rows, ex)),
@@ -219,6 +253,8 @@ def _property_section(
         "tol); then the raw property holds in all equivalent models or in none",
         None,
     )
+    if kind == "relational":
+        _relational_columns(ps, headers, rows, cols)
     out.append(Block("table", Table(headers, rows, cols)))
     conds = sorted({p.condition for p in ps})
     out.append(Block("p", "Condition: " + "; ".join(conds)))
@@ -270,6 +306,29 @@ def _baseline_explanation(kind: str, key: str) -> Explanation:
     what = _BASELINE_OF.get(kind, "random items")
     return Explanation(
         f"'{key}' on the chance baseline ({what}; mean over the draws)", _ex(key).identified
+    )
+
+
+def _relational_columns(
+    ps: tuple[PropertyRecord, ...], headers: list[str], rows: list[list[Any]], cols: dict
+) -> None:
+    """Subjects used, held-out count and the faithfulness interval (or 'too few')."""
+    headers += ["subjects", "held out", "dist_faithfulness 95% CI"]
+    for p, row in zip(ps, rows):
+        d = p.details
+        ci = (d.get("ci") or {}).get("dist_faithfulness")
+        if d.get("decided") is False:
+            txt = f"too few subjects to decide ({d.get('n_test')} held out)"
+        elif ci and None not in ci:
+            txt = f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+        else:
+            txt = "-"
+        row += [d.get("n_subjects"), d.get("n_test"), txt]
+    cols["subjects"] = Explanation("subjects with a single-token object (train + held out)", None)
+    cols["held out"] = Explanation("held-out subjects the faithfulness is measured on", None)
+    cols["dist_faithfulness 95% CI"] = Explanation(
+        "percentile bootstrap over held-out subjects; fewer than 10 held out: too few to decide",
+        True,
     )
 
 
@@ -349,6 +408,8 @@ def _headline(p: PropertyRecord) -> str:
     if key not in p.identified:
         key = next(iter(p.identified), None)
     val = f"{key}={fmt(p.identified.get(key))}" if key else "-"
+    if p.property == "relational" and p.details.get("decided") is False:
+        val = f"too few subjects to decide ({p.details.get('n_test')} held out)"
     verdict = "all-or-none" if p.all_or_none else "NOT all-or-none"
     return f"{val}; {verdict}"
 

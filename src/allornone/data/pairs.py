@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from allornone._validation import AllOrNoneError, read_user_file
+from allornone._validation import AllOrNoneError
 from allornone.data.debian import find_debian_file
 
 __all__ = [
@@ -40,11 +40,18 @@ class PairFamily:
     """A named list of word pairs that should share one relation.
 
     ``source`` says where the pairs come from (a data set name, a file path).
+    ``alternatives`` maps a first word to all its correct second words when a data set gives
+    several (BATS: ``word<TAB>answer1/answer2``); ``pairs`` then holds the first answer.
     """
 
     name: str
     pairs: list[tuple[str, str]] = field(default_factory=list)
     source: str = ""
+    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def answers(self, a: str, b: str) -> tuple[str, ...]:
+        """All correct second words of the pair ``(a, b)`` (``(b,)`` when there is one)."""
+        return self.alternatives.get(a, (b,))
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -181,47 +188,27 @@ def antonym_pairs(pos: str | None = None) -> PairFamily:
     return PairFamily(name, pairs, WORDNET_SOURCE)
 
 
-_HEADERS = ({"a", "b"}, {"a", "b", "family"})
-
-
 def read_pairs_tsv(path: str | Path, family: str | None = None) -> list[PairFamily]:
-    """Read word pairs from a user TSV file.
+    """Read word pairs from one user file (the project's TSV, Park et al.'s ``[a - b].txt``,
+    a BATS file or the gensim analogy format; see :func:`allornone.data.read_concepts`).
 
-    Format, one pair per line, tab-separated: ``a<TAB>b`` or ``a<TAB>b<TAB>family``. An
+    TSV format, one pair per line, tab-separated: ``a<TAB>b`` or ``a<TAB>b<TAB>family``. An
     optional header line ``a<TAB>b`` (or ``a<TAB>b<TAB>family``) is skipped; blank lines and
     lines starting with ``#`` are ignored. Two-column lines go to the family ``family``
-    (default: the file's stem). Exact repeats are dropped. Returns one :class:`PairFamily`
-    per family name, in first-seen order.
+    (default: the file's stem). Exact repeats and pairs of two identical words are dropped.
+    Returns one :class:`PairFamily` per family name, in first-seen order.
 
-    Raises :class:`AllOrNoneError` naming the file and line number for a wrong column count,
-    an empty field, or a pair whose two words are the same; and for a file with no pairs.
+    Raises one :class:`AllOrNoneError` listing every wrong line (file and line number: wrong
+    column count, empty field); also for a file with no pairs.
     """
+    from allornone.data.readers import read_concepts
+
     path = Path(path)
-    default = family or path.stem
-    text = read_user_file(path, "pairs")
-    grouped: dict[str, list[tuple[str, str]]] = {}
-    first_content = True
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        cols = [c.strip() for c in line.split("\t")]
-        if first_content:
-            first_content = False
-            if {c.lower() for c in cols} in _HEADERS and len(cols) in (2, 3):
-                continue
-        where = f"{path}, line {lineno}"
-        if len(cols) not in (2, 3):
-            raise AllOrNoneError(
-                f"{where}: expected 2 or 3 tab-separated columns (a, b[, family]), got "
-                f"{len(cols)}: {line!r}"
-            )
-        if any(not c for c in cols):
-            raise AllOrNoneError(f"{where}: empty field in {line!r}")
-        a, b = cols[0], cols[1]
-        if a == b:
-            raise AllOrNoneError(f"{where}: the two words of a pair are identical ({a!r})")
-        grouped.setdefault(cols[2] if len(cols) == 3 else default, []).append((a, b))
-    if not grouped:
-        raise AllOrNoneError(f"pairs file {path} holds no pairs")
-    return [PairFamily(name, _unique(p), str(path)) for name, p in grouped.items()]
+    if path.is_dir():
+        raise AllOrNoneError(f"pairs file {path} is a folder: pass a file (or read_concepts)")
+    fams = read_concepts([path]).families
+    if family is not None:
+        for f in fams:
+            if f.name == path.stem:
+                f.name = family
+    return fams

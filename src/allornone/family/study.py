@@ -201,13 +201,14 @@ def study(
         aus = np.flatnonzero(book_labels == "austen")
         v = vector_from_contexts(Pb[m.name], kjv, aus)
         sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure=Sb[m.name])
-        props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0() @ v}
+        props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0_matmul(v)}
 
     pairs = list(itertools.combinations(tfs, 2))
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         eq = _pair_distance(P, S, a.name, b.name)
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
+        row.update(_pair_similarity(P, S, a.name, b.name, seed))
         res["pairs"].append(row)
         eq_b = _pair_distance(Pb, Sb, a.name, b.name)
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
@@ -229,6 +230,32 @@ def _pair_distance(preds, structures, a: str, b: str) -> Equivalence:
     )
 
 
+def _pair_similarity(preds, structures, a: str, b: str, seed: int) -> dict[str, Any]:
+    """d_LLV and d_{f,g} of two members (THEORY.md 10.1-10.2) and the calibrated map
+    similarity of their leading effective coordinates (THEORY.md 10.3)."""
+    from ..calibration import calibrate, map_similarity
+    from ..distances import distances
+
+    d = distances(preds[a], preds[b], seed=seed)
+    sa, sb = structures[a], structures[b]
+    r = max(1, min(sa.energy_rank, sb.energy_rank, int(0.7 * preds[a].n) // 3))
+    c = calibrate(
+        lambda x, y: map_similarity(x, y, seed=seed),
+        sa.e_f[:, :r],
+        sb.e_f[:, :r],
+        seed=seed,
+        name="map_similarity",
+    )
+    return {
+        "d_llv": d.d_llv,
+        "d_fg": d.d_fg,
+        "d_fg_bound": d.bound,
+        "map_similarity_raw": c.raw,
+        "map_similarity_calibrated": c.calibrated,
+        "map_similarity_p": c.p_value,
+    }
+
+
 def _transport_row(a, b, eq_b, Pb, props, labels) -> dict[str, Any]:
     pa, pb = props[a.name], props[b.name]
     carried = pa["probe"].transport(eq_b)
@@ -243,7 +270,7 @@ def _transport_row(a, b, eq_b, Pb, props, labels) -> dict[str, Any]:
     # The steering witness F~^T alpha of a difference of means is b's own difference of
     # means (it always transfers, THEORY.md 5.4); the informative comparison carries a's
     # vector through the recovered map B.
-    shift_t = Pb[b.name].G0() @ eq_b.map_f(pa["steer"].details["v"])
+    shift_t = Pb[b.name].G0_matmul(eq_b.map_f(pa["steer"].details["v"]))
     return {
         "a": a.name,
         "b": b.name,
@@ -360,6 +387,7 @@ def _study_w2v(members: list[Member], lms: dict[str, Any], seed: int) -> dict[st
         eq = _pair_distance(preds, sts, a.name, b.name)
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
+        row.update(_pair_similarity(preds, sts, a.name, b.name, seed))
         pairs.append(row)
     return {
         "shared_vocab": len(words),

@@ -157,9 +157,8 @@ def measured_shift(
         finally:
             handle.remove()
     measured = np.stack(after) - np.stack(before)
-    Wd = W.double().cpu().numpy()
     V = measured.shape[1]
-    pred = float(alpha) * ((Wd - Wd.mean(axis=0)) @ vt.double().cpu().numpy())
+    pred = float(alpha) * _centred_times(W, vt.double().cpu().numpy())
     if pred.shape[0] != V:  # LM head padded beyond the logits or vice versa
         m = min(V, pred.shape[0])
         pred, measured = pred[:m], measured[:, :m]
@@ -172,3 +171,15 @@ def measured_shift(
         rel_error=err / scale if scale > 0 else err,
         hooked=where,
     )
+
+
+def _centred_times(W: Any, x: np.ndarray, block: int = 8192) -> np.ndarray:
+    """``(W - mean_rows W) @ x`` in float64, streamed over row blocks of the (V x d) head
+    weight ``W``: never a V x d float64 copy (2.7 GB at V = 262k)."""
+    out = np.empty(W.shape[0])
+    total = np.zeros(W.shape[1])
+    for i in range(0, W.shape[0], block):
+        Wb = W[i : i + block].detach().double().cpu().numpy()
+        out[i : i + block] = Wb @ x
+        total += Wb.sum(axis=0)
+    return out - (total / max(W.shape[0], 1)) @ x

@@ -38,10 +38,11 @@ def resolve_structure(
             f"structure must be an allornone.Structure, got {type(st).__name__}; pass "
             "structure=allornone.structure(model) or leave it out"
         )
-    if st.model is not model and (st.model.d, st.model.V) != (model.d, model.V):
+    if st.model is not model and not st.model.same_G(model):
         raise AllOrNoneError(
-            f"structure was computed on a model with d={st.model.d}, V={st.model.V}, not on "
-            f"this one (d={model.d}, V={model.V}): pass structure=allornone.structure(model)"
+            f"structure was computed on a model with other unembeddings (d={st.model.d}, "
+            f"V={st.model.V}; this one: d={model.d}, V={model.V}): pass "
+            "structure=allornone.structure(model)"
         )
     return st
 

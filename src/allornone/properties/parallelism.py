@@ -87,7 +87,7 @@ def _whitener(H: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
 
 def _g_side(model: NextTokenPredictor, st: Structure) -> _Side:
     F, G = model.F, model.G
-    Rg = r_factor(G, shift=G.mean(axis=0))
+    Rg = r_factor(G, shift=model.g_mean)
     return _Side(
         sigma=r_factor(F, shift=F.mean(axis=0)),
         logratio=r_factor(F),
@@ -100,7 +100,7 @@ def _g_side(model: NextTokenPredictor, st: Structure) -> _Side:
 
 def _f_side(model: NextTokenPredictor, st: Structure) -> _Side:
     F, G = model.F, model.G
-    Rg = r_factor(G, shift=G.mean(axis=0))  # centred G0: rows of the centred L
+    Rg = r_factor(G, shift=model.g_mean)  # centred G0: rows of the centred L
     Rf = r_factor(F, shift=F.mean(axis=0))
     return _Side(
         sigma=Rg,
@@ -474,8 +474,8 @@ def analogy_accuracy(
     # ignore a positive scale, and so no product overflows or underflows (any scale of F, G).
     sF = _max_abs(F)
     R_Fc = r_factor(F / sF, shift=F.mean(axis=0) / sF)
-    G0 = model.G0(pivot)
-    ident = (G0 / _max_abs(G0)) @ R_Fc.T
+    ident = model.G0_matmul(R_Fc.T, pivot)  # streamed: no V x d float64 copy of G0
+    ident /= _max_abs(ident)
     acc_id, _, preds_id, _ = _three_cos_add(model, ident, sections, chunk)
     return PropertyResult.from_condition(
         "analogy",

@@ -15,7 +15,11 @@ Forms (all fitted on a seeded train split, evaluated on the held-out subjects):
   formed), min-norm least squares, so the fit depends on the distribution only.
 
 Faithfulness: fraction of held-out subjects where the fitted map's argmax over ``Y_q`` equals
-the model's own argmax over ``Y_q`` (and accuracy against the true objects when given).
+the model's own argmax over ``Y_q`` (and accuracy against the true objects when given). Each
+comes with a 95% percentile-bootstrap interval over the held-out subjects
+(``details["ci"]``); with fewer than :data:`MIN_HELD_OUT` held-out subjects
+``details["decided"]`` is False: the fraction is too noisy to decide anything (one subject
+more or less moves it by more than 10 points).
 
 Condition: ``||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||`` with ``M_S`` the
 span of the subject representations (not ``M``). Witness: the refined map ``(A_q, a_q)``;
@@ -29,6 +33,7 @@ contexts include the subjects (e.g. the predictor the relation was measured on).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +56,25 @@ from ._common import (
     split,
 )
 from ._result import PropertyResult
+
+#: Fewest held-out subjects from which a faithfulness figure is read as a finding.
+MIN_HELD_OUT = 10
+#: Bootstrap resamples of the held-out subjects for the faithfulness intervals.
+N_BOOTSTRAP = 2000
+
+
+def bootstrap_ci(hits: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of ``hits`` (0/1 per held-out subject).
+
+    ``(nan, nan)`` without subjects. E.g. 7 hits of 10 gives about (0.4, 1.0).
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    if hits.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = hits[rng.integers(0, hits.size, size=(N_BOOTSTRAP, hits.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -321,9 +345,12 @@ def relational(
     raw["refined_r2_train"] = _r2(Fq[train] @ Gam, ref_coords[train])
     raw["refined_r2_test"] = _r2(Fq[test] @ Gam, ref_coords[test])
     raw["refined_faithfulness"] = _agree(ref_T[test], own[test])
+    hits: dict[str, np.ndarray] = {"refined_faithfulness": _hits(ref_T[test], own[test])}
 
     kl_map = None
+    kl_seconds = 0.0
     if kl:
+        t_kl = time.perf_counter()
         P = np.exp(log_softmax(T, axis=1))
         H = G0_Y @ Gam
         Wk, bk = _kl_fit(Fs[train], P[train], H, kl_ridge)
@@ -332,6 +359,8 @@ def relational(
         raw["kl_mean_train"] = _mean_kl(T[train], kl_T[train])
         raw["kl_mean_test"] = _mean_kl(T[test], kl_T[test])
         raw["kl_faithfulness"] = _agree(kl_T[test], own[test])
+        hits["kl_faithfulness"] = _hits(kl_T[test], own[test])
+        kl_seconds = time.perf_counter() - t_kl
 
     # distribution form, through the factors: rows of L_S = (F_S R_G^T) Q_G^T
     R_G = r_factor(subjects.G, shift=subjects.pivot_vector(pivot))
@@ -343,8 +372,10 @@ def relational(
         "dist_r2_test": _r2(T[test], dist_T[test]),
         "dist_faithfulness": _agree(dist_T[test], own[test]),
     }
+    hits["dist_faithfulness"] = _hits(dist_T[test], own[test])
     if obj_idx is not None:
         ident["dist_accuracy"] = _agree(dist_T[test], obj_idx[test])
+        hits["dist_accuracy"] = _hits(dist_T[test], obj_idx[test])
         ident["model_accuracy"] = float(np.mean(own == obj_idx))
         raw["refined_accuracy"] = _agree(ref_T[test], obj_idx[test])
 
@@ -368,7 +399,19 @@ def relational(
         "strong_map_A": W,
         "strong_map_a": b,
         "strong_rel_residual_test": rel(Fq[test] - strong_pred[test], Fq[test]),
+        "n_train": len(train),
+        "n_test": len(test),
+        "ci_level": 0.95,
+        "ci": {k: list(bootstrap_ci(h, seed)) for k, h in hits.items()},
+        "decided": len(test) >= MIN_HELD_OUT,
+        "min_held_out": MIN_HELD_OUT,
+        "kl_seconds": round(kl_seconds, 3),
     }
+    if len(test) < MIN_HELD_OUT:
+        details["note"] = (
+            f"too few subjects to decide: {len(test)} held out (< {MIN_HELD_OUT}); "
+            "faithfulness is shown with its bootstrap interval only"
+        )
     return PropertyResult.from_condition(
         "relational",
         name,
@@ -394,6 +437,10 @@ def relation_logodds(
     r = model.row_indices(rows)
     Y = resolve_tokens(model, answers, "answers")
     return m(model.F[r]) @ model.G0(pivot)[Y].T
+
+
+def _hits(scores: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return (scores.argmax(axis=1) == truth).astype(np.float64)
 
 
 def _agree(scores: np.ndarray, truth: np.ndarray) -> float:

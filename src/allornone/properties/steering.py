@@ -120,8 +120,7 @@ def steering(
     if not np.any(vv):
         raise AllOrNoneError("v is the zero vector")
     st = resolve_structure(model, structure, pivot)
-    G0 = model.G0(pivot)
-    shift = alpha * (G0 @ vv)  # (V,)
+    shift = alpha * model.G0_matmul(vv[:, None], pivot)[:, 0]  # (V,), streamed over G
 
     R_G = r_factor(model.G, shift=model.pivot_vector(pivot))  # ||G0 x|| = ||R_G x||
     RM = R_G @ st.M
@@ -131,7 +130,7 @@ def steering(
     size = float(np.linalg.norm(R_G @ vv - RM @ beta) / den) if den > 0 else 0.0
     # alpha_ctx: min-norm solution of F^T a = P v (then L^T a = G0 P v)
     a_ctx = np.linalg.lstsq(model.F.T, Pv, rcond=None)[0]
-    shift_id = alpha * (G0 @ Pv)
+    shift_id = alpha * model.G0_matmul(Pv[:, None], pivot)[:, 0]
 
     if targets is not None:
         tg = resolve_tokens(model, targets, "targets")

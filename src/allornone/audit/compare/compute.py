@@ -21,6 +21,8 @@ import numpy as np
 from ... import __version__
 from ..._io import to_jsonable
 from ..._validation import AllOrNoneError
+from ...calibration import calibrate, logratio_agreement, map_similarity
+from ...distances import distances
 from ...equivalence import REPORT_ROWS, equivalence
 from ...linalg import memoized_r_factors
 from ...predictor import NextTokenPredictor
@@ -114,6 +116,7 @@ def run_compare(cfg: CompareConfig, models: tuple[Any, Any] | None = None) -> di
         "structure",
         "distance",
         "map",
+        "similarity",
         "properties",
     ]
     with memoized_r_factors(), Steps(names, cfg.progress) as steps:
@@ -145,9 +148,8 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
         for lm, ids in ((lm_a, ia), (lm_b, ib)):
             F = np.asarray(lm.embed(ctx.all, progress=cfg.progress), dtype=np.float64)
             G = np.asarray(lm.unembedding())[ids]
-            P = NextTokenPredictor(F, G, tokens=labels)
-            P.eps = max(P.eps, 1.2e-7)
-            out.append(P)
+            # float64 rows of a float32 model: tolerances at float32 precision
+            out.append(NextTokenPredictor(F, G, tokens=labels, eps=float(np.finfo(np.float32).eps)))
         return out[0], out[1]
 
     Pa, Pb = steps.run("embed contexts", embed_both)
@@ -184,6 +186,9 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
         },
         "map": mp,
     }
+    res["similarity"] = steps.run(
+        "similarity", lambda: similarity(Ma, Mb, sta, stb, sa, inp.families, cfg.seed)
+    )
     res["properties"] = steps.run(
         "properties", lambda: compare_properties(sa, sb, Pa, Pb, ctx, inp, sta, stb, cfg)
     )
@@ -239,6 +244,60 @@ def map_residuals(sta: Any, stb: Any, seed: int) -> dict[str, Any]:
         "map_residual_ba": ba[1],
         "map_residual_ab_train": ab[0],
         "map_residual_ba_train": ba[0],
+    }
+
+
+#: Shuffled copies for the calibrated statistics of the compare report.
+COMPARE_PERMUTATIONS = 99
+
+
+def similarity(
+    Ma: NextTokenPredictor,
+    Mb: NextTokenPredictor,
+    sta: Any,
+    stb: Any,
+    shared: SharedModel,
+    families: list[Any],
+    seed: int,
+) -> dict[str, Any]:
+    """d_LLV and d_{f,g} (THEORY.md 10.1-10.2) and calibrated cross-model statistics
+    (THEORY.md 10.3): the map similarity of the leading effective coordinates (those of
+    :func:`map_residuals`) and the log-ratio agreement of each pair family."""
+    dist = distances(Ma, Mb, seed=seed)
+    r = max(1, min(sta.energy_rank, stb.energy_rank, int(0.7 * Ma.n) // 3))
+    cal = calibrate(
+        lambda x, y: map_similarity(x, y, seed=seed),
+        sta.e_f[:, :r],
+        stb.e_f[:, :r],
+        permutations=COMPARE_PERMUTATIONS,
+        seed=seed,
+        name="map_similarity",
+    )
+    fams = []
+    for fam in families:
+        words = sorted({w for p in fam.pairs for w in p})
+        ids = shared.word_tokens(words).single
+        pairs = [(ids[x], ids[y]) for x, y in fam.pairs if x in ids and y in ids]
+        if len(pairs) < 2:
+            continue
+        ia, ib = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        la = Ma.F @ (Ma.G[ib] - Ma.G[ia]).T
+        lb = Mb.F @ (Mb.G[ib] - Mb.G[ia]).T
+        c = calibrate(
+            logratio_agreement,
+            la,
+            lb,
+            permutations=COMPARE_PERMUTATIONS,
+            seed=seed,
+            name=fam.name,
+        )
+        fams.append({"name": fam.name, "n_pairs": len(pairs), **c.summary()})
+    keep = ("d_llv", "d_fg", "d_f", "d_g", "bound", "paper_bound", "mean_kl", "dim", "draws")
+    return {
+        "distances": {k: dist.summary()[k] for k in keep},
+        "map_similarity": {"r": r, **cal.summary()},
+        "logratio_agreement": fams,
+        "permutations": COMPARE_PERMUTATIONS,
     }
 
 

@@ -82,6 +82,8 @@ def build_blocks(res: dict[str, Any]) -> list[Block]:
             "effective coordinates (relative residual; 0 = exact map).",
         )
     )
+    if res.get("similarity"):
+        bl.extend(_similarity_blocks(res["similarity"]))
     if res["properties"]:
         bl.append(Block("h2", "Do the properties agree?"))
         cols = ["a", "b", "difference"]
@@ -113,6 +115,81 @@ def build_blocks(res: dict[str, Any]) -> list[Block]:
             )
         )
     return bl
+
+
+_SIM = {
+    "d_llv": Explanation(
+        "log-likelihood variance distance (arXiv 2506.03784; 0 = same distribution)", True
+    ),
+    "d_fg": Explanation("PLS-SVD dissimilarity of the representations, max of d_f and d_g", True),
+    "d_f": Explanation("1 - mean PLS-SVD covariance of log-odds against the pivot token", True),
+    "d_g": Explanation("1 - mean PLS-SVD covariance of the unembeddings read by contexts", True),
+    "bound": Explanation("2 d_llv^2: upper bound of d_fg (THEORY.md 10.2)", True),
+    "mean_kl": Explanation("mean KL(p_a || p_b) over the contexts, nats", True),
+}
+
+
+def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
+    """d_LLV, d_{f,g} beside KL, and the calibrated statistics (THEORY.md 10)."""
+    d = sim["distances"]
+    out = [Block("h2", "Distances and calibrated similarity")]
+    keys = ["mean_kl", "d_llv", "d_fg", "d_f", "d_g", "bound"]
+    out.append(
+        Block(
+            "table",
+            Table(
+                ["quantity", "value", "meaning", "identified?"],
+                [[k, d[k], _SIM[k].text, mark(_SIM[k].identified)] for k in keys],
+            ),
+        )
+    )
+    out.append(
+        Block(
+            "p",
+            "A small KL does not make the representations similar (arXiv 2506.03784): d_fg "
+            f"compares them through diversity sets of {d['dim']} tokens and contexts "
+            f"({d['draws']} draws, the worst kept); 0 means linearly equivalent on those sets. "
+            "Calibrated values compare each score with the same score after shuffling which "
+            f"context of one model is paired with which of the other ({sim['permutations']} "
+            "shuffles, arXiv 2602.14486): 1 = identical, about 0 = what unrelated models get.",
+        )
+    )
+    rows = []
+    m = sim["map_similarity"]
+    rows.append(
+        [
+            f"map similarity (r = {m['r']})",
+            m["raw"],
+            m["null_median"],
+            m["calibrated"],
+            m["p_value"],
+        ]
+    )
+    for f in sim["logratio_agreement"]:
+        rows.append(
+            [
+                f"log-ratio agreement: {f['name']} ({f['n_pairs']} pairs)",
+                f["raw"],
+                f["null_median"],
+                f["calibrated"],
+                f["p_value"],
+            ]
+        )
+    out.append(
+        Block(
+            "table",
+            Table(
+                ["statistic", "raw", "null median", "calibrated", "p"],
+                rows,
+                {
+                    "raw": Explanation("the statistic on the paired contexts", True),
+                    "calibrated": Explanation("(raw - null median) / (1 - null median)", True),
+                    "p": Explanation("share of shuffles at least as good (with the raw)", True),
+                },
+            ),
+        )
+    )
+    return out
 
 
 def write_compare(res: dict[str, Any], folder: Path) -> dict[str, str]:
@@ -167,6 +244,11 @@ def summary_table(res: dict[str, Any]) -> str:
             fmt(res["map"]["map_residual_ba"]),
         )
     )
+    sim = res.get("similarity")
+    if sim:
+        rows.append(("d_LLV / d_fg", fmt(sim["distances"]["d_llv"]), fmt(sim["distances"]["d_fg"])))
+        ms = sim["map_similarity"]
+        rows.append(("map similarity raw / calibrated", fmt(ms["raw"]), fmt(ms["calibrated"])))
     for p in res["properties"]:
         rows.append((f"{p['property']}: {p['name']}"[:40], fmt(p["a"]), fmt(p["b"])))
     return aligned_text(rows)

@@ -1,0 +1,276 @@
+"""``allornone audit --layers``: the logit lens, layer by layer (THEORY.md 10.4).
+
+Every chosen layer ``l`` is read through the final norm and the LM head
+(:mod:`allornone.models.layers`), giving a next-token predictor ``p_l`` on the audit's main
+contexts and the whole vocabulary. Per layer:
+
+- effective complexity ``k`` and the 99 %-energy rank of its log-odds (:func:`allornone.structure`);
+- ``KL(p_L || p_l)``, the mean over the contexts (streamed over the vocabulary) of the KL from
+  the model's own distribution to the layer's;
+- parallelism of the built-in pair families (:func:`allornone.properties.parallelism`): the
+  identified ``logodds_corr`` (correlation of the log-ratio columns across the contexts) and the
+  raw ``euclid_cos`` (cosine of unembedding differences, the same at every layer, since ``G``
+  is), averaged over the families, and how many families the verdict calls all-or-none.
+
+Written to the output folder: ``layers.csv`` (one row per layer), ``results.json``
+(``kind: "layers"``), ``report.html`` / ``report.md`` and ``figures/layers.png``. The per-layer
+predictors are an extension beyond the paper (the theory is about the final layer only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from .._io import atomic_write_text, to_jsonable
+from ..linalg import memoized_r_factors
+from ..predictor import NextTokenPredictor
+from ..properties import parallelism
+from ..report import Block, Explanation, Table, aligned_text, fmt, pyplot, save_figure, write_pages
+from ..structure import structure
+from .inputs import AuditConfig, ContextSets, load_inputs
+from .steps import Steps
+
+__all__ = ["LAYER_COLUMNS", "kl_to", "run_layers", "summary_table", "write_layers"]
+
+#: Columns of ``layers.csv``, in order.
+LAYER_COLUMNS = (
+    "layer",
+    "k",
+    "energy_rank",
+    "gap",
+    "dim_M",
+    "kl_from_final",
+    "logodds_corr",
+    "euclid_cos",
+    "all_or_none",
+    "families",
+)
+
+
+def kl_to(
+    p: NextTokenPredictor,
+    q: NextTokenPredictor,
+    *,
+    log_normalizer_p: np.ndarray | None = None,
+    block: int = 4096,
+) -> float:
+    """Mean over the contexts of ``KL(p(.|x) || q(.|x))`` in nats, in one streamed pass over
+    the vocabulary (``p`` and ``q`` on the same contexts and tokens):
+    ``KL = E_p[l_p - l_q] - Z_p + Z_q`` with logits ``l`` and log-normalisers ``Z`` (``Z_q``
+    accumulated online; ``Z_p`` computed first unless given, to reuse across layers)."""
+    Zp = p.log_normalizer() if log_normalizer_p is None else log_normalizer_p
+    m, s = np.full(q.n, -np.inf), np.zeros(q.n)
+    e = np.zeros(p.n)
+    for start in range(0, p.V, block):
+        lp = p.F @ p.G[start : start + block].T
+        lq = q.F @ q.G[start : start + block].T
+        e += (np.exp(lp - Zp[:, None]) * (lp - lq)).sum(axis=1)
+        new = np.maximum(m, lq.max(axis=1))
+        s = s * np.exp(m - new) + np.exp(lq - new[:, None]).sum(axis=1)
+        m = new
+    return max(float(np.mean(e - Zp + m + np.log(s))), 0.0)
+
+
+def _pairs(lm: Any, families: list[Any]) -> list[tuple[str, list[tuple[int, int]]]]:
+    out = []
+    for fam in families:
+        ids = dict(lm.word_tokens(sorted({w for p in fam.pairs for w in p})).single)
+        pairs = [(ids[a], ids[b]) for a, b in fam.pairs if a in ids and b in ids]
+        if len(pairs) >= 2:
+            out.append((fam.name, pairs))
+    return out
+
+
+def run_layers(
+    cfg: AuditConfig, layers: str | list[int] | None = "all", model: Any = None
+) -> dict[str, Any]:
+    """The per-layer audit (module docstring); returns a JSON-ready dict.
+
+    ``model``: an already loaded :class:`~allornone.models.LanguageModel` (else ``cfg.model``
+    is loaded). ``layers``: ``"all"`` or indices ``0..L`` (0 = embeddings).
+    """
+    from ..models.layers import layer_predictors, num_layers, parse_layers
+    from . import pipeline
+
+    cfg = cfg.sized()
+    t0 = time.perf_counter()
+    names = ["load model", "load data", "logit lens", "structure", "kl", "parallelism"]
+    with memoized_r_factors(), Steps(names, cfg.progress) as steps:
+        lm = steps.run(
+            "load model", lambda: model if model is not None else pipeline.load_model(cfg)
+        )
+        L = num_layers(lm)
+        want = parse_layers(layers, L)
+        inp = steps.run("load data", lambda: load_inputs(cfg))
+        ctx = ContextSets.build(inp)
+        texts = [ctx.all[i] for i in ctx.rows("main")]
+        preds = steps.run(
+            "logit lens", lambda: layer_predictors(lm, texts, sorted(set(want) | {L}))
+        )
+        sts = steps.run("structure", lambda: {layer: structure(preds[layer]) for layer in want})
+        final = preds[L]
+        Z = final.log_normalizer()
+        kls = steps.run(
+            "kl",
+            lambda: {layer: kl_to(final, preds[layer], log_normalizer_p=Z) for layer in want},
+        )
+        fams = _pairs(lm, inp.families)
+
+        def par_rows() -> dict[int, dict[str, Any]]:
+            out = {}
+            for layer in want:
+                rs = [
+                    parallelism(
+                        preds[layer],
+                        pairs,
+                        structure=sts[layer],
+                        seed=cfg.seed,
+                        name=name,
+                        baseline_draws=1,
+                    )
+                    for name, pairs in fams
+                ]
+                out[layer] = {
+                    "logodds_corr": _mean(r.identified.get("logodds_corr") for r in rs),
+                    "euclid_cos": _mean(r.raw.get("euclid_cos") for r in rs),
+                    "all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
+                    "families": len(rs),
+                }
+            return out
+
+        par = steps.run("parallelism", par_rows)
+    rows = []
+    for layer in want:
+        st = sts[layer]
+        rows.append(
+            {
+                "layer": layer,
+                "k": st.k,
+                "energy_rank": st.energy_rank,
+                "gap": st.gap,
+                "dim_M": st.dim_M,
+                "kl_from_final": kls[layer],
+                **par[layer],
+            }
+        )
+    res = {
+        "schema_version": "1.0",
+        "kind": "layers",
+        "tool": {"name": "allornone", "version": __version__},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": asdict(cfg),
+        "model": {"name": str(lm.name), "d": int(lm.d), "V": int(lm.V), "layers": L},
+        "contexts": len(texts),
+        "layers": rows,
+        "timings_s": steps.timings,
+        "runtime_s": round(time.perf_counter() - t0, 2),
+        "note": "logit lens: f_l = norm(h_l) through the final norm and LM head; an "
+        "extension beyond the paper, whose theory covers the final layer only",
+    }
+    return to_jsonable(res)
+
+
+def _mean(values: Any) -> float | None:
+    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(LAYER_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k) for k in LAYER_COLUMNS})
+    return buf.getvalue()
+
+
+_EXPLAIN = {
+    "k": Explanation("effective complexity of the layer's log-odds", True),
+    "energy_rank": Explanation("99%-energy rank of the layer's log-odds", True),
+    "kl_from_final": Explanation("mean KL(p_L || p_l), nats", True),
+    "logodds_corr": Explanation("identified parallelism, mean over families", True),
+    "euclid_cos": Explanation("raw parallelism (Euclidean, on G: the same at every layer)", False),
+}
+
+
+def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
+    """Write ``layers.csv``, ``results.json``, ``report.html``/``report.md`` and
+    ``figures/layers.png`` into ``folder``."""
+    folder = Path(folder)
+    figdir = folder / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    _figure(res, figdir / "layers.png")
+    m = res["model"]
+    bl = [Block("h1", f"allornone audit --layers: {m['name']}")]
+    bl.append(
+        Block(
+            "p",
+            f"Logit lens on {res['contexts']} contexts: each layer's hidden state at the last "
+            f"token read through the final norm and the LM head (d = {m['d']}, V = {m['V']}, "
+            f"{m['layers']} blocks; layer 0 = embeddings). An extension beyond the paper: its "
+            f"theory is about the final layer. Run time {fmt(res['runtime_s'])} s.",
+        )
+    )
+    bl.append(Block("figure", "layers.png", "Per layer: energy rank, KL to the model, parallelism"))
+    cols = list(LAYER_COLUMNS)
+    bl.append(
+        Block(
+            "table",
+            Table(cols, [[r.get(c) for c in cols] for r in res["layers"]], dict(_EXPLAIN)),
+        )
+    )
+    write_pages(bl, folder, bl[0].content)
+    atomic_write_text(folder / "layers.csv", _csv(res["layers"]))
+    out = dict(res) | {"figures": {"layers": "figures/layers.png"}}
+    atomic_write_text(folder / "results.json", json.dumps(out, indent=1, allow_nan=False))
+    return {"html": "report.html", "md": "report.md", "json": "results.json", "csv": "layers.csv"}
+
+
+def _figure(res: dict[str, Any], path: Path) -> None:
+    rows = res["layers"]
+    x = [r["layer"] for r in rows]
+    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.4))
+    axes[0].plot(x, [r["energy_rank"] for r in rows], marker="o", label="energy rank")
+    axes[0].plot(x, [r["k"] for r in rows], marker=".", label="k")
+    axes[0].set_xlabel("layer")
+    axes[0].set_ylabel("rank of the log-odds")
+    axes[0].legend(fontsize=8)
+    pos = [(r["layer"], r["kl_from_final"]) for r in rows if (r["kl_from_final"] or 0) > 0]
+    if pos:  # the final layer (KL 0) has no place on a log axis
+        axes[1].semilogy([p[0] for p in pos], [p[1] for p in pos], marker="o")
+    axes[1].set_xlabel("layer")
+    axes[1].set_ylabel("KL(p_L || p_l), nats")
+    ident = [np.nan if r["logodds_corr"] is None else r["logodds_corr"] for r in rows]
+    raw = [np.nan if r["euclid_cos"] is None else r["euclid_cos"] for r in rows]
+    axes[2].plot(x, ident, marker="o", label="identified logodds_corr")
+    axes[2].plot(x, raw, marker="x", label="raw euclid_cos")
+    axes[2].set_xlabel("layer")
+    axes[2].set_ylabel("parallelism (mean over families)")
+    axes[2].legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def summary_table(res: dict[str, Any]) -> str:
+    """Plain aligned text: one line per layer."""
+    rows = [("layer", "k", "energy rank", "KL from final", "logodds_corr", "euclid_cos")]
+    for r in res["layers"]:
+        rows.append(
+            (
+                str(r["layer"]),
+                fmt(r["k"]),
+                fmt(r["energy_rank"]),
+                fmt(r["kl_from_final"]),
+                fmt(r["logodds_corr"]),
+                fmt(r["euclid_cos"]),
+            )
+        )
+    return aligned_text(rows)

@@ -1,0 +1,192 @@
+"""d_LLV and d_{f,g} (THEORY.md 10): dense reference, zero on the class, the bound, the
+paper's small-KL construction, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from planted import planted
+
+import allornone as aon
+
+
+def _dense_reference(a, b, y0: int, x0: int, lam: float) -> dict[str, float]:
+    """The definitions of THEORY.md 10 computed literally on dense log-probabilities."""
+    pa, pb = a.log_probs(allow_large=True), b.log_probs(allow_large=True)
+    V, n = pa.shape[1], pa.shape[0]
+    tok, tok_sd = [], []
+    for y in range(V):
+        if y == y0:
+            continue
+        sa, sb = np.std(pa[:, y] - pa[:, y0]), np.std(pb[:, y] - pb[:, y0])
+        tok.append(np.std(pa[:, y] / sa - pb[:, y] / sb))
+        tok.append(np.std(pa[:, y0] / sa - pb[:, y0] / sb))
+        tok_sd.append(abs(sa - sb))
+    ctx, ctx_sd = [], []
+    for x in range(n):
+        if x == x0:
+            continue
+        ta, tb = np.std(pa[x] - pa[x0]), np.std(pb[x] - pb[x0])
+        ctx.append(np.std(pa[x] / ta - pb[x] / tb))
+        ctx.append(np.std(pa[x0] / ta - pb[x0] / tb))
+        ctx_sd.append(abs(ta - tb))
+    kl = float(np.mean((np.exp(pa) * (pa - pb)).sum(axis=1)))
+    d = max(max(tok), max(ctx), lam * max(tok_sd), lam * max(ctx_sd))
+    return {"d_llv": d, "token_term": max(tok), "context_term": max(ctx), "mean_kl": kl}
+
+
+def _dense_d_svd(a, b, S, y0, X, x0) -> tuple[float, float]:
+    """``1 - m_SVD`` literally: standardised coordinates, cross-covariance, singular values."""
+
+    def m_svd(A, B):
+        A = (A - A.mean(0)) / A.std(0)
+        B = (B - B.mean(0)) / B.std(0)
+        return np.linalg.svd(A.T @ B / A.shape[0], compute_uv=False).mean()
+
+    La, Lb = a.log_probs(allow_large=True), b.log_probs(allow_large=True)
+    f_side = m_svd(La[:, S] - La[:, [y0]], Lb[:, S] - Lb[:, [y0]])
+    g_side = m_svd((La[X] - La[[x0]]).T, (Lb[X] - Lb[[x0]]).T)
+    return 1 - f_side, 1 - g_side
+
+
+def _perturbed(m, scale: float, rng):
+    return aon.NextTokenPredictor(
+        m.F + scale * rng.standard_normal(m.F.shape), m.G + scale * rng.standard_normal(m.G.shape)
+    )
+
+
+def test_streamed_terms_equal_the_dense_definition():
+    rng = np.random.default_rng(0)
+    a, _ = planted(rng, n=30, V=40)
+    b = _perturbed(a, 0.05, rng)
+    r = aon.distances(a, b, pivot_token=3, pivot_context=2, block=7)  # several blocks
+    ref = _dense_reference(a, b, 3, 2, r.lam)
+    for key, val in ref.items():
+        assert getattr(r, key) == pytest.approx(val, rel=1e-9, abs=1e-13), key
+    assert r.mean_kl == pytest.approx(aon.equivalence(a, b, max_rows=None).mean_kl, rel=1e-6)
+
+
+def test_d_svd_equals_the_dense_definition():
+    rng = np.random.default_rng(1)
+    a, _ = planted(rng, n=30, V=40)
+    b = _perturbed(a, 0.3, rng)
+    S, X = [1, 5, 9, 11], [3, 4, 8, 20]
+    d_f, d_g = aon.representation_dissimilarity(
+        a, b, tokens=S, contexts=X, pivot_token=0, pivot_context=0
+    )
+    ref = _dense_d_svd(a, b, S, 0, X, 0)
+    assert (d_f, d_g) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert 0.01 < d_f < 1 and 0.01 < d_g < 1  # a real difference, not a degenerate case
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    junk=st.sampled_from(["random", "zero", "shuffle", "adversarial"]),
+    extra=st.integers(2, 9),
+)
+def test_zero_on_equivalent_models_of_any_width(seed, junk, extra):
+    rng = np.random.default_rng(seed)
+    m, _ = planted(rng, n=40, V=50)
+    s = aon.sample_equivalent(m, dim=m.d - 6 + extra, junk=junk, seed=seed + 1)
+    r = aon.distances(m, s, seed=seed)
+    assert r.d_llv < 1e-9 and r.d_fg < 1e-9 and r.mean_kl < 1e-12
+    assert r.d_b == s.model.d and r.dim == min(m.d, s.model.d)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), scale=st.floats(1e-4, 1.0))
+def test_the_bound_holds_on_random_pairs(seed, scale):
+    rng = np.random.default_rng(seed)
+    a, _ = planted(rng, n=40, V=50)
+    for b in (_perturbed(a, scale, rng), planted(rng, n=40, V=50)[0]):
+        r = aon.distances(a, b, seed=seed)
+        assert 0 <= r.d_fg <= 1
+        assert r.d_fg <= r.bound + 1e-12, (r.d_fg, r.d_llv)
+        assert r.d_fg <= r.paper_bound + 1e-12
+
+
+def test_bound_is_not_vacuous_on_close_pairs():
+    rng = np.random.default_rng(3)
+    a, _ = planted(rng)
+    r = aon.distances(a, _perturbed(a, 1e-3, rng))
+    assert 0 < r.d_fg < r.bound < 1e-3  # small, measured, and bounded
+
+
+def circle_pair(length: float, classes: int = 7, per: int = 40, seed: int = 0):
+    """The paper's construction: a 2-d classifier with evenly spaced unembeddings and inputs
+    near their class's direction; the second model assigns the classes to the directions in
+    another order (a permutation no linear map undoes). Longer unembeddings make both models
+    confident on the right class, so KL goes to 0 while the representations stay unrelated."""
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * np.arange(classes) / classes
+    jitter = rng.uniform(-np.pi / 64, np.pi / 64, (classes, per))
+    radius = 2 + np.abs(0.01 * rng.standard_normal((classes, per)))
+
+    def model(ang):
+        th = (ang[:, None] + jitter).reshape(-1)
+        F = radius.reshape(-1)[:, None] * np.stack([np.cos(th), np.sin(th)], 1)
+        return aon.NextTokenPredictor(F, length * np.stack([np.cos(ang), np.sin(ang)], 1))
+
+    return model(angles), model(angles[[5, 0, 2, 4, 6, 1, 3]])
+
+
+def test_small_kl_does_not_mean_similar_representations():
+    kls, dfg = [], []
+    for length in (2.0, 10.0, 20.0):
+        a, b = circle_pair(length)
+        r = aon.distances(a, b)
+        kls.append(r.mean_kl)
+        dfg.append(r.d_fg)
+        assert r.d_fg <= r.bound + 1e-12
+    assert kls[0] > 0.1 and kls[-1] < 1e-4  # KL goes to zero ...
+    assert min(dfg) > 0.5  # ... the representations stay far apart
+    a, b = circle_pair(20.0)
+    assert aon.distances(a, b).d_llv > 1  # and d_LLV sees it
+    assert aon.distances(a, aon.sample_equivalent(a, dim=4, seed=0)).d_fg < 1e-9
+
+
+def test_frame_lists_identified_columns():
+    rng = np.random.default_rng(4)
+    a, _ = planted(rng)
+    df = aon.distances(a, aon.sample_equivalent(a, seed=2)).to_frame()
+    assert len(df) == 1
+    assert {"d_llv", "d_fg", "d_f", "d_g", "mean_kl", "bound"} <= set(df.attrs["identified"])
+    assert df.attrs["raw"] == ["d_a", "d_b"]
+    assert "d_llv" in aon.distances(a, a)._repr_html_()
+
+
+def test_bad_input_gets_one_line_errors():
+    rng = np.random.default_rng(5)
+    a, _ = planted(rng)
+    b, _ = planted(rng, n=20)
+    with pytest.raises(aon.AllOrNoneError, match="contexts"):
+        aon.distances(a, b)
+    with pytest.raises(aon.AllOrNoneError, match="lam"):
+        aon.distances(a, a, lam=-1.0)
+    with pytest.raises(aon.AllOrNoneError, match="draws"):
+        aon.distances(a, a, draws=0)
+    with pytest.raises(aon.AllOrNoneError, match="dim=999"):
+        aon.distances(a, a, dim=999)
+    with pytest.raises(aon.AllOrNoneError, match="pivot"):
+        aon.representation_dissimilarity(
+            a, a, tokens=[0, 1], contexts=[1, 2], pivot_token=0, pivot_context=0
+        )
+    with pytest.raises(aon.AllOrNoneTypeError):
+        aon.distances(a, "not a model")
+
+
+def test_study_pair_rows_get_the_distances_and_calibrated_map():
+    from allornone.family.study import _pair_similarity
+
+    m, _ = planted(np.random.default_rng(9), n=90)
+    preds = {"a": m, "b": aon.sample_equivalent(m, junk="adversarial", seed=1).model}
+    preds["c"] = _perturbed(m, 0.5, np.random.default_rng(2))
+    sts = {k: aon.structure(p) for k, p in preds.items()}
+    same = _pair_similarity(preds, sts, "a", "b", seed=0)
+    assert same["d_llv"] < 1e-9 and same["d_fg"] < 1e-9
+    assert same["map_similarity_calibrated"] > 1 - 1e-9 and same["map_similarity_p"] == 0.01
+    other = _pair_similarity(preds, sts, "a", "c", seed=0)
+    assert other["d_llv"] > 1e-3 and other["d_fg"] <= other["d_fg_bound"] + 1e-12
