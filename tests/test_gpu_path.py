@@ -303,9 +303,12 @@ def test_cli_dtype_and_device_map_reach_load(monkeypatch):
 
 
 def test_cli_device_and_device_map_together_exit_2(tmp_path, capsys):
+    from audit_helpers import CONCEPTS, LABELS, RELATIONS
+
     from allornone.cli import main
 
     base = ["audit", "--model", "smollm2", "--no-progress", "--out", str(tmp_path / "r")]
+    base += ["--concepts", str(CONCEPTS), "--relations", str(RELATIONS), "--labels", str(LABELS)]
     rc = main(base + ["--device", "cpu", "--device-map", "auto"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("allornone: error: pass device or device_map, not both")

@@ -342,6 +342,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         relations=args.relations,
         labels=args.labels,
         device=args.device,
+        dtype=args.dtype,
+        device_map=args.device_map,
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,
