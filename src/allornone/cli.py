@@ -28,7 +28,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace a previous allornone report in --out"
     )
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="compute dtype of the model (default: the model's own; bfloat16 halves GPU memory)",
+    )
+    p.add_argument(
+        "--device-map",
+        default=None,
+        choices=["auto"],
+        help="auto: spread a model larger than one GPU over all GPUs (then CPU), with accelerate",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     p.add_argument(
@@ -330,6 +342,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         relations=args.relations,
         labels=args.labels,
         device=args.device,
+        dtype=args.dtype,
+        device_map=args.device_map,
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,
@@ -361,6 +375,8 @@ def cmd_audit_layers(args: argparse.Namespace) -> int:
         relations=args.relations,
         labels=args.labels,
         device=args.device,
+        dtype=args.dtype,
+        device_map=args.device_map,
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,
@@ -389,6 +405,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         labels=args.labels,
         relations=args.relations,
         device=args.device,
+        dtype=args.dtype,
+        device_map=args.device_map,
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,

@@ -49,6 +49,8 @@ class AuditConfig:
     relations: str | list[str] | None = None
     labels: str | None = None
     device: str | None = None
+    dtype: str | None = None  # float32 | bfloat16 | float16 (None: the model's own)
+    device_map: str | None = None  # "auto": spread over GPUs (accelerate)
     batch_size: int | None = None
     seed: int = 0
     quick: bool = False

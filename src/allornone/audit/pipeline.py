@@ -223,6 +223,10 @@ def load_model(cfg: AuditConfig) -> Any:
     opts: dict[str, Any] = {}
     if cfg.device:
         opts["device"] = cfg.device
+    if cfg.dtype:
+        opts["dtype"] = cfg.dtype
+    if cfg.device_map:
+        opts["device_map"] = cfg.device_map
     if cfg.batch_size:
         opts["batch_size"] = cfg.batch_size
     return load(cfg.model, **opts)

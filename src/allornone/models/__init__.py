@@ -24,7 +24,8 @@
 GGUF models are de-quantised once and cached under ``$ALLORNONE_CACHE`` (default
 ``~/.cache/allornone``). Every transformers model is checked at load: ``F G^T`` (+ bias) must
 reproduce the model's own logits (see :data:`LOGIT_CHECK_RTOL`), else it is refused.
-Options are those of :class:`LanguageModel` (``dtype``, ``device``, ``batch_size``,
+Options are those of :class:`LanguageModel` (``dtype``, ``device``, ``device_map``
+(``"auto"`` or a dict, with accelerate: models larger than one GPU), ``batch_size``,
 ``max_length``, ``padding_side``, ``allow_nonlinear_head``, ``logit_scale``, ``check``,
 ``logit_tol``, ``cache``), ``tokenizer`` and ``trust_pickle``. ``device`` and ``dtype`` are
 checked before anything is loaded.
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._validation import AllOrNoneError
-from ._device import check_device
+from ._device import check_device, check_device_map
 from ._loading import KNOWN_MODELS
 from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL
 from .cache import cache_root
@@ -93,8 +94,30 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
     trust = options.pop("trust_pickle", None)
     trust = _TRUST_PICKLE.get() if trust is None else bool(trust)
     check_device(options.get("device"))  # before anything is read or converted
-    resolve_dtype(options.get("dtype"))
-    kind, model, tok = resolve(name_or_path, trust_pickle=trust)
+    tdtype = resolve_dtype(options.get("dtype"))
+    dmap = check_device_map(options.get("device_map"))
+    if dmap is not None and options.get("device") is not None:
+        raise AllOrNoneError("pass device or device_map, not both (CLI: --device or --device-map)")
+    hf_options: dict[str, Any] = {}
+    if tdtype is not None:
+        hf_options["dtype"] = tdtype  # read the weights in that dtype (no float32 copy first)
+    if dmap is not None:
+        hf_options["device_map"] = (
+            {k: str(v) for k, v in dmap.items()} if isinstance(dmap, dict) else dmap
+        )
+    try:
+        kind, model, tok = resolve(name_or_path, trust_pickle=trust, hf_options=hf_options)
+    except Exception as exc:  # noqa: BLE001 - only allocation failures are translated
+        from ._batching import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            raise
+        raise AllOrNoneError(
+            f"out of memory reading {name_or_path!r}"
+            + (f" in {tdtype}" if tdtype is not None else "")
+            + ": use dtype='bfloat16' (--dtype bfloat16), device_map='auto' (--device-map "
+            "auto) to spread it over GPUs and the CPU, or a smaller model"
+        ) from None
     if kind == "word2vec":
         unknown = set(options) - {"name", "check"}
         if unknown:
@@ -109,7 +132,7 @@ def load(name_or_path: Any, **options: Any) -> LanguageModel | Word2VecModel:
             f"load() got a {type(model).__name__} object without its tokenizer: pass "
             "tokenizer=... (e.g. AutoTokenizer.from_pretrained(the same path))"
         )
-    if options.get("device") is None and tok is not None:
+    if options.get("device") is None and options.get("device_map") is None and tok is not None:
         import torch  # models we loaded ourselves go to CUDA when there is one
 
         options["device"] = "cuda" if torch.cuda.is_available() else "cpu"

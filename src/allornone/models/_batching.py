@@ -24,7 +24,9 @@ __all__ = [
     "CUDA_PAD_MULTIPLE",
     "accepts",
     "as_text_list",
+    "free_device_memory",
     "has_hooks",
+    "is_out_of_memory",
     "length_batches",
     "model_kwargs",
     "pad_batch",
@@ -105,41 +107,80 @@ def length_batches(
 
 def pad_batch(
     seqs: list[list[int]], side: str, *, pad_id: int, device: torch.device, max_length: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Pad to a batch: ``input_ids``, ``attention_mask``, ``position_ids`` (all B x T) and the
     index of the last real token of each row (B,).
 
-    On CUDA the padded length is rounded up to a multiple of :data:`CUDA_PAD_MULTIPLE`, so
-    length-sorted batches reuse a few kernel shapes (a new GEMM/attention shape costs a
-    heuristic search on first use); the extra positions are masked padding."""
-    T = max(len(s) for s in seqs)
-    if device.type == "cuda":
+    ``attention_mask`` is None when no row is padded (all of one length): the model then
+    takes its plain causal path (no mask to build or inspect; on CUDA, flash attention).
+    On CUDA the padded length of a padded batch is rounded up to a multiple of
+    :data:`CUDA_PAD_MULTIPLE`, so length-sorted batches reuse a few kernel shapes (a new
+    GEMM/attention shape costs a heuristic search on first use); the extra positions are
+    masked padding. Host tensors are built with numpy and, on CUDA, copied from pinned
+    memory without blocking (the copy overlaps the previous batch's compute)."""
+    lens = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    T = int(lens.max())
+    padded = bool((lens != T).any())
+    if padded and device.type == "cuda":
         T = min(-(-T // CUDA_PAD_MULTIPLE) * CUDA_PAD_MULTIPLE, max(T, max_length))
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    ids = np.full((len(seqs), T), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), T), dtype=np.int64)
     for i, s in enumerate(seqs):
         if side == "left":
-            ids[i, T - len(s) :] = torch.tensor(s)
+            ids[i, T - len(s) :] = s
             mask[i, T - len(s) :] = 1
         else:
-            ids[i, : len(s)] = torch.tensor(s)
+            ids[i, : len(s)] = s
             mask[i, : len(s)] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    last = torch.tensor([T - 1 if side == "left" else len(s) - 1 for s in seqs])
-    return ids.to(device), mask.to(device), pos.to(device), last.to(device)
+    pos = np.maximum(mask.cumsum(-1) - 1, 0)
+    last = np.full(len(seqs), T - 1) if side == "left" else lens - 1
+    host = [torch.from_numpy(a) for a in (ids, mask, pos, last)]
+    if device.type == "cuda":
+        host = [t.pin_memory() for t in host]
+    dev = [t.to(device, non_blocking=device.type == "cuda") for t in host]
+    return dev[0], (dev[1] if padded else None), dev[2], dev[3]
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure of torch: CUDA (``OutOfMemoryError``), MPS
+    (``MPS backend out of memory``) or the CPU allocator (``can't allocate memory``)."""
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, oom | torch.cuda.OutOfMemoryError):
+        return True
+    if isinstance(exc, RuntimeError | MemoryError):
+        msg = str(exc).lower()
+        return isinstance(exc, MemoryError) or any(
+            k in msg for k in ("out of memory", "can't allocate memory", "cannot allocate memory")
+        )
+    return False
+
+
+def free_device_memory(device: torch.device) -> None:
+    """Give cached blocks back after an out-of-memory error, so a smaller batch can fit."""
+    import gc
+
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        mps = getattr(torch, "mps", None)
+        if mps is not None and hasattr(mps, "empty_cache"):
+            mps.empty_cache()
 
 
 def model_kwargs(
     ids: torch.Tensor,
-    mask: torch.Tensor,
+    mask: torch.Tensor | None,
     pos: torch.Tensor,
     *,
     pass_positions: bool,
     pass_use_cache: bool,
 ) -> dict[str, Any]:
-    kw: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
-    if pass_positions:
-        kw["position_ids"] = pos
+    kw: dict[str, Any] = {"input_ids": ids}
+    if mask is not None:
+        kw["attention_mask"] = mask
+        if pass_positions:
+            kw["position_ids"] = pos
     if pass_use_cache:
         kw["use_cache"] = False
     return kw

@@ -3,13 +3,17 @@
 Tokenisation as the model sees it (BOS prefix, left truncation), the last-token hidden state
 ``h(x)`` (the input of ``F``), the model's own logits and continuation log-probabilities.
 Contexts are sorted by length before batching (little padding) and put back in the input
-order; padding uses explicit attention masks and position ids (see :mod:`._batching`).
+order; padding uses explicit attention masks and position ids (see :mod:`._batching`), except
+for ``F`` with right padding, which needs none (causal model). On a GPU the hidden states stay
+on the device and are copied in blocks (:data:`FLUSH_BYTES`): no synchronisation per batch.
+Running out of memory halves the batch and continues (:meth:`ForwardPasses._run_batches`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -17,15 +21,24 @@ import torch
 from .._validation import AllOrNoneError
 from ._batching import (
     as_text_list,
+    free_device_memory,
+    is_out_of_memory,
     length_batches,
     model_kwargs,
     pad_batch,
+    user_stacklevel,
     warn_truncated,
 )
 from ._head import HeadSpec
 from .tokens import encode_word
 
 __all__ = ["ForwardPasses"]
+
+_R = TypeVar("_R")
+
+#: Hidden states are kept on the device and copied to the host once this many bytes of them
+#: have accumulated (one synchronisation per copy instead of one per batch).
+FLUSH_BYTES = 64 << 20
 
 
 class ForwardPasses:
@@ -42,6 +55,10 @@ class ForwardPasses:
     max_length: int
     padding_side: str
     n_forward_batches: int
+    #: Largest batch that ran after an out-of-memory error (None: no error so far); later
+    #: batches are capped at it. ``last_batch_size``: the largest batch of the latest call.
+    oom_batch_size: int | None
+    last_batch_size: int | None
     _base: torch.nn.Module | None
     _prefix: list[int]
     _pad_id: int
@@ -96,13 +113,13 @@ class ForwardPasses:
 
     def _pad(
         self, seqs: list[list[int]], side: str
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         return pad_batch(
             seqs, side, pad_id=self._pad_id, device=self.device, max_length=self.max_length
         )
 
     def _model_kwargs(
-        self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor
+        self, ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor
     ) -> dict[str, Any]:
         return model_kwargs(
             ids,
@@ -115,6 +132,13 @@ class ForwardPasses:
     def _hidden_last(self, seqs: list[list[int]], side: str) -> torch.Tensor:
         """Final normed hidden state at the last real token, shape (B, hidden), model dtype."""
         ids, mask, pos, last = self._pad(seqs, side)
+        if side == "right":
+            # Right padding needs no mask for F: in a causal model the real positions never
+            # attend to the pads after them, and the default position ids are the right
+            # ones. Without a mask the model takes its plain causal path (no mask to build,
+            # no host sync; flash attention on CUDA). A model that is not causal would fail
+            # the load-time logits check (its logits come from a masked, left-padded forward).
+            mask = None
         kw = self._model_kwargs(ids, mask, pos)
         self.n_forward_batches += 1
         if self._base is not None:
@@ -123,7 +147,72 @@ class ForwardPasses:
         else:  # no separable base model: full forward, last hidden state
             out = self.hf_model(**kw, output_hidden_states=True)
             h = out.hidden_states[-1]
-        return h[torch.arange(h.shape[0], device=h.device), last]
+        if side == "left" or all(len(q) == h.shape[1] for q in seqs):  # rows end at T - 1
+            return h[:, -1]
+        return h[torch.arange(h.shape[0], device=h.device), last.to(h.device)]
+
+    def _run_batches(
+        self,
+        encoded: list[list[int]],
+        batch_size: int | None,
+        fn: Callable[[np.ndarray], _R],
+    ) -> Iterator[tuple[np.ndarray, _R]]:
+        """``(indices, fn(indices))`` over length-sorted batches, recovering from running
+        out of memory: the failing batch is halved (down to one context) and later batches
+        are capped at the size that ran (warned once; :attr:`oom_batch_size`). One context
+        that does not fit is a clear :class:`~allornone.AllOrNoneError`."""
+        bs = int(batch_size or self.batch_size)
+        cap = getattr(self, "oom_batch_size", None)
+        queue = deque(self._batches(encoded, min(bs, cap) if cap else bs))
+        self.last_batch_size = 0
+        first: tuple[int, int] | None = None  # (batch size, longest context) of the 1st OOM
+        while queue:
+            idx = queue.popleft()
+            if cap is not None and len(idx) > cap:
+                queue.extendleft(reversed([idx[s : s + cap] for s in range(0, len(idx), cap)]))
+                continue
+            try:
+                out = fn(idx)
+            except Exception as exc:  # noqa: BLE001 - only allocation failures are handled
+                if not is_out_of_memory(exc):
+                    raise
+                failed = len(idx)
+                longest = max(len(encoded[i]) for i in idx)
+            else:
+                self.last_batch_size = max(self.last_batch_size, len(idx))
+                yield idx, out
+                continue
+            free_device_memory(self.device)  # the exception (and its tensors) is gone here
+            if failed == 1:
+                raise AllOrNoneError(
+                    f"{self.name}: out of memory on {self._where()} even at batch size 1 (a "
+                    f"context of {longest} tokens); use dtype='bfloat16' (--dtype bfloat16), "
+                    "device_map='auto' (--device-map auto) to spread the model over GPUs, a "
+                    "shorter max_length, or a smaller model"
+                )
+            half = (failed + 1) // 2
+            if cap is None or half < cap:
+                cap = half
+                self.oom_batch_size = cap
+            if first is None:
+                first = (failed, longest)
+            queue.extendleft([idx[half:], idx[:half]])
+        if first is not None:
+            import warnings
+
+            warnings.warn(
+                f"{self.name}: out of memory on {self._where()} at batch size {first[0]} "
+                f"(longest context {first[1]} tokens); continued with batch size {cap}. "
+                f"Pass batch_size={cap} (--batch-size {cap}) to start there",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+
+    def _where(self) -> str:
+        dmap = getattr(self, "device_map", None)
+        if dmap:
+            return "devices " + ", ".join(sorted({str(v) for v in dmap.values()}))
+        return str(self.device)
 
     def _progress(self, total: int, n_batches: int, progress: bool | None, desc: str):
         from tqdm.auto import tqdm
@@ -164,19 +253,44 @@ class ForwardPasses:
     def _embed_encoded(
         self, encoded: list[list[int]], batch_size: int | None, progress: bool | None, side: str
     ) -> np.ndarray:
-        batches = list(self._batches(encoded, batch_size))
+        """``F`` of token-id contexts. The hidden state is computed in the model's dtype,
+        converted on the device to float32 (exact for bfloat16/float16; float64 models stay
+        float64), kept there and copied to the host in blocks of :data:`FLUSH_BYTES`."""
         hidden = int(self.head.weight.shape[1])
-        out_dtype = np.float64 if self.dtype == torch.float64 else np.float32
-        F = np.empty((len(encoded), self.d), dtype=out_dtype)
-        bar = self._progress(len(encoded), len(batches), progress, f"embed {self.name}")
+        out_np = np.float64 if self.dtype == torch.float64 else np.float32
+        out_t = torch.float64 if out_np == np.float64 else torch.float32
+        F = np.empty((len(encoded), self.d), dtype=out_np)
+        n_batches = sum(1 for _ in self._batches(encoded, batch_size))
+        bar = self._progress(len(encoded), n_batches, progress, f"embed {self.name}")
+        pend_idx: list[np.ndarray] = []
+        pend_h: list[torch.Tensor] = []
+        pend_bytes = 0
+        scale = float(self.head.scale)
+
+        def flush() -> None:
+            nonlocal pend_bytes
+            if not pend_h:
+                return
+            rows = np.concatenate(pend_idx)
+            F[rows, :hidden] = torch.cat([h.to(pend_h[0].device) for h in pend_h]).cpu().numpy()
+            pend_idx.clear()
+            pend_h.clear()
+            pend_bytes = 0
+
+        def one(idx: np.ndarray) -> torch.Tensor:
+            # a copy: a view would keep the whole (B, T, hidden) output alive until the flush
+            h = self._hidden_last([encoded[i] for i in idx], side).to(out_t, copy=True)
+            return h * scale if scale != 1.0 else h
+
         with torch.inference_mode(), bar:
-            for idx in batches:
-                h = self._hidden_last([encoded[i] for i in idx], side)
-                h = h.to(torch.float64 if out_dtype == np.float64 else torch.float32)
-                if self.head.scale != 1.0:
-                    h = h * self.head.scale
-                F[idx, :hidden] = h.cpu().numpy()
+            for idx, h in self._run_batches(encoded, batch_size, one):
+                pend_idx.append(idx)
+                pend_h.append(h)
+                pend_bytes += h.numel() * h.element_size()
+                if pend_bytes >= FLUSH_BYTES or h.device.type == "cpu":
+                    flush()
                 bar.update(len(idx))
+            flush()
         if self.head.bias is not None:
             F[:, hidden] = 1.0
         return F
@@ -187,14 +301,20 @@ class ForwardPasses:
         encoded = self.encode(texts, warn=False)
         out = np.empty((len(texts), self.V), dtype=np.float64)
         with torch.inference_mode():
-            for idx in self._batches(encoded, batch_size):
-                ids, mask, pos, last = self._pad([encoded[i] for i in idx], "left")
-                kw = self._model_kwargs(ids, mask, pos)
-                if self._logits_to_keep:
-                    kw["logits_to_keep"] = 1
-                logits = self.hf_model(**kw).logits[:, -1]
+            for idx, logits in self._run_batches(
+                encoded, batch_size, lambda idx: self._logits_last([encoded[i] for i in idx])
+            ):
                 out[idx] = logits.to(torch.float64).cpu().numpy()
         return out
+
+    def _logits_last(self, seqs: list[list[int]]) -> torch.Tensor:
+        """The model's logits at the last token of each (left-padded) row, (B, V), on the
+        device the model puts them, in its dtype."""
+        ids, mask, pos, _ = self._pad(seqs, "left")
+        kw = self._model_kwargs(ids, mask, pos)
+        if self._logits_to_keep:
+            kw["logits_to_keep"] = 1
+        return self.hf_model(**kw).logits[:, -1]
 
     def logprobs(self, contexts: Sequence[str] | str, *, batch_size: int | None = None):
         """The model's own next-token log-probabilities at the last position, (n, V) float64.
@@ -249,18 +369,24 @@ class ForwardPasses:
             seqs.append(self._prefix + body)
             n_cont.append(len(cont))
         out = np.empty(len(texts), dtype=np.float64)
+
+        def one(idx: np.ndarray) -> list[float]:
+            batch = [seqs[i] for i in idx]
+            ids, mask, pos, _ = self._pad(batch, "left")
+            k = max(n_cont[i] for i in idx)
+            kw = self._model_kwargs(ids, mask, pos)
+            if self._logits_to_keep:
+                kw["logits_to_keep"] = k + 1
+            logits = self.hf_model(**kw).logits[:, -(k + 1) : -1].to(torch.float64)
+            lp = torch.log_softmax(logits, dim=-1)  # lp[:, j] predicts token at T-k+j
+            vals = []
+            for row, i in enumerate(idx):
+                m = n_cont[i]
+                tgt = torch.tensor(seqs[i][-m:], device=lp.device)
+                vals.append(lp[row, k - m :].gather(-1, tgt[:, None]).sum())
+            return torch.stack(vals).cpu().tolist()
+
         with torch.inference_mode():
-            for idx in self._batches(seqs, batch_size):
-                batch = [seqs[i] for i in idx]
-                ids, mask, pos, _ = self._pad(batch, "left")
-                k = max(n_cont[i] for i in idx)
-                kw = self._model_kwargs(ids, mask, pos)
-                if self._logits_to_keep:
-                    kw["logits_to_keep"] = k + 1
-                logits = self.hf_model(**kw).logits[:, -(k + 1) : -1].to(torch.float64)
-                lp = torch.log_softmax(logits, dim=-1)  # lp[:, j] predicts token at T-k+j
-                for row, i in enumerate(idx):
-                    m = n_cont[i]
-                    tgt = torch.tensor(seqs[i][-m:], device=lp.device)
-                    out[i] = float(lp[row, k - m :].gather(-1, tgt[:, None]).sum())
+            for idx, vals in self._run_batches(seqs, batch_size, one):
+                out[idx] = vals
         return out

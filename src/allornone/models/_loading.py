@@ -130,13 +130,15 @@ def _qwen_path() -> Path:
     return assembled_file(target, build, sha256=QWEN_SHA256)
 
 
-def _load_dir(path: Path) -> tuple[Any, Any]:
+def _load_dir(path: Path, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     with offline():
         try:
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=True, **(hf_options or {})
+            )
         except (OSError, ValueError, KeyError) as exc:
             raise AllOrNoneError(
                 f"could not load a causal LM + tokenizer from the directory {path}: {exc}"
@@ -144,13 +146,14 @@ def _load_dir(path: Path) -> tuple[Any, Any]:
     return model, tok
 
 
-def _load_hub(name: str) -> tuple[Any, Any]:
+def _load_hub(name: str, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    hf_options = hf_options or {}
     try:  # the local HF cache first
         with offline():
             tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True, **hf_options)
         return model, tok
     except Exception as local_exc:
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
@@ -163,7 +166,7 @@ def _load_hub(name: str) -> tuple[Any, Any]:
             ) from local_exc
     try:
         tok = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, **hf_options)
     except Exception as exc:
         raise AllOrNoneError(
             f"{name!r} is not a local directory and could not be loaded from the Hugging Face "
@@ -197,12 +200,16 @@ def _is_gguf(path: Path) -> bool:
         return False
 
 
-def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any, Any]:
+def resolve(
+    name_or_path: Any, *, trust_pickle: bool = False, hf_options: dict[str, Any] | None = None
+) -> tuple[str, Any, Any]:
     """``(kind, model, extra)``: ``kind`` is ``"hf"`` (``extra``: the tokenizer or None) or
     ``"word2vec"`` (``extra``: the name saved with the model, or None).
 
     Nothing a file provides is executed: gensim pickle files are read only with
-    ``trust_pickle=True``.
+    ``trust_pickle=True``. ``hf_options`` (``dtype``, ``device_map``) go to transformers'
+    ``from_pretrained`` for folders and hub ids, so big models are read straight into their
+    dtype and devices (GGUF models are converted first; the adapter casts/dispatches them).
     """
     if isinstance(name_or_path, str | os.PathLike):
         s = os.fspath(name_or_path)
@@ -220,7 +227,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
             if is_word2vec_dir(p):
                 return "word2vec", *read_word2vec(p)
             if (p / "config.json").exists():
-                return "hf", *_load_dir(p)
+                return "hf", *_load_dir(p, hf_options)
             ggufs = sorted(p.glob("*.gguf"))
             if len(ggufs) == 1:
                 return "hf", *load_gguf(ggufs[0], ggufs[0].stem)
@@ -247,7 +254,7 @@ def resolve(name_or_path: Any, *, trust_pickle: bool = False) -> tuple[str, Any,
                 ".gguf file, a hub id 'org/name' (needs network), a transformers model or a "
                 "gensim Word2Vec model"
             )
-        return "hf", *_load_hub(s)
+        return "hf", *_load_hub(s, hf_options)
     try:
         from gensim.models import Word2Vec
     except ImportError:  # pragma: no cover - gensim is a dependency

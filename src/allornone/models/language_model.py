@@ -24,11 +24,16 @@ import torch
 from .._validation import AllOrNoneError
 from ..predictor import NextTokenPredictor
 from . import cache as _cache
-from ._batching import accepts, has_hooks, user_stacklevel
-from ._device import resolve_device, resolve_dtype
+from ._batching import accepts, has_hooks, is_out_of_memory, user_stacklevel
+from ._device import check_device_map, dispatch, input_device, resolve_device, resolve_dtype
 from ._forward import ForwardPasses
 from ._head import HeadSpec, inspect_head
-from ._logit_check import DEFAULT_CHECK_CONTEXTS, LOGIT_CHECK_RTOL, failure_message, logit_deviation
+from ._logit_check import (
+    DEFAULT_CHECK_CONTEXTS,
+    LOGIT_CHECK_RTOL,
+    device_deviation,
+    failure_message,
+)
 from .tokens import WordTokens, special_layout, token_labels, word_tokens
 
 __all__ = ["LanguageModel"]
@@ -52,6 +57,10 @@ class LanguageModel(ForwardPasses):
         too). None keeps the model's dtype.
     device : None | str | torch.device
         None: the model's current device (models loaded by ``load``: CUDA when available).
+    device_map : None | "auto" | dict
+        Spread the model over several devices with accelerate (for models larger than one
+        GPU): ``"auto"`` fills the GPUs in order, a dict maps module names to devices.
+        Exclusive with ``device``; a model already dispatched (``hf_device_map``) is kept.
     batch_size : int
         Most contexts per forward batch (default 32; 128 on CUDA).
     max_batch_tokens : int
@@ -86,6 +95,7 @@ class LanguageModel(ForwardPasses):
         name: str | None = None,
         dtype: Any = None,
         device: Any = None,
+        device_map: Any = None,
         batch_size: int | None = None,
         max_batch_tokens: int | None = None,
         max_length: int | None = None,
@@ -106,19 +116,88 @@ class LanguageModel(ForwardPasses):
             raise AllOrNoneError(
                 f"hf_model is a {type(hf_model).__name__}, expected a transformers model"
             )
-        self.device = resolve_device(device, hf_model)
         tdtype = resolve_dtype(dtype)
-        hf_model = (
-            hf_model.to(self.device) if tdtype is None else hf_model.to(self.device, dtype=tdtype)
-        )
+        dmap = check_device_map(device_map)
+        if dmap is not None and device is not None:
+            raise AllOrNoneError(
+                "pass device or device_map, not both (device_map places every layer itself)"
+            )
+        self.device_map: dict[str, Any] | None = getattr(hf_model, "hf_device_map", None)
+        if self.device_map is not None and len(set(map(str, self.device_map.values()))) > 1:
+            dmap = dmap or "dispatched"  # already spread over devices: keep it there
+        try:
+            hf_model = self._place(hf_model, tdtype, dtype, dmap, device)
+        except Exception as exc:  # noqa: BLE001 - only allocation failures are translated
+            if not is_out_of_memory(exc):
+                raise
+            n = sum(p.numel() for p in hf_model.parameters())
+            here = getattr(self, "device", None) or device
+            where = "the devices of device_map" if dmap is not None else str(here)
+            raise AllOrNoneError(
+                f"out of memory placing the model ({n / 1e9:.2f} B parameters) on {where}: use "
+                "dtype='bfloat16' (--dtype bfloat16), device_map='auto' (--device-map auto) to "
+                "spread it over GPUs and the CPU, or a smaller model"
+            ) from None
         hf_model.eval()
         self.hf_model = hf_model
+        self._init_rest(
+            hf_model, tokenizer, name, allow_nonlinear_head, logit_scale, max_length,
+            padding_side, batch_size, max_batch_tokens, cache, logit_tol, check, check_contexts,
+        )  # fmt: skip
+
+    def _place(
+        self, hf_model: Any, tdtype: torch.dtype | None, dtype: Any, dmap: Any, device: Any
+    ) -> Any:
+        """Cast and move (or dispatch) the model; sets :attr:`device` and :attr:`device_map`."""
+        if dmap is not None:
+            if self.device_map is None:
+                if tdtype is not None:
+                    hf_model = hf_model.to(dtype=tdtype)
+                hf_model = dispatch(hf_model, dmap)
+                self.device_map = dict(hf_model.hf_device_map)
+            elif tdtype is not None and next(hf_model.parameters()).dtype != tdtype:
+                raise AllOrNoneError(
+                    f"the model is already spread over devices in "
+                    f"{next(hf_model.parameters()).dtype}: load it with dtype={dtype!r} instead"
+                )
+            self.device = input_device(hf_model)
+        else:
+            self.device = resolve_device(device, hf_model)
+            hf_model = (
+                hf_model.to(self.device)
+                if tdtype is None
+                else hf_model.to(self.device, dtype=tdtype)
+            )
+        return hf_model
+
+    def _init_rest(
+        self,
+        hf_model: Any,
+        tokenizer: Any,
+        name: str | None,
+        allow_nonlinear_head: bool,
+        logit_scale: float | None,
+        max_length: int | None,
+        padding_side: str | None,
+        batch_size: int | None,
+        max_batch_tokens: int | None,
+        cache: bool,
+        logit_tol: float | None,
+        check: bool,
+        check_contexts: Sequence[str] | None,
+    ) -> None:
         self.tokenizer = tokenizer
         self.name = name or str(getattr(hf_model, "name_or_path", "") or type(hf_model).__name__)
         self.dtype: torch.dtype = next(hf_model.parameters()).dtype
         self.head: HeadSpec = inspect_head(
             hf_model, allow_nonlinear_head=allow_nonlinear_head, logit_scale=logit_scale
         )
+        if self.head.weight.device.type == "meta":
+            raise AllOrNoneError(
+                f"{self.name}: the LM head's weight is offloaded (on the meta device), so G "
+                "cannot be read; give the model more GPU/CPU memory (device_map='auto' may "
+                "offload to disk) or use dtype='bfloat16'"
+            )
         base = getattr(hf_model, "base_model", None)
         self._base: torch.nn.Module | None = (
             base if isinstance(base, torch.nn.Module) and base is not hf_model else None
@@ -144,6 +223,8 @@ class LanguageModel(ForwardPasses):
         self.max_batch_tokens = int(max_batch_tokens or (131072 if cuda else 16384))
         self.cache = bool(cache)
         self.n_forward_batches = 0
+        self.oom_batch_size: int | None = None
+        self.last_batch_size: int | None = None
         self._G: np.ndarray | None = None
         self._tokens: list[str] | None = None
         self._fp_state: tuple | None = None
@@ -345,15 +426,30 @@ class LanguageModel(ForwardPasses):
         """Max abs deviation between ``F G^T`` (+bias, capped if a cap was allowed) and the
         model's own logits on a few contexts (default :data:`DEFAULT_CHECK_CONTEXTS`).
 
+        Computed on the device of the LM head (float64 there; see
+        :func:`._logit_check.device_deviation`): neither the logits nor ``G`` are copied to
+        the host, only the maxima come back. ``F`` is extracted as :meth:`embed` does it
+        (same padding side, separate batches), the logits by a full forward (left padded).
         Also stored as :attr:`logit_check` (and the logits' max abs as ``logit_check_scale``).
         Raises :class:`~allornone.AllOrNoneError` when ``F``, ``G`` or the logits contain NaN
         or inf (a NaN deviation would otherwise compare as "within tolerance").
         """
         texts = self._as_list(list(contexts) if contexts is not None else DEFAULT_CHECK_CONTEXTS)
-        F, model_logits = self._check_inputs(texts)
-        dev, scale = logit_deviation(
-            self.name, F, self.unembedding(), model_logits, self.head.apply_cap
-        )
+        encoded = self.encode(texts, warn=False)
+        head = self.head
+
+        def one(idx: np.ndarray) -> tuple[float, float]:
+            seqs = [encoded[i] for i in idx]
+            logits = self._logits_last(seqs)
+            h = self._hidden_last(seqs, self.padding_side)
+            return device_deviation(
+                self.name, h, head.weight, head.bias, head.scale, logits, head.apply_cap
+            )
+
+        dev, scale = 0.0, 0.0
+        with torch.inference_mode():
+            for _, (d, s) in self._run_batches(encoded, None, one):
+                dev, scale = max(dev, d), max(scale, s)
         self.logit_check, self.logit_check_scale = dev, scale
         return dev
 

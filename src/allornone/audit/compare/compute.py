@@ -41,6 +41,8 @@ class CompareConfig:
     labels: str | None = None
     relations: str | None = None
     device: str | None = None
+    dtype: str | None = None
+    device_map: str | None = None
     batch_size: int | None = None
     seed: int = 0
     quick: bool = False
@@ -87,7 +89,15 @@ def shared_tokens(lm_a: Any, lm_b: Any) -> tuple[np.ndarray, np.ndarray, list[st
 
 
 def _load(name: str, cfg: CompareConfig) -> Any:
-    return props_load(AuditConfig(model=name, device=cfg.device, batch_size=cfg.batch_size))
+    return props_load(
+        AuditConfig(
+            model=name,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            device_map=cfg.device_map,
+            batch_size=cfg.batch_size,
+        )
+    )
 
 
 def props_load(cfg: AuditConfig) -> Any:
