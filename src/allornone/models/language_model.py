@@ -407,10 +407,15 @@ class LanguageModel(ForwardPasses):
         """
         texts = self._as_list(contexts)
         F = self.embed(texts, **embed_options)
-        pred = NextTokenPredictor(F, self.unembedding(), contexts=texts, tokens=self.tokens)
+        half = self.dtype in (torch.bfloat16, torch.float16)  # tolerances of the compute dtype
+        pred = NextTokenPredictor(
+            F,
+            self.unembedding(),
+            contexts=texts,
+            tokens=self.tokens,
+            eps=float(torch.finfo(self.dtype).eps) if half else None,
+        )
         pred.has_bias = self.head.bias is not None
-        if self.dtype in (torch.bfloat16, torch.float16):  # tolerances of the compute dtype
-            pred.eps = max(pred.eps, float(torch.finfo(self.dtype).eps))
         return pred
 
     # ------------------------------------------------------------------ the logits check
