@@ -64,7 +64,8 @@ def extract_ray(
 
     ``model``: what :func:`allornone.models.load` takes (a name or path, loaded by every
     worker); ``lm``: the driver's already-loaded copy (loaded here when None). Starts a local
-    Ray cluster (``workers`` CPUs) unless ``ray.init`` was called already.
+    Ray cluster (``workers`` CPUs) unless ``ray.init`` was called already or ``RAY_ADDRESS``
+    names an existing cluster (then its resources are used).
     """
     try:
         import ray
@@ -90,7 +91,11 @@ def extract_ray(
     if not todo:  # complete already: no cluster needed
         return Extraction(store.finish(), store.n, store.d, 0, store.n_shards)
     if not ray.is_initialized():
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        address = os.environ.get("RAY_ADDRESS")
+        if address:  # an existing cluster (e.g. RAY_ADDRESS=ray://head:10001): its resources
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     cls = ray.remote(num_cpus=1, num_gpus=gpus_per_worker)(_Worker)
 
     def spawn() -> Any:
