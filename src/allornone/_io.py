@@ -32,7 +32,7 @@ def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
     try:
         yield Path(tmp)
         # mkstemp makes files private; give the permissions a plain open() would
-        os.chmod(tmp, (0o666 & ~_umask()) if mode is None else mode)
+        os.chmod(tmp, (0o666 & ~umask()) if mode is None else mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -142,7 +142,7 @@ def replace_dir(tmp_dir: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _umask() -> int:
+def umask() -> int:
     """The process umask (read from /proc where it can be, so it is never changed)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -170,7 +170,7 @@ def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Any:
     sweep_leftovers(final)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=_sibling_prefix(final, "tmp")))
     try:
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~umask())
         value = write(tmp)
         replace_dir(tmp, final)
         return value

@@ -21,6 +21,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._io import umask
+
 __all__ = [
     "apply_umask",
     "atomic_file",
@@ -40,20 +42,6 @@ _TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}$")
 #: k2j4_x9a`` (``tempfile.mkdtemp``); removed when older than this many seconds.
 _LEGACY = re.compile(r"^\.[A-Za-z0-9._-]+-[a-z0-9_]{8}$")
 LEGACY_STALE_SECONDS = 3600.0
-
-
-def umask() -> int:
-    """The process umask (read from /proc on Linux; elsewhere set and restored at once)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
 
 
 def file_mode() -> int:
