@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..store import contexts_digest  # one digest of ordered contexts: the store and this cache
 from ._fs import atomic_file, atomic_write_bytes, clean_stale, sha256_file, warn_damaged
 
 __all__ = [
@@ -57,16 +58,6 @@ def cache_root() -> Path:
 
 def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def contexts_digest(contexts: Sequence[str]) -> str:
-    """SHA-256 of an ordered list of strings (length-prefixed, so no ambiguity)."""
-    h = hashlib.sha256()
-    for c in contexts:
-        b = c.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
 
 
 def weights_fingerprint(module: torch.nn.Module, sample: int = 4096) -> str:
