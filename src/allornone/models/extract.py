@@ -53,6 +53,11 @@ class Extraction:
     shards_written: int
     shards_reused: int
 
+    @classmethod
+    def of(cls, store: RepresentationStore, written: int) -> Extraction:
+        """The summary of a finished ``store`` of which ``written`` shards were embedded now."""
+        return cls(store, store.n, store.d, written, store.n_shards - written)
+
 
 def read_contexts(path: str | Path, *, column: str | None = None) -> ContextsFile:
     """Contexts from a text, JSON Lines or Parquet file (see the module docstring)."""
@@ -220,13 +225,7 @@ def extract(
         if on_shard is not None:
             on_shard(i, store.n_shards)
     store.finish()
-    return Extraction(
-        store=store,
-        n=store.n,
-        d=store.d,
-        shards_written=len(todo),
-        shards_reused=store.n_shards - len(todo),
-    )
+    return Extraction.of(store, len(todo))
 
 
 def _unique(contexts: Sequence[str]) -> list[str]:

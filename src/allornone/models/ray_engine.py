@@ -89,7 +89,7 @@ def extract_ray(
     store = open_for(lm, texts, out, shard_rows=shard_rows)
     todo = store.pending()
     if not todo:  # complete already: no cluster needed
-        return Extraction(store.finish(), store.n, store.d, 0, store.n_shards)
+        return Extraction.of(store.finish(), 0)
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         if address:  # an existing cluster (e.g. RAY_ADDRESS=ray://head:10001): its resources
@@ -140,10 +140,4 @@ def extract_ray(
         for a in actors:
             ray.kill(a)
     store.finish()
-    return Extraction(
-        store=store,
-        n=store.n,
-        d=store.d,
-        shards_written=len(todo),
-        shards_reused=store.n_shards - len(todo),
-    )
+    return Extraction.of(store, len(todo))
