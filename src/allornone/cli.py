@@ -327,7 +327,7 @@ def _safe_name(s: str) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit.pipeline import AuditConfig, run_audit
+    from .audit.pipeline import run_audit
     from .audit.report import summary_table, write_report
 
     if getattr(args, "layers", None) is not None:
@@ -336,7 +336,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
     prepare_out(out, args.force)
     if args.labels is not None and not Path(args.labels).is_file():
         raise AllOrNoneError(f"--labels {args.labels}: no such file")
-    cfg = AuditConfig(
+    cfg = _audit_config(args, kl=not args.no_kl, prompts=args.prompts)
+    res = run_audit(cfg)
+    return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+
+
+def _audit_config(args: argparse.Namespace, **extra: Any) -> Any:
+    """The :class:`~allornone.audit.inputs.AuditConfig` of the audit options in ``args``."""
+    from .audit.inputs import AuditConfig
+
+    return AuditConfig(
         model=args.model,
         concepts=args.concepts,
         relations=args.relations,
@@ -347,17 +356,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         quick=args.quick,
-        kl=not args.no_kl,
-        prompts=args.prompts,
         progress=not args.no_progress,
+        **extra,
     )
-    res = run_audit(cfg)
-    return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
 
 
 def cmd_audit_layers(args: argparse.Namespace) -> int:
     """``allornone audit --layers``: the per-layer logit-lens audit (audit/layers.py)."""
-    from .audit.inputs import AuditConfig
     from .audit.layers import run_layers, summary_table, write_layers
 
     spec = str(args.layers).strip()
@@ -369,20 +374,7 @@ def cmd_audit_layers(args: argparse.Namespace) -> int:
             )
     out = _out_path(args, f"layers-{_safe_name(args.model)}")
     prepare_out(out, args.force)
-    cfg = AuditConfig(
-        model=args.model,
-        concepts=args.concepts,
-        relations=args.relations,
-        labels=args.labels,
-        device=args.device,
-        dtype=args.dtype,
-        device_map=args.device_map,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        quick=args.quick,
-        progress=not args.no_progress,
-    )
-    res = run_layers(cfg, spec)
+    res = run_layers(_audit_config(args), spec)
     return _publish(out, lambda tmp: write_layers(res, tmp), lambda: summary_table(res))
 
 
