@@ -7,6 +7,7 @@ makes the exit status of an interrupted run exactly 130 (143 for SIGTERM, 129 fo
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +49,9 @@ def run(argv: Sequence[str] | None = None) -> None:
     """The console script: :func:`main`, exiting with its status."""
     try:
         code = main(argv)
+        # the command is over (its report written or refused): a Ctrl-C from here on has
+        # nothing left to interrupt, and must not turn the exit into a signal death (-2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:  # between the command's end and the exit
         code = 130
     if code in INTERRUPTED:
