@@ -273,8 +273,19 @@ def _parallelism_items(det: Mapping[str, Any]):
             row["condition_size"] = float(outside[i])
         row.update({f"raw.{k}": float(means[k][i]) for k in raw_keys})
         row.update({f"identified.{k}": float(means[k][i]) for k in id_keys})
+        for key, side, sfx in (("causal_loo_raw", "raw", "_raw"), ("causal_loo", "identified", "")):
+            loo = det.get(key)
+            if isinstance(loo, Mapping) and "auc_per_pair" in loo:  # Park et al.'s LOO test
+                row[f"{side}.causal_loo_auc{sfx}"] = float(np.asarray(loo["auc_per_pair"])[i])
+                row[f"{side}.causal_loo_projection{sfx}"] = float(
+                    np.asarray(loo["loo_projection"])[i]
+                )
         rows.append(row)
-    return rows, [f"identified.{k}" for k in id_keys], [f"raw.{k}" for k in raw_keys]
+    extra = list(rows[0]) if rows else []
+    ids = [f"identified.{k}" for k in id_keys]
+    ids += [c for c in extra if c.startswith("identified.causal_loo_auc")]
+    raws = [f"raw.{k}" for k in raw_keys] + [c for c in extra if c.startswith("raw.causal_loo_auc")]
+    return rows, ids, raws
 
 
 def _steering_items(det: Mapping[str, Any]):

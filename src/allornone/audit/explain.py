@@ -114,6 +114,16 @@ EXPLAIN: dict[str, Explanation] = {
         "mean cosine under Cov(f) = correlation across contexts of the log-ratio columns", True
     ),
     "causal_cos": Explanation("causal inner product computed on the effective unembeddings", True),
+    "causal_loo_auc_raw": Explanation(
+        "Park et al.'s leave-one-out test on raw g: share of (held-out pair, random pair) "
+        "comparisons where the pair projects higher on the others' mean (0.5 = chance)",
+        False,
+    ),
+    "causal_loo_auc": Explanation(
+        "Park et al.'s leave-one-out test under the causal inner product of the effective "
+        "unembeddings (0.5 = chance)",
+        True,
+    ),
     "logratio_residual": Explanation(
         "relative residual of the best lambda in L[:,b]-L[:,a] = lambda (L[:,b']-L[:,a'])", True
     ),

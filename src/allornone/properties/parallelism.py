@@ -11,7 +11,12 @@ differences are ``D_i = g(b_i) - g(a_i)`` (d-vectors; the pivot cancels). Statis
     = correlation across contexts of the log-ratio columns ``L[:, b_i] - L[:, a_i]``;
   * ``causal_cos``: the causal inner product computed on the effective unembeddings ``e_g``;
   * ``logratio_residual``: relative residual of the best ``lam`` in
-    ``L[:, b_i] - L[:, a_i] = lam (L[:, b_j] - L[:, a_j])`` (0 = exactly parallel).
+    ``L[:, b_i] - L[:, a_i] = lam (L[:, b_j] - L[:, a_j])`` (0 = exactly parallel);
+  * ``causal_loo_auc``: Park et al.'s leave-one-out protocol under the causal inner product
+    of the effective unembeddings: each pair's difference projected on the unit mean of the
+    others, against the projections of random token pairs (share of comparisons won; 0.5 =
+    chance). ``causal_loo_auc_raw`` (raw) is the same protocol on the raw ``g``, as Park et
+    al. run it; the per-pair projections and the random pairs' quantiles are in ``details``.
 
 Every statistic is the mean over pairs ``i < j``; the baseline is the same statistic on
 random token pairs (same number of pairs, seeded, averaged over ``baseline_draws`` draws).
@@ -48,8 +53,11 @@ from ._result import PropertyResult
 
 Pair = tuple[Any, Any]
 
-RAW_STATS = ("euclid_cos", "causal_cos_raw")
-IDENTIFIED_STATS = ("logodds_corr", "causal_cos", "logratio_residual")
+RAW_STATS = ("euclid_cos", "causal_cos_raw", "causal_loo_auc_raw")
+IDENTIFIED_STATS = ("logodds_corr", "causal_cos", "logratio_residual", "causal_loo_auc")
+
+#: Random pairs of Park et al.'s leave-one-out protocol (their notebook draws 100,000).
+LOO_RANDOM_PAIRS = 100_000
 
 
 # ---------------------------------------------------------------------- witness
@@ -159,16 +167,84 @@ def _family_stats(D: np.ndarray, side: _Side) -> tuple[dict, dict, dict]:
     return raw, ident, mats
 
 
-def _baseline(vectors: np.ndarray, m: int, side: _Side, draws: int, seed: int) -> dict[str, float]:
+def _leave_one_out(
+    cases: Sequence[tuple[np.ndarray, np.ndarray]], vectors: np.ndarray, n_random: int, seed: int
+) -> list[dict[str, Any]]:
+    """Park et al.'s leave-one-out test of concept directions under a causal inner product.
+
+    For each case ``(D, whiten)`` (differences m x d, whitening d x r): in whitened coordinates
+    ``y = D whiten`` (scaled by ``sqrt(n_vectors)``, so that inner products are those of
+    ``Cov^-1`` with ``Cov`` normalised by the number of vectors, as in Park et al.), pair ``i``
+    is projected on the unit mean of the *other* pairs' differences; ``n_random`` random pairs
+    (uniform with replacement over all vectors, drawn once from ``seed`` and shared by every
+    case, as Park et al. share theirs across concepts) are projected on the unit mean of all
+    pairs. ``auc`` is the share of (pair, random pair) comparisons the held-out pair wins (ties
+    count 1/2): 0.5 = no better than a random pair, 1 = every held-out pair projects above
+    every random one. All random projections come from one product ``vectors @ W`` (``W`` the
+    directions pulled back to d), so no ``n_random x d`` array is built.
+    """
+    scale = float(np.sqrt(vectors.shape[0]))
+    outs: list[dict[str, Any]] = []
+    dirs: list[np.ndarray] = []
+    for D, whiten in cases:
+        m = D.shape[0]
+        Y = (D @ whiten) * scale
+        total = Y.sum(axis=0)
+        others = (total[None, :] - Y) / (m - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loo = np.einsum("ij,ij->i", Y, others) / np.linalg.norm(others, axis=1)
+        mnorm = float(np.linalg.norm(total))
+        ok = mnorm > 0 and bool(np.isfinite(loo).all())
+        outs.append({"loo_projection": loo, "ok": ok})
+        dirs.append(whiten @ (total / mnorm) * scale if ok else np.zeros(D.shape[1]))
+    W = np.stack(dirs, axis=1).astype(vectors.dtype, copy=False)
+    proj = vectors @ W  # (n_vectors, cases), in the vectors' dtype; columns widened one by one
+    rng = np.random.default_rng([seed, 1729])
+    i1 = rng.integers(0, vectors.shape[0], size=n_random)
+    i2 = rng.integers(0, vectors.shape[0], size=n_random)
+    # values equal up to rounding are ties (an exactly parallel family ties with its own pairs
+    # drawn at random; rounding must not break those ties differently in equivalent models)
+    rtol = float(np.sqrt(np.finfo(vectors.dtype).eps))
+    for c, out in enumerate(outs):
+        if not out.pop("ok"):
+            out.update(auc=float("nan"), random_mean=float("nan"), random_std=float("nan"))
+            continue
+        col = proj[:, c].astype(np.float64)
+        rand = np.sort(col[i1] - col[i2])
+        loo = out["loo_projection"]
+        tol = rtol * max(float(np.abs(rand).max()), float(np.abs(loo).max()))
+        below = np.searchsorted(rand, loo - tol, side="left")
+        upto = np.searchsorted(rand, loo + tol, side="right")
+        per_pair = (below + upto) / 2 / n_random
+        out.update(
+            auc=float(per_pair.mean()),
+            auc_per_pair=per_pair,
+            random_mean=float(rand.mean()),
+            random_std=float(rand.std()),
+            random_quantiles=np.quantile(rand, [0.05, 0.5, 0.95]),
+        )
+    return outs
+
+
+def _baseline(
+    vectors: np.ndarray, m: int, side: _Side, draws: int, seed: int, random_pairs: int
+) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     n = vectors.shape[0]
     acc: dict[str, list[float]] = {}
+    cases: list[tuple[np.ndarray, np.ndarray]] = []
     for _ in range(draws):
         a = rng.integers(0, n, size=m)
         b = (a + rng.integers(1, n, size=m)) % n  # b != a
-        raw, ident, _ = _family_stats(vectors[b] - vectors[a], side)
+        D = vectors[b] - vectors[a]
+        raw, ident, _ = _family_stats(D, side)
         for key, val in {**raw, **ident}.items():
             acc.setdefault(key, []).append(val)
+        cases += [(D, side.causal_raw), (D, side.causal_id)]
+    if random_pairs and cases:
+        loo = _leave_one_out(cases, vectors, random_pairs, seed)
+        acc["causal_loo_auc_raw"] = [r["auc"] for r in loo[0::2]]
+        acc["causal_loo_auc"] = [r["auc"] for r in loo[1::2]]
     out: dict[str, float] = {}
     for key, vals in acc.items():
         arr = np.array(vals)
@@ -192,6 +268,7 @@ def _result(
     tol: float,
     labels: list | None,
     transport_side: Literal["g", "f"],
+    random_pairs: int = LOO_RANDOM_PAIRS,
 ) -> PropertyResult:
     if len(idx) < 2:
         reasons = "; ".join(f"{e['item']!r}: {e['reason']}" for e in excluded[:5])
@@ -209,6 +286,14 @@ def _result(
             f"{kind} family {name!r}: fewer than 2 pairs with a non-zero difference"
         )
     raw, ident, mats = _family_stats(D, side)
+    if random_pairs:
+        loo_raw, loo_id = _leave_one_out(
+            [(D, side.causal_raw), (D, side.causal_id)], vectors, random_pairs, seed
+        )
+        raw["causal_loo_auc_raw"] = loo_raw["auc"]
+        ident["causal_loo_auc"] = loo_id["auc"]
+        mats["causal_loo_raw"] = loo_raw
+        mats["causal_loo"] = loo_id
     S = side.space
     outside = D - (D @ S) @ S.T
     size = float(np.linalg.norm(outside) / np.linalg.norm(D))
@@ -224,7 +309,11 @@ def _result(
         "direction": direction,
         **mats,
     }
-    base = _baseline(vectors, len(idx), side, baseline_draws, seed) if baseline_draws else {}
+    base = (
+        _baseline(vectors, len(idx), side, baseline_draws, seed, random_pairs)
+        if baseline_draws
+        else {}
+    )
     sn = side.space_name
     # The condition is S = R^d. When it holds, P_{S^perp} = 0 and the size is rounding; when
     # it fails an equivalent model may give the differences any junk, so the size is at least
@@ -281,6 +370,7 @@ def parallelism(
     seed: int = 0,
     name: str = "pairs",
     baseline_draws: int = 20,
+    random_pairs: int = LOO_RANDOM_PAIRS,
 ) -> PropertyResult:
     """Parallelism of unembedding differences ``g(b) - g(a)`` for one family of token pairs.
 
@@ -299,12 +389,17 @@ def parallelism(
         Seed of the baseline pairs.
     baseline_draws : int
         Random-pair draws for the chance baseline (0 = none).
+    random_pairs : int
+        Random token pairs of Park et al.'s leave-one-out test (default 100,000, as theirs;
+        0 = skip it).
 
     Returns
     -------
     PropertyResult
-        ``raw``: ``euclid_cos``, ``causal_cos_raw``; ``identified``: ``logodds_corr``,
-        ``causal_cos``, ``logratio_residual`` (means over pairs i < j); ``baseline``: the same
+        ``raw``: ``euclid_cos``, ``causal_cos_raw``, ``causal_loo_auc_raw`` (Park et al.'s
+        leave-one-out protocol on raw g); ``identified``: ``logodds_corr``, ``causal_cos``,
+        ``logratio_residual`` (means over pairs i < j), ``causal_loo_auc`` (the same protocol
+        on the effective unembeddings); ``baseline``: the same
         on random pairs; ``witness``: :class:`ConceptDirection` ``mean_i D_i`` (g side),
         carried by :func:`~allornone.properties.transport` with ``eq.map_g``; ``details``:
         the per-pair matrices.
@@ -324,6 +419,7 @@ def parallelism(
         vectors=model.G,
         side=_side_of(model, st, "g"),
         baseline_draws=baseline_draws,
+        random_pairs=random_pairs,
         seed=seed,
         tol=default_tol(model, tol),
         labels=labels,
@@ -340,6 +436,7 @@ def parallelism_families(
     tol: float | None = None,
     seed: int = 0,
     baseline_draws: int = 20,
+    random_pairs: int = LOO_RANDOM_PAIRS,
 ) -> dict[str, PropertyResult]:
     """:func:`parallelism` for several named families ``{name: [(a, b), ...]}``, sharing the
     structure and the factorisations.
@@ -360,6 +457,7 @@ def parallelism_families(
             seed=seed,
             name=fam,
             baseline_draws=baseline_draws,
+            random_pairs=random_pairs,
         )
         for fam, pairs in spec.items()
     }
@@ -375,6 +473,7 @@ def context_parallelism(
     seed: int = 0,
     name: str = "context pairs",
     baseline_draws: int = 20,
+    random_pairs: int = LOO_RANDOM_PAIRS,
 ) -> PropertyResult:
     """Parallelism of context differences ``f(x2) - f(x1)`` (the mirror of :func:`parallelism`).
 
@@ -402,6 +501,7 @@ def context_parallelism(
         vectors=model.F,
         side=_side_of(model, st, "f"),
         baseline_draws=baseline_draws,
+        random_pairs=random_pairs,
         seed=seed,
         tol=default_tol(model, tol),
         labels=labels,
