@@ -23,7 +23,7 @@ from transformers import (
 import allornone as aon
 from allornone.audit import pipeline
 from allornone.audit.inputs import AuditConfig
-from allornone.audit.layers import LAYER_COLUMNS, kl_to, run_layers, write_layers
+from allornone.audit.layers import LAYER_COLUMNS, kl_many, kl_to, run_layers, write_layers
 from allornone.cli import main
 from allornone.data import read_pairs_tsv
 from allornone.models import load
@@ -48,7 +48,9 @@ def tok() -> PreTrainedTokenizerFast:
     words = sorted({w for f in read_pairs_tsv(CONCEPTS) for p in f.pairs for w in p})
     text = LABELS.read_text(encoding="utf-8").split()
     vocab = {"<pad>": 0, "<unk>": 1}
-    for w in words + [w.strip(".,;:!?\"'") for w in text] + CONTEXTS[2].split():
+    rel = json.loads(RELATIONS.read_text(encoding="utf-8"))
+    objects = [x["object"] for r in rel for x in r["samples"]]  # single-token answers
+    for w in words + [w.strip(".,;:!?\"'") for w in text] + CONTEXTS[2].split() + objects:
         if w and w not in vocab:
             vocab[w] = len(vocab)
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -142,9 +144,16 @@ def test_run_layers_table_and_files(tok, tmp_path):
     assert [r["layer"] for r in rows] == [0, 1, 2, 3] and res["kind"] == "layers"
     last = rows[-1]
     assert last["kl_from_final"] < 1e-9 and all(r["kl_from_final"] > 1e-4 for r in rows[:-1])
-    st = aon.structure(lm.predictor(_main_texts()))
+    st = aon.structure(lm.predictor(_main_texts(lm)))
     assert last["k"] == st.k and last["energy_rank"] == st.energy_rank
     assert all(r["families"] >= 1 for r in rows)
+    # probes, steering and relations at every layer, with their verdicts
+    for r in rows:
+        assert 0 <= r["probe_test_accuracy"] <= 1 and 0 <= r["probe_logodds_test_accuracy"] <= 1
+        assert r["steer_selectivity"] is not None and r["relations"] >= 1
+        assert r["rel_dist_r2_test"] is not None and 0 <= r["rel_kl_faithfulness"] <= 1
+        assert 0 <= r["probe_all_or_none"] and 0 <= r["rel_all_or_none"] <= r["relations"]
+    assert res["layer_relations"] == ["capital", "continent"] and res["contexts_embedded"] > 0
     # raw parallelism reads G only: the same at every layer; the identified one moves
     raw = {round(r["euclid_cos"], 12) for r in rows}
     assert len(raw) == 1
@@ -158,11 +167,25 @@ def test_run_layers_table_and_files(tok, tmp_path):
     assert "Logit lens" in (tmp_path / "report.md").read_text()
 
 
-def _main_texts() -> list[str]:
-    from allornone.audit.inputs import ContextSets, load_inputs
+def _main_texts(lm) -> list[str]:
+    """The full audit's main contexts (its subject selection, its seed)."""
+    from allornone.audit.inputs import ContextSets, load_inputs, select_subjects
 
-    ctx = ContextSets.build(load_inputs(_cfg().sized()))
+    cfg = _cfg().sized()
+    inp = load_inputs(cfg)
+    select_subjects(lm, inp, cfg)
+    ctx = ContextSets.build(inp, seed=cfg.seed)
     return [ctx.all[i] for i in ctx.rows("main")]
+
+
+def test_kl_many_equals_kl_to_layer_by_layer(tok):
+    lm = load(_llama(len(tok)), tokenizer=tok, cache=False)
+    P = layer_predictors(lm, CONTEXTS, "all")
+    L = num_layers(lm)
+    many = kl_many(P[L], P, block=7)  # a block that does not divide V
+    for layer, q in P.items():
+        assert many[layer] == pytest.approx(kl_to(P[L], q), rel=1e-12, abs=1e-14)
+    assert many[L] == 0.0
 
 
 def test_cli_layers_and_its_errors(tok, tmp_path, monkeypatch, capsys):

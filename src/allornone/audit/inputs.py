@@ -456,6 +456,22 @@ class ContextSets:
     def counts(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.sets.items()}
 
+    def only(self, names: list[str]) -> tuple[ContextSets, list[int]]:
+        """The named sets alone, renumbered: ``(sets, rows)`` where ``rows[i]`` is the row of
+        this object's ``all`` that the new object's row ``i`` holds (first-seen order)."""
+        rows: list[int] = []
+        local: dict[int, int] = {}
+        out = ContextSets()
+        for name in names:
+            for g in self.sets[name]:
+                if g not in local:
+                    local[g] = len(rows)
+                    rows.append(g)
+            out.sets[name] = [local[g] for g in self.sets[name]]
+        out.all = [self.all[g] for g in rows]
+        out._index = {t: i for i, t in enumerate(out.all)}
+        return out, rows
+
     @classmethod
     def build(cls, inp: Inputs, seed: int = 0) -> ContextSets:
         """Labelled texts, relation subjects and prompts; ``main`` holds the labelled texts

@@ -10,7 +10,19 @@ contexts and the whole vocabulary. Per layer:
 - parallelism of the built-in pair families (:func:`allornone.properties.parallelism`): the
   identified ``logodds_corr`` (correlation of the log-ratio columns across the contexts) and the
   raw ``euclid_cos`` (cosine of unembedding differences, the same at every layer, since ``G``
-  is), averaged over the families, and how many families the verdict calls all-or-none.
+  is), averaged over the families, and how many families the verdict calls all-or-none;
+- probes and steering vectors on the labelled sets (:func:`~allornone.properties.probe`,
+  :func:`~allornone.properties.steering`, difference-of-means vectors of layer ``l``): the raw
+  and identified held-out accuracies, the identified selectivity of the shift, and how many
+  of them are all-or-none (their conditions, per layer);
+- relational linearity in the distribution form (THEORY.md 5.2; the KL probe of Valer et al.):
+  the subject's representation at layer ``l`` mapped to the model's own next-token
+  distribution after the prompt (final layer), on the :data:`LAYER_RELATIONS` usable
+  relations with the most subjects; the identified ``dist_r2_test`` and the KL probe's
+  held-out faithfulness, averaged over those relations.
+
+KL and every layer's logits come from one streamed pass over the vocabulary for all layers
+together (the final layer's block computed once per block, not once per layer).
 
 Written to the output folder: ``layers.csv`` (one row per layer), ``results.json``
 (``kind: "layers"``), ``report.html`` / ``report.md`` and ``figures/layers.png``. The per-layer
@@ -33,13 +45,22 @@ from .. import __version__
 from .._io import atomic_write_text, to_jsonable
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
-from ..properties import parallelism
+from ..properties import RelationSpec, parallelism, relational
 from ..report import Block, Explanation, Table, aligned_text, fmt, pyplot, save_figure, write_pages
 from ..structure import structure
-from .inputs import AuditConfig, ContextSets, load_inputs
+from . import props
+from .inputs import AuditConfig, ContextSets, load_inputs, select_subjects
 from .steps import Steps
 
-__all__ = ["LAYER_COLUMNS", "kl_to", "run_layers", "summary_table", "write_layers"]
+__all__ = [
+    "LAYER_COLUMNS",
+    "LAYER_RELATIONS",
+    "kl_many",
+    "kl_to",
+    "run_layers",
+    "summary_table",
+    "write_layers",
+]
 
 #: Columns of ``layers.csv``, in order.
 LAYER_COLUMNS = (
@@ -53,7 +74,19 @@ LAYER_COLUMNS = (
     "euclid_cos",
     "all_or_none",
     "families",
+    "probe_test_accuracy",
+    "probe_logodds_test_accuracy",
+    "probe_all_or_none",
+    "steer_selectivity",
+    "steer_all_or_none",
+    "rel_dist_r2_test",
+    "rel_kl_faithfulness",
+    "rel_all_or_none",
+    "relations",
 )
+
+#: Relations measured at every layer (the usable ones with the most subjects; --quick: 2).
+LAYER_RELATIONS = 6
 
 
 def kl_to(
@@ -80,6 +113,30 @@ def kl_to(
     return max(float(np.mean(e - Zp + m + np.log(s))), 0.0)
 
 
+def kl_many(
+    p: NextTokenPredictor,
+    qs: dict[int, NextTokenPredictor],
+    *,
+    block: int = 2048,
+) -> dict[int, float]:
+    """:func:`kl_to` from ``p`` to every predictor of ``qs`` (same contexts and tokens) in one
+    streamed pass over the vocabulary: ``p``'s logits of a block are computed once for all
+    layers, and only ``n x block`` logits of one predictor are held at a time."""
+    Zp = p.log_normalizer()
+    state = {k: (np.full(q.n, -np.inf), np.zeros(q.n), np.zeros(p.n)) for k, q in qs.items()}
+    for start in range(0, p.V, block):
+        lp = p.F @ p.G[start : start + block].T
+        wp = np.exp(lp - Zp[:, None])
+        for k, q in qs.items():
+            m, s, e = state[k]
+            lq = lp if q is p else q.F @ q.G[start : start + block].T
+            e += (wp * (lp - lq)).sum(axis=1)
+            new = np.maximum(m, lq.max(axis=1))
+            s[:] = s * np.exp(m - new) + np.exp(lq - new[:, None]).sum(axis=1)
+            m[:] = new
+    return {k: max(float(np.mean(e - Zp + m + np.log(s))), 0.0) for k, (m, s, e) in state.items()}
+
+
 def _pairs(lm: Any, families: list[Any]) -> list[tuple[str, list[tuple[int, int]]]]:
     out = []
     for fam in families:
@@ -104,6 +161,7 @@ def run_layers(
     cfg = cfg.sized()
     t0 = time.perf_counter()
     names = ["load data", "load model", "logit lens", "structure", "kl", "parallelism"]
+    names += ["probing", "steering", "relations"]
     with memoized_r_factors(), Steps(names, cfg.progress) as steps:
         inp = steps.run("load data", lambda: load_inputs(cfg))  # user files before the model
         lm = steps.run(
@@ -111,18 +169,21 @@ def run_layers(
         )
         L = num_layers(lm)
         want = parse_layers(layers, L)
-        ctx = ContextSets.build(inp)
-        texts = [ctx.all[i] for i in ctx.rows("main")]
-        preds = steps.run(
-            "logit lens", lambda: layer_predictors(lm, texts, sorted(set(want) | {L}))
-        )
-        sts = steps.run("structure", lambda: {layer: structure(preds[layer]) for layer in want})
-        final = preds[L]
-        Z = final.log_normalizer()
-        kls = steps.run(
-            "kl",
-            lambda: {layer: kl_to(final, preds[layer], log_normalizer_p=Z) for layer in want},
-        )
+        select_subjects(lm, inp, cfg)  # the audit's own selection: the same main contexts
+        ctx = ContextSets.build(inp, seed=cfg.seed)
+        rels = sorted(inp.relations, key=lambda r: -len(r.samples))
+        rels = rels[: 2 if cfg.quick else LAYER_RELATIONS]
+        sets = ["main"] + [f"labels:{lt.name}" for lt in inp.labels]
+        sets += [f"{kind}:{r.name}" for r in rels for kind in ("subjects", "prompts")]
+        lctx, rows = ctx.only(sets)
+        texts = [ctx.all[i] for i in rows]
+        every = sorted(set(want) | {L})
+        preds = steps.run("logit lens", lambda: layer_predictors(lm, texts, every))
+        main = lctx.rows("main")
+        mains = {layer: preds[layer].subset(rows=main) for layer in every}
+        sts = steps.run("structure", lambda: {layer: structure(mains[layer]) for layer in want})
+        geos = {layer: props.Geometry.build(mains[layer], sts[layer]) for layer in want}
+        kls = steps.run("kl", lambda: kl_many(mains[L], {layer: mains[layer] for layer in want}))
         fams = _pairs(lm, inp.families)
 
         def par_rows() -> dict[int, dict[str, Any]]:
@@ -130,7 +191,7 @@ def run_layers(
             for layer in want:
                 rs = [
                     parallelism(
-                        preds[layer],
+                        mains[layer],
                         pairs,
                         structure=sts[layer],
                         seed=cfg.seed,
@@ -147,11 +208,59 @@ def run_layers(
                 }
             return out
 
+        def probe_rows() -> dict[int, dict[str, Any]]:
+            out = {}
+            for layer in want:
+                rs = props.probing(preds[layer], lctx, inp.labels, geos[layer], cfg.seed)
+                out[layer] = {
+                    "probe_test_accuracy": _mean(r.raw.get("test_accuracy") for r in rs),
+                    "probe_logodds_test_accuracy": _mean(
+                        r.identified.get("logodds_test_accuracy") for r in rs
+                    ),
+                    "probe_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
+                }
+            return out
+
+        def steer_rows() -> dict[int, dict[str, Any]]:
+            out = {}
+            for layer in want:
+                rs = props.steering(preds[layer], lctx, inp.labels, geos[layer], cfg.seed)
+                out[layer] = {
+                    "steer_selectivity": _mean(r.identified.get("selectivity") for r in rs),
+                    "steer_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
+                }
+            return out
+
+        def rel_rows() -> dict[int, dict[str, Any]]:
+            specs = _relation_specs(lm, lctx, rels)
+            out = {}
+            for layer in want:
+                rs = [
+                    relational(
+                        _subjects_at(preds[layer], preds[L], spec),
+                        _local_spec(spec),
+                        seed=cfg.seed,
+                        name=name,
+                        kl=cfg.kl,
+                    )
+                    for name, spec in specs
+                ]
+                out[layer] = {
+                    "rel_dist_r2_test": _mean(r.identified.get("dist_r2_test") for r in rs),
+                    "rel_kl_faithfulness": _mean(r.raw.get("kl_faithfulness") for r in rs),
+                    "rel_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
+                    "relations": len(rs),
+                }
+            return out
+
         par = steps.run("parallelism", par_rows)
-    rows = []
+        prb = steps.run("probing", probe_rows)
+        ste = steps.run("steering", steer_rows)
+        rel = steps.run("relations", rel_rows)
+    out_rows = []
     for layer in want:
         st = sts[layer]
-        rows.append(
+        out_rows.append(
             {
                 "layer": layer,
                 "k": st.k,
@@ -160,23 +269,68 @@ def run_layers(
                 "dim_M": st.dim_M,
                 "kl_from_final": kls[layer],
                 **par[layer],
+                **prb[layer],
+                **ste[layer],
+                **rel[layer],
             }
         )
     res = {
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "kind": "layers",
         "tool": {"name": "allornone", "version": __version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": asdict(cfg),
         "model": {"name": str(lm.name), "d": int(lm.d), "V": int(lm.V), "layers": L},
-        "contexts": len(texts),
-        "layers": rows,
+        "contexts": len(main),
+        "contexts_embedded": len(texts),
+        "label_sets": [lt.name for lt in inp.labels],
+        "layer_relations": [r.name for r in rels],
+        "layers": out_rows,
         "timings_s": steps.timings,
         "runtime_s": round(time.perf_counter() - t0, 2),
         "note": "logit lens: f_l = norm(h_l) through the final norm and LM head; an "
-        "extension beyond the paper, whose theory covers the final layer only",
+        "extension beyond the paper, whose theory covers the final layer only. Relations: "
+        "the subject read at layer l, the answer distribution the model's own (final layer) "
+        "after the prompt",
     }
     return to_jsonable(res)
+
+
+def _relation_specs(lm: Any, ctx: ContextSets, rels: list[Any]) -> list[tuple[str, RelationSpec]]:
+    """``(name, spec)`` of each relation on the local rows (subjects with single-token
+    objects, at least 4 of them and 2 distinct answers)."""
+    out = []
+    for r in rels:
+        ids = props.answer_ids(lm, r)
+        keep = [i for i, (_, o) in enumerate(r.samples) if o in ids]
+        objs = [ids[r.samples[i][1]] for i in keep]
+        if len(keep) < 4 or len(set(objs)) < 2:
+            continue
+        spec = RelationSpec(
+            subjects=[ctx.rows(f"subjects:{r.name}")[i] for i in keep],
+            queries=[ctx.rows(f"prompts:{r.name}")[i] for i in keep],
+            answers=sorted(set(objs)),
+            objects=objs,
+        )
+        out.append((r.name, spec))
+    return out
+
+
+def _subjects_at(P_l: NextTokenPredictor, P_L: NextTokenPredictor, spec: RelationSpec):
+    """A predictor whose first rows are the subjects read at layer ``l`` and whose next rows
+    are the prompts read at the final layer, with the model's unembeddings (not copied)."""
+    F = np.vstack([P_l.F[list(spec.subjects)], P_L.F[list(spec.queries)]])
+    return NextTokenPredictor(F, P_L.G, eps=max(P_l.eps, P_L.eps))
+
+
+def _local_spec(spec: RelationSpec) -> RelationSpec:
+    n = len(spec.subjects)
+    return RelationSpec(
+        subjects=list(range(n)),
+        queries=list(range(n, 2 * n)),
+        answers=spec.answers,
+        objects=spec.objects,
+    )
 
 
 def _mean(values: Any) -> float | None:
@@ -199,6 +353,24 @@ _EXPLAIN = {
     "kl_from_final": Explanation("mean KL(p_L || p_l), nats", True),
     "logodds_corr": Explanation("identified parallelism, mean over families", True),
     "euclid_cos": Explanation("raw parallelism (Euclidean, on G: the same at every layer)", False),
+    "all_or_none": Explanation("families whose parallelism verdict is all-or-none", True),
+    "probe_test_accuracy": Explanation("held-out accuracy of the probes on f_l, mean", False),
+    "probe_logodds_test_accuracy": Explanation(
+        "held-out accuracy of the log-odds probes (identified form), mean", True
+    ),
+    "probe_all_or_none": Explanation("probes whose verdict is all-or-none", True),
+    "steer_selectivity": Explanation(
+        "identified selectivity of the difference-of-means steering shifts, mean", True
+    ),
+    "steer_all_or_none": Explanation("steering vectors whose verdict is all-or-none", True),
+    "rel_dist_r2_test": Explanation(
+        "held-out R^2 of the distribution form: subject at layer l -> final answer log-odds",
+        True,
+    ),
+    "rel_kl_faithfulness": Explanation(
+        "held-out share where the KL probe from layer l picks the model's answer", False
+    ),
+    "rel_all_or_none": Explanation("relations whose verdict is all-or-none", True),
 }
 
 
@@ -217,7 +389,11 @@ def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
             f"Logit lens on {res['contexts']} contexts: each layer's hidden state at the last "
             f"token read through the final norm and the LM head (d = {m['d']}, V = {m['V']}, "
             f"{m['layers']} blocks; layer 0 = embeddings). An extension beyond the paper: its "
-            f"theory is about the final layer. Run time {fmt(res['runtime_s'])} s.",
+            f"theory is about the final layer. Probes and steering vectors on the labelled "
+            f"sets ({', '.join(res.get('label_sets', [])) or 'none'}); relational linearity "
+            f"from the subject at layer l to the model's own answer distribution, on "
+            f"{', '.join(res.get('layer_relations', [])) or 'no relation'}. "
+            f"Run time {fmt(res['runtime_s'])} s.",
         )
     )
     bl.append(Block("figure", "layers.png", "Per layer: energy rank, KL to the model, parallelism"))
@@ -238,7 +414,7 @@ def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
 def _figure(res: dict[str, Any], path: Path) -> None:
     rows = res["layers"]
     x = [r["layer"] for r in rows]
-    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = pyplot().subplots(1, 4, figsize=(16, 3.4))
     axes[0].plot(x, [r["energy_rank"] for r in rows], marker="o", label="energy rank")
     axes[0].plot(x, [r["k"] for r in rows], marker=".", label="k")
     axes[0].set_xlabel("layer")
@@ -256,12 +432,34 @@ def _figure(res: dict[str, Any], path: Path) -> None:
     axes[2].set_xlabel("layer")
     axes[2].set_ylabel("parallelism (mean over families)")
     axes[2].legend(fontsize=8)
+    nan = lambda v: np.nan if v is None else v  # noqa: E731
+    for key, label, mark in (
+        ("rel_dist_r2_test", "relations: identified dist. R^2 (held out)", "o"),
+        ("rel_kl_faithfulness", "relations: KL probe faithfulness (raw)", "x"),
+        ("probe_logodds_test_accuracy", "probes: identified accuracy", "s"),
+    ):
+        axes[3].plot(x, [nan(r.get(key)) for r in rows], marker=mark, label=label)
+    axes[3].set_xlabel("layer")
+    axes[3].set_ylabel("held-out score")
+    axes[3].legend(fontsize=7)
     save_figure(fig, path)
 
 
 def summary_table(res: dict[str, Any]) -> str:
     """Plain aligned text: one line per layer."""
-    rows = [("layer", "k", "energy rank", "KL from final", "logodds_corr", "euclid_cos")]
+    rows = [
+        (
+            "layer",
+            "k",
+            "energy rank",
+            "KL from final",
+            "logodds_corr",
+            "euclid_cos",
+            "probe acc (id.)",
+            "rel dist R2",
+            "rel KL faith.",
+        )
+    ]
     for r in res["layers"]:
         rows.append(
             (
@@ -271,6 +469,9 @@ def summary_table(res: dict[str, Any]) -> str:
                 fmt(r["kl_from_final"]),
                 fmt(r["logodds_corr"]),
                 fmt(r["euclid_cos"]),
+                fmt(r.get("probe_logodds_test_accuracy")),
+                fmt(r.get("rel_dist_r2_test")),
+                fmt(r.get("rel_kl_faithfulness")),
             )
         )
     return aligned_text(rows)

@@ -177,6 +177,8 @@ def _gcv_ridge(Xc: np.ndarray, Yc: np.ndarray) -> np.ndarray:
     """Ridge coefficients (p x q) with the penalty minimising the GCV score."""
     U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
     s = s[s > s[0] * 1e-12] if s.size and s[0] > 0 else s[:0]
+    if s.size == 0:  # constant features (e.g. every subject the same token): intercept only
+        return np.zeros((Xc.shape[1], Yc.shape[1]))
     U, Vt = U[:, : s.size], Vt[: s.size]
     UtY = U.T @ Yc
     n = len(Xc)
