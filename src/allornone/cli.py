@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers",
         default=None,
         help="logit lens instead of the audit: 'all' or layer indices 0,15,30 (0 = embeddings); "
-        "per-layer structure, KL to the model and parallelism",
+        "per-layer structure, KL to the model, parallelism, probes, steering and relational "
+        "linearity (distribution form, KL probe)",
     )
     a.add_argument(
         "--prompts",
