@@ -31,10 +31,14 @@ def test_float32_factors_are_kept_in_place_and_float64_ones_too():
     assert np.shares_memory(P.G, G) and np.shares_memory(P.F, F)
     P64 = aon.NextTokenPredictor(F.astype(np.float64), G.astype(np.float64))
     assert P64.dtype == np.float64
-    # one float64 input: both stored float64 (no mixed-dtype products anywhere)
+    # float64 F beside float32 G (what the audit builds): G is kept float32, not copied
     mixed = aon.NextTokenPredictor(F.astype(np.float64), G)
-    assert mixed.F.dtype == mixed.G.dtype == np.float64
+    assert mixed.F.dtype == np.float64 and mixed.G.dtype == np.float32
+    assert np.shares_memory(mixed.G, G) and mixed.dtype == np.float32
     assert mixed.eps == pytest.approx(np.finfo(np.float32).eps)
+    # float64 G: F is promoted (n x d, cheap), so no product mixes a float64 G with float32
+    promoted = aon.NextTokenPredictor(F, G.astype(np.float64))
+    assert promoted.F.dtype == promoted.G.dtype == np.float64
 
 
 def test_cpu_torch_float32_tensor_is_not_copied_and_bfloat16_is_exact():
