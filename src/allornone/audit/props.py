@@ -294,7 +294,7 @@ def _steer(
     F_S = P.F[rows]
     v = F_S[train][y[train] == 1].mean(axis=0) - F_S[train][y[train] == 0].mean(axis=0)
     alpha = 1.0
-    pred = alpha * (P.G0() @ v)
+    pred = alpha * P.G0_matmul(v)  # streamed over G: no V x d float64 copy
     target = np.argsort(-pred)[:20]
     r = steer(
         geo.P,
@@ -319,8 +319,10 @@ def _steer(
     if meas is None:
         from scipy.special import log_softmax
 
-        src = P.F[src_rows]
-        d = log_softmax((src + alpha * v) @ P.G.T, axis=1) - log_softmax(src @ P.G.T, axis=1)
+        src = P.F[src_rows].astype(np.float64)
+        # logits of the shifted and unshifted rows, G streamed (V x m products, not V x d)
+        after, before = P.G_matmul((src + alpha * v).T).T, P.G_matmul(src.T).T
+        d = log_softmax(after, axis=1) - log_softmax(before, axis=1)
         meas = d - d.mean(axis=1, keepdims=True)
     details = {k: val for k, val in r.details.items() if k not in _STEER_DROP}
     details.update(
