@@ -134,7 +134,11 @@ def kl_many(
             new = np.maximum(m, lq.max(axis=1))
             s[:] = s * np.exp(m - new) + np.exp(lq - new[:, None]).sum(axis=1)
             m[:] = new
-    return {k: max(float(np.mean(e - Zp + m + np.log(s))), 0.0) for k, (m, s, e) in state.items()}
+    # KL(p || p) is 0, not the rounding residual of two log-normalisers summed in other orders
+    return {
+        k: 0.0 if qs[k] is p else max(float(np.mean(e - Zp + m + np.log(s))), 0.0)
+        for k, (m, s, e) in state.items()
+    }
 
 
 def _pairs(lm: Any, families: list[Any]) -> list[tuple[str, list[tuple[int, int]]]]:

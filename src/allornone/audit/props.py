@@ -354,8 +354,8 @@ DEMO_STATS: dict[str, bool] = {
 
 def demo_stats(m: NextTokenPredictor, tol: float | None = None) -> dict[str, float]:
     """Raw and identified statistics of one model on the demo problem (fixed token roles)."""
-    G0 = m.G0()
-    d1, d2 = G0[1] - G0[0], G0[3 % m.V] - G0[2 % m.V]
+    G0 = m.G0(rows=[0, 1, 2 % m.V, 3 % m.V])  # the four tokens only, not V x d
+    d1, d2 = G0[1] - G0[0], G0[3] - G0[2]
     Fc = m.F - m.F.mean(axis=0)
     l1, l2 = Fc @ d1, Fc @ d2
     st = structure(m, tol=tol)  # the original's relative rank tolerance, for every model
