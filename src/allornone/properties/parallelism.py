@@ -677,8 +677,8 @@ def _unit_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zero = peak == 0
     scaled = mat / np.where(zero, 1.0, peak)[:, None]
     norms = np.linalg.norm(scaled, axis=1)
-    unit = scaled / np.where(zero, 1.0, norms)[:, None]
-    return unit, zero
+    scaled /= np.where(zero, 1.0, norms)[:, None]  # in place: the unit rows
+    return scaled, zero
 
 
 def _three_cos_add(
@@ -748,7 +748,7 @@ def _three_cos_add(
     if jobs:
         for start in range(0, V, chunk):
             B = rows(start, min(V, start + chunk))
-            unit, _ = _unit_rows(B / div if scale else B)
+            unit, _ = _unit_rows(np.divide(B, div, out=B) if scale else B)  # B: our own
             for _, Q, target, best, arg in jobs:
                 S = unit @ target.T  # (chunk, q)
                 cols = np.arange(len(Q))
