@@ -681,6 +681,10 @@ def _unit_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scaled, zero
 
 
+#: Most scores (tokens x questions) one block of 3CosAdd holds: 2^22 (32 MB in float64).
+SCORE_ENTRIES = 1 << 22
+
+
 def _three_cos_add(
     model: NextTokenPredictor,
     rows: Callable[[int, int], np.ndarray],
@@ -745,20 +749,25 @@ def _three_cos_add(
         u = [unit_need[[pos[int(i)] for i in Q[:, j]]] for j in range(3)]
         target = u[1] - u[0] + u[2]
         jobs.append((sec, Q, target, np.full(len(Q), -np.inf), np.zeros(len(Q), dtype=int)))
+    # questions scored in groups, so that a block of scores is at most chunk x group
+    group = max(1, SCORE_ENTRIES // max(1, chunk))
     if jobs:
         for start in range(0, V, chunk):
             B = rows(start, min(V, start + chunk))
             unit, _ = _unit_rows(np.divide(B, div, out=B) if scale else B)  # B: our own
-            for _, Q, target, best, arg in jobs:
-                S = unit @ target.T  # (chunk, q)
-                cols = np.arange(len(Q))
-                for j in range(3):  # exclude the query words
-                    inside = (Q[:, j] >= start) & (Q[:, j] < start + chunk)
-                    S[Q[inside, j] - start, cols[inside]] = -np.inf
-                m = S.argmax(axis=0)
-                val = S[m, cols]
-                better = val > best
-                best[better], arg[better] = val[better], m[better] + start
+            for _, Q_all, target_all, best_all, arg_all in jobs:
+                for g0 in range(0, len(Q_all), group):
+                    Q, target = Q_all[g0 : g0 + group], target_all[g0 : g0 + group]
+                    best, arg = best_all[g0 : g0 + group], arg_all[g0 : g0 + group]  # views
+                    S = unit @ target.T  # (chunk, q)
+                    cols = np.arange(len(Q))
+                    for j in range(3):  # exclude the query words
+                        inside = (Q[:, j] >= start) & (Q[:, j] < start + chunk)
+                        S[Q[inside, j] - start, cols[inside]] = -np.inf
+                    m = S.argmax(axis=0)
+                    val = S[m, cols]
+                    better = val > best
+                    best[better], arg[better] = val[better], m[better] + start
     all_ok = 0
     all_n = 0
     for sec, Q, _, _, arg in jobs:
