@@ -96,7 +96,11 @@ def run_case(name: str, tmp: Path, warm: bool) -> dict:
         return {"case": name, "skipped": f"optional package {package!r} is not installed"}
     if warm:
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", WARM, model], check=True, env=_env())
+        done = subprocess.run(
+            [sys.executable, "-c", WARM, model], env=_env(), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            return {"case": name, "skipped": f"{model} does not load:\n{done.stderr[-2000:]}"}
         print(f"  {name}: warmed ({model} loaded once) in {time.perf_counter() - t:.0f} s")
     out = tmp / name
     argv = ["audit", "--model", model, "--out", str(out), "--force", "--no-progress"]
@@ -165,8 +169,8 @@ def main() -> int:
             r = run_case(name, Path(tmp), args.warm)
             show(r)
             out.append(r)
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+            if args.json:  # after every case: a later failure keeps the figures
+                args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0 if all(r.get("rc", 0) == 0 for r in out) else 1
 
 
