@@ -31,10 +31,14 @@ def test_float32_factors_are_kept_in_place_and_float64_ones_too():
     assert np.shares_memory(P.G, G) and np.shares_memory(P.F, F)
     P64 = aon.NextTokenPredictor(F.astype(np.float64), G.astype(np.float64))
     assert P64.dtype == np.float64
-    # one float64 input: both stored float64 (no mixed-dtype products anywhere)
+    # float64 F beside float32 G (what the audit builds): G is kept float32, not copied
     mixed = aon.NextTokenPredictor(F.astype(np.float64), G)
-    assert mixed.F.dtype == mixed.G.dtype == np.float64
+    assert mixed.F.dtype == np.float64 and mixed.G.dtype == np.float32
+    assert np.shares_memory(mixed.G, G) and mixed.dtype == np.float32
     assert mixed.eps == pytest.approx(np.finfo(np.float32).eps)
+    # float64 G: F is promoted (n x d, cheap), so no product mixes a float64 G with float32
+    promoted = aon.NextTokenPredictor(F, G.astype(np.float64))
+    assert promoted.F.dtype == promoted.G.dtype == np.float64
 
 
 def test_cpu_torch_float32_tensor_is_not_copied_and_bfloat16_is_exact():
@@ -146,3 +150,58 @@ def test_subset_and_structure_memory_stays_below_one_copy_of_G():
     assert frac["structure"] < 0.08, frac
     assert frac["log_odds"] < 0.15, frac
     assert frac["equivalence"] < 0.35, frac
+
+
+def test_analogy_accuracy_streams_the_vocabulary():
+    """3CosAdd, raw and identified, at V = 200,000 (r = d = 128): peak below one float32
+    copy of G, half of one float64 copy (the identified rows were a V x r float64 array, and
+    the unit rows a copy of each form: 3x that); what remains is a few blocks of 8192 rows."""
+    rng = np.random.default_rng(7)
+    V, d, n = 200_000, 128, 300
+    F = rng.standard_normal((n, d))  # float64 F beside a float32 G, as in the audit
+    G = rng.standard_normal((V, d)).astype(np.float32)
+    P = aon.NextTokenPredictor(F, G)
+    qs = {"a": rng.integers(0, V, (40, 4)).tolist(), "b": rng.integers(0, V, (30, 4)).tolist()}
+    tracemalloc.start()
+    try:
+        r = aon.properties.analogy_accuracy(P, qs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.details["counts"]["overall"] == 70
+    assert peak < 1.0 * G.nbytes, peak / G.nbytes
+
+
+def test_audit_never_copies_G_in_float64():
+    """The whole quick audit of a model with a float32 V = 60,000 x 128 head (F extracted
+    in float32, cast to float64 by the audit): the traced peak stays below 1.5x G in float32,
+    0.75 of one float64 copy of G (the audit once made one for its predictor and more per
+    subset and product). About 0.9x is measured: token labels and fixed-size blocks."""
+    from audit_helpers import CONCEPTS, LABELS, RELATIONS, tiny_model
+
+    from allornone.audit import AuditConfig, run_audit
+
+    V, d = 60_000, 128
+    m = tiny_model(d=d)
+    extra = V - m.V
+    rng = np.random.default_rng(8)
+    m._G = np.vstack([m._G, rng.standard_normal((extra, d))]).astype(np.float32)
+    m.tokens = m.tokens + [f"<x{i}>" for i in range(extra)]
+    m.V = V
+    embed = m.embed
+    m.embed = lambda texts, batch_size=None, progress=None: embed(texts).astype(np.float32)
+    cfg = AuditConfig(
+        concepts=str(CONCEPTS),
+        relations=str(RELATIONS),
+        labels=str(LABELS),
+        progress=False,
+        quick=True,
+    )
+    tracemalloc.start()
+    try:
+        res = run_audit(cfg, model=m)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.properties and res.equivalence_demo is not None
+    assert peak < 1.5 * m._G.nbytes, peak / m._G.nbytes

@@ -295,7 +295,7 @@ def _int(x: Any, name: str) -> int:
 def _pivot_token(a: NextTokenPredictor, pivot: int | str | None) -> int:
     if pivot is None:
         # mean log-odds over contexts = mean_x f(x)^T g(y) + const
-        return int(np.argmax(a.G @ a.F.mean(axis=0)))
+        return int(np.argmax(a.G_matmul(a.F.mean(axis=0))))  # streamed over G
     if isinstance(pivot, bool):
         raise AllOrNoneError(f"pivot_token must be an index or a token label, got {pivot!r}")
     return a.token_index(pivot)

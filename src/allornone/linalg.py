@@ -166,14 +166,20 @@ TSQR_MERGE = 16
 def _tsqr(make_blocks: Callable[[], Iterator[np.ndarray]], d: int) -> np.ndarray:
     Rs: list[np.ndarray] = []
     for b in make_blocks():
-        Rs.append(sla.qr(b, mode="r", check_finite=False)[0][: min(b.shape[0], d)])
+        Rs.append(_r_of(b, d))
         if len(Rs) >= TSQR_MERGE:  # merge: R of the stacked Rs (a tree reduction)
-            merged = np.vstack(Rs)
-            Rs = [sla.qr(merged, mode="r", check_finite=False)[0][: min(merged.shape[0], d)]]
+            Rs = [_r_of(np.vstack(Rs), d)]
     stacked = np.vstack(Rs)
     if len(Rs) == 1:
         return stacked
-    return sla.qr(stacked, mode="r", check_finite=False)[0][: min(stacked.shape[0], d)]
+    return _r_of(stacked, d)
+
+
+def _r_of(b: np.ndarray, d: int) -> np.ndarray:
+    """The leading ``min(m, d)`` rows of the R factor of ``b`` (m x d), as an array of its
+    own: scipy's ``mode="r"`` returns R as m x d, and a slice of it would keep the whole
+    block alive (for TSQR over V rows: every block, a V x d float64 copy in all)."""
+    return sla.qr(b, mode="r", check_finite=False)[0][: min(b.shape[0], d)].copy()
 
 
 def row_basis(R: np.ndarray, rtol: float) -> tuple[np.ndarray, np.ndarray]:

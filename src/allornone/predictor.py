@@ -51,13 +51,15 @@ class NextTokenPredictor:
     ----------
     F : ndarray (n, d)
     G : ndarray (V, d) (bias absorbed)
-        Stored as float32 when every input came in float32 or coarser (float32, bfloat16,
-        float16: exact in float32), else float64. A float32 numpy array (or CPU tensor) is
-        used in place, not copied: a 262,144 x 640 unembedding stays 0.67 GB, not 1.3 GB.
-        Every product the library forms from them is computed in float64 (row blocks cast
-        on the fly), so results do not depend on the storage dtype.
+        Each stored as float32 when it came in float32 or coarser (float32, bfloat16,
+        float16: exact in float32), else float64; ``F`` is float64 whenever ``G`` is (a
+        float64 ``F`` beside a float32 ``G`` is kept as it is: the audit extracts ``F`` in
+        float64). A float32 numpy array (or CPU tensor) is used in place, not copied: a
+        262,144 x 640 unembedding stays 0.67 GB, never 1.3 GB. Every product the library
+        forms from them is computed in float64 (row blocks of ``G`` cast on the fly, see
+        :meth:`G_matmul`), so results do not depend on the storage dtype.
     dtype : numpy dtype
-        The storage dtype of ``F`` and ``G``.
+        The storage dtype of ``G`` (``F.dtype`` is the same or float64).
     n, V, d : int
     eps : float
         Machine epsilon of the dtype the inputs came in; default tolerances scale with it.
@@ -100,8 +102,10 @@ class NextTokenPredictor:
             b = b.astype(G_.dtype)
             F_ = np.hstack([F_, np.ones((F_.shape[0], 1), dtype=F_.dtype)])
             G_ = np.hstack([G_, b[:, None]])
-        if F_.dtype != G_.dtype:  # one float32, one float64: float64 for both
-            F_, G_ = F_.astype(np.float64, copy=False), G_.astype(np.float64, copy=False)
+        if F_.dtype != G_.dtype and G_.dtype == np.float64:  # float64 G: F float64 too
+            F_ = F_.astype(np.float64)
+        # float64 F beside float32 G: both kept (F is n x d; a float64 copy of G would be the
+        # largest array of the run). Every product with G streams it in float64 row blocks.
         self.F: np.ndarray = np.ascontiguousarray(F_)
         self.G: np.ndarray = np.ascontiguousarray(G_)
         if floor is not None:
@@ -190,7 +194,7 @@ class NextTokenPredictor:
 
     @property
     def dtype(self) -> np.dtype:
-        """Storage dtype of ``F`` and ``G`` (float32 or float64)."""
+        """Storage dtype of ``G`` (float32 or float64; ``F`` has it or float64)."""
         return self.G.dtype
 
     # ------------------------------------------------------------------ identity of G
@@ -279,6 +283,15 @@ class NextTokenPredictor:
         if X.ndim == 1:  # a vector: G0 @ x, shape (V,)
             return self.G0_matmul(X[:, None], pivot, block=block)[:, 0]
         return _rows_matmul(self.G, X, block) - self.pivot_vector(pivot) @ X
+
+    def G_matmul(self, X: Any, *, block: int = 8192) -> np.ndarray:
+        """``G @ X`` (V x m, float64) for ``X`` (d x m), streamed over row blocks of ``G``
+        (cast to float64 one block at a time: never a V x d float64 copy). ``G_matmul(X.T).T``
+        gives the logits ``X^T G^T`` of any rows ``X^T``, e.g. shifted representations."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:  # a vector: G @ x, shape (V,)
+            return self.G_matmul(X[:, None], block=block)[:, 0]
+        return _rows_matmul(self.G, X, block)
 
     def F_matmul(self, X: Any, *, block: int = 8192) -> np.ndarray:
         """``F @ X`` (n x m, float64), streamed over row blocks of ``F``."""

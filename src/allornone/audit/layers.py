@@ -134,8 +134,7 @@ def kl_many(
             new = np.maximum(m, lq.max(axis=1))
             s[:] = s * np.exp(m - new) + np.exp(lq - new[:, None]).sum(axis=1)
             m[:] = new
-    # KL(p || p) is 0 by definition; the streamed normaliser m + log(s) and Zp (another
-    # chunking) may differ in the last bit
+    # KL(p || p) is 0, not the rounding residual of two log-normalisers summed in other orders
     return {
         k: 0.0 if qs[k] is p else max(float(np.mean(e - Zp + m + np.log(s))), 0.0)
         for k, (m, s, e) in state.items()

@@ -294,7 +294,7 @@ def _steer(
     F_S = P.F[rows]
     v = F_S[train][y[train] == 1].mean(axis=0) - F_S[train][y[train] == 0].mean(axis=0)
     alpha = 1.0
-    pred = alpha * (P.G0() @ v)
+    pred = alpha * P.G0_matmul(v)  # streamed over G: no V x d float64 copy
     target = np.argsort(-pred)[:20]
     r = steer(
         geo.P,
@@ -319,8 +319,10 @@ def _steer(
     if meas is None:
         from scipy.special import log_softmax
 
-        src = P.F[src_rows]
-        d = log_softmax((src + alpha * v) @ P.G.T, axis=1) - log_softmax(src @ P.G.T, axis=1)
+        src = P.F[src_rows].astype(np.float64)
+        # logits of the shifted and unshifted rows, G streamed (V x m products, not V x d)
+        after, before = P.G_matmul((src + alpha * v).T).T, P.G_matmul(src.T).T
+        d = log_softmax(after, axis=1) - log_softmax(before, axis=1)
         meas = d - d.mean(axis=1, keepdims=True)
     details = {k: val for k, val in r.details.items() if k not in _STEER_DROP}
     details.update(
@@ -352,8 +354,8 @@ DEMO_STATS: dict[str, bool] = {
 
 def demo_stats(m: NextTokenPredictor, tol: float | None = None) -> dict[str, float]:
     """Raw and identified statistics of one model on the demo problem (fixed token roles)."""
-    G0 = m.G0()
-    d1, d2 = G0[1] - G0[0], G0[3 % m.V] - G0[2 % m.V]
+    G0 = m.G0(rows=[0, 1, 2 % m.V, 3 % m.V])  # the four tokens only, not V x d
+    d1, d2 = G0[1] - G0[0], G0[3] - G0[2]
     Fc = m.F - m.F.mean(axis=0)
     l1, l2 = Fc @ d1, Fc @ d2
     st = structure(m, tol=tol)  # the original's relative rank tolerance, for every model

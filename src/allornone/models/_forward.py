@@ -377,13 +377,13 @@ class ForwardPasses:
             kw = self._model_kwargs(ids, mask, pos)
             if self._logits_to_keep:
                 kw["logits_to_keep"] = k + 1
-            logits = self.hf_model(**kw).logits[:, -(k + 1) : -1].to(torch.float64)
-            lp = torch.log_softmax(logits, dim=-1)  # lp[:, j] predicts token at T-k+j
+            logits = self.hf_model(**kw).logits[:, -(k + 1) : -1]  # [:, j] predicts T-k+j
             vals = []
-            for row, i in enumerate(idx):
+            for row, i in enumerate(idx):  # float64 one row at a time: m x V, not B x k x V
                 m = n_cont[i]
+                lp = torch.log_softmax(logits[row, k - m :].to(torch.float64), dim=-1)
                 tgt = torch.tensor(seqs[i][-m:], device=lp.device)
-                vals.append(lp[row, k - m :].gather(-1, tgt[:, None]).sum())
+                vals.append(lp.gather(-1, tgt[:, None]).sum())
             return torch.stack(vals).cpu().tolist()
 
         with torch.inference_mode():

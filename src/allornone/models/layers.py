@@ -184,14 +184,15 @@ def layer_predictors(
     *,
     batch_size: int | None = None,
 ) -> dict[int, NextTokenPredictor]:
-    """``{l: NextTokenPredictor(F_l, G)}`` sharing one float64 copy of the unembeddings
-    (``eps`` that of the model's dtype, as for :meth:`LanguageModel.predictor`)."""
+    """``{l: NextTokenPredictor(F_l, G)}`` sharing the model's unembeddings, not copied (a
+    float32 ``G`` stays float32; ``F_l`` is float64, so every product is formed in float64;
+    ``eps`` that of the model's dtype, as for :meth:`LanguageModel.predictor`)."""
     reps = layer_representations(lm, contexts, layers, batch_size=batch_size)
     G = np.asarray(lm.unembedding())
     eps = float(np.finfo(G.dtype).eps) if np.issubdtype(G.dtype, np.floating) else 2.2e-16
-    G64 = np.ascontiguousarray(G, dtype=np.float64)  # converted once, shared by every layer
     out = {}
     for layer, F in reps.items():
         floor = max(eps, float(np.finfo(F.dtype).eps))
-        out[layer] = NextTokenPredictor(F, G64, contexts=list(contexts), eps=floor)
+        F64 = np.asarray(F, dtype=np.float64)  # n x d: float64 products with the shared G
+        out[layer] = NextTokenPredictor(F64, G, contexts=list(contexts), eps=floor)
     return out

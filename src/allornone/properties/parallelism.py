@@ -38,7 +38,7 @@ tol=None, seed=0, **options) -> PropertyResult``; here ``spec`` is the list of p
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -568,15 +568,25 @@ def analogy_accuracy(
     sections = _analogy_sections(spec)
     if not sections or all(len(q) == 0 for q in sections.values()):
         raise AllOrNoneError("questions is empty: pass (a, b, c, d) 4-tuples")
-    mat = G - G.mean(axis=0) if center else G
-    acc, counts, preds, excluded = _three_cos_add(model, mat, sections, chunk)
+    # Both forms stream the vocabulary in blocks of ``chunk`` tokens: no V x d array (raw
+    # rows, their unit rows, or the identified rows in float64) is ever formed.
+    mu = G.mean(axis=0) if center else None
+    raw_rows = (lambda a, b: G[a:b] - mu) if mu is not None else (lambda a, b: G[a:b])
+    acc, counts, preds, excluded = _three_cos_add(model, raw_rows, sections, chunk, "model.G")
     # The identified rows G0 R_F^T, each factor divided by its largest entry first: cosines
-    # ignore a positive scale, and so no product overflows or underflows (any scale of F, G).
+    # ignore a positive scale, and so no product overflows or underflows (any scale of F, G);
+    # the rows are then divided by their largest entry over the whole vocabulary.
     sF = _max_abs(F)
     R_Fc = r_factor(F / sF, shift=F.mean(axis=0) / sF)
-    ident = model.G0_matmul(R_Fc.T, pivot)  # streamed: no V x d float64 copy of G0
-    ident /= _max_abs(ident)
-    acc_id, _, preds_id, _ = _three_cos_add(model, ident, sections, chunk)
+    X = R_Fc.T
+    pX = model.pivot_vector(pivot) @ X
+
+    def ident_rows(a: int, b: int) -> np.ndarray:  # rows a:b of G0 R_F^T, float64
+        return G[a:b].astype(np.float64, copy=False) @ X - pX
+
+    acc_id, _, preds_id, _ = _three_cos_add(
+        model, ident_rows, sections, chunk, "the analogy vectors", scale=True
+    )
     return PropertyResult.from_condition(
         "analogy",
         name,
@@ -612,14 +622,21 @@ def _analogy_matrix(X: Any, name: str) -> np.ndarray:
             f"{name} has dtype {X.dtype}; analogies need float vectors (token ids or labels "
             "passed as vectors?): convert with .astype(float)"
         )
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
+    bad = [_bad_rows(X[a : a + 8192]) + a for a in range(0, X.shape[0], 8192)]
+    _refuse_bad_rows(np.concatenate(bad) if bad else np.zeros(0, dtype=int), name)
+    return X
+
+
+def _bad_rows(X: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isfinite(X).all(axis=1))
+
+
+def _refuse_bad_rows(rows: np.ndarray, name: str) -> None:
+    if rows.size:
         raise AllOrNoneError(
             f"{name} has {rows.size} row(s) with NaN or inf (first: row {int(rows[0])}); no "
             "cosine is defined there and a score would be wrong: fix or drop those rows"
         )
-    return X
 
 
 def _analogy_item(q: Any, sec: str) -> tuple[Any, Any, Any, Any]:
@@ -660,29 +677,68 @@ def _unit_rows(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     zero = peak == 0
     scaled = mat / np.where(zero, 1.0, peak)[:, None]
     norms = np.linalg.norm(scaled, axis=1)
-    unit = scaled / np.where(zero, 1.0, norms)[:, None]
-    return unit, zero
+    scaled /= np.where(zero, 1.0, norms)[:, None]  # in place: the unit rows
+    return scaled, zero
+
+
+#: Most scores (tokens x questions) one block of 3CosAdd holds: 2^22 (32 MB in float64).
+SCORE_ENTRIES = 1 << 22
 
 
 def _three_cos_add(
-    model: NextTokenPredictor, mat: np.ndarray, sections: dict, chunk: int
+    model: NextTokenPredictor,
+    rows: Callable[[int, int], np.ndarray],
+    sections: dict,
+    chunk: int,
+    name: str,
+    scale: bool = False,
 ) -> tuple[dict[str, float], dict[str, int], dict[str, np.ndarray], list[dict]]:
-    mat = _analogy_matrix(mat, "the analogy vectors")
-    unit, zero = _unit_rows(mat)
-    V = mat.shape[0]
+    """3CosAdd over the vectors ``rows(a, b)`` (tokens ``a:b``), streamed in blocks of
+    ``chunk`` tokens: memory ``chunk x d`` (and the question words' rows), never ``V x d``.
+
+    Pass 1 checks every row is finite, keeps the question words' rows and (``scale``) the
+    largest entry over the vocabulary, by which every row is then divided; pass 2 scores
+    each block against every section's targets (the same products, block for block, as on
+    the whole matrix).
+    """
+    V = model.V
+    resolved: dict[str, list[tuple[Any, list[int | None]]]] = {}
+    need: set[int] = set()
+    for sec, qs in sections.items():
+        resolved[sec] = [(q, [resolve_one(model, t) for t in q]) for q in qs]
+        for _, ii in resolved[sec]:
+            if all(i is not None for i in ii):
+                need.update(int(i) for i in ii[:3])  # type: ignore[arg-type]
+    need_idx = np.array(sorted(need), dtype=int)
+    kept: list[np.ndarray] = []
+    bad: list[np.ndarray] = []
+    peak = 0.0
+    for start in range(0, V, chunk):
+        B = rows(start, min(V, start + chunk))
+        bad.append(_bad_rows(B) + start)
+        if scale and B.size:
+            peak = max(peak, float(np.max(np.abs(B))))
+        sel = need_idx[(need_idx >= start) & (need_idx < start + chunk)]
+        kept.append(B[sel - start].copy())
+    _refuse_bad_rows(np.concatenate(bad) if bad else np.zeros(0, dtype=int), name)
+    div = peak if peak > 0 else 1.0
+    need_rows = np.concatenate(kept) if kept else np.zeros((0, model.d))
+    if scale:
+        need_rows = need_rows / div
+    unit_need, zero_need = _unit_rows(need_rows)
+    pos = {int(i): j for j, i in enumerate(need_idx)}
+
     accuracy: dict[str, float] = {}
     counts: dict[str, int] = {}
     preds: dict[str, np.ndarray] = {}
     excluded: list[dict] = []
-    all_ok = 0
-    all_n = 0
-    for sec, qs in sections.items():
+    jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for sec, qs in resolved.items():
         idx = []
-        for q in qs:
-            ii = [resolve_one(model, t) for t in q]
+        for q, ii in qs:
             if any(i is None for i in ii):
                 excluded.append({"item": tuple(q), "section": sec, "reason": "token not found"})
-            elif any(zero[i] for i in ii[:3]):
+            elif any(zero_need[pos[int(i)]] for i in ii[:3]):  # type: ignore[arg-type]
                 excluded.append({"item": tuple(q), "section": sec, "reason": "zero vector"})
             else:
                 idx.append(ii)
@@ -690,23 +746,38 @@ def _three_cos_add(
             accuracy[sec], counts[sec], preds[sec] = float("nan"), 0, np.zeros(0, dtype=int)
             continue
         Q = np.array(idx, dtype=int)
-        target = unit[Q[:, 1]] - unit[Q[:, 0]] + unit[Q[:, 2]]
-        best = np.full(len(Q), -np.inf)
-        arg = np.zeros(len(Q), dtype=int)
-        rows = np.arange(len(Q))
+        u = [unit_need[[pos[int(i)] for i in Q[:, j]]] for j in range(3)]
+        target = u[1] - u[0] + u[2]
+        jobs.append((sec, Q, target, np.full(len(Q), -np.inf), np.zeros(len(Q), dtype=int)))
+    # questions scored in groups, so that a block of scores is at most chunk x group
+    group = max(1, SCORE_ENTRIES // max(1, chunk))
+    if jobs:
         for start in range(0, V, chunk):
-            S = unit[start : start + chunk] @ target.T  # (chunk, q)
-            for j in range(3):  # exclude the query words
-                inside = (Q[:, j] >= start) & (Q[:, j] < start + chunk)
-                S[Q[inside, j] - start, rows[inside]] = -np.inf
-            m = S.argmax(axis=0)
-            val = S[m, rows]
-            better = val > best
-            best[better], arg[better] = val[better], m[better] + start
+            B = rows(start, min(V, start + chunk))
+            unit, _ = _unit_rows(np.divide(B, div, out=B) if scale else B)  # B: our own
+            for _, Q_all, target_all, best_all, arg_all in jobs:
+                for g0 in range(0, len(Q_all), group):
+                    Q, target = Q_all[g0 : g0 + group], target_all[g0 : g0 + group]
+                    best, arg = best_all[g0 : g0 + group], arg_all[g0 : g0 + group]  # views
+                    S = unit @ target.T  # (chunk, q)
+                    cols = np.arange(len(Q))
+                    for j in range(3):  # exclude the query words
+                        inside = (Q[:, j] >= start) & (Q[:, j] < start + chunk)
+                        S[Q[inside, j] - start, cols[inside]] = -np.inf
+                    m = S.argmax(axis=0)
+                    val = S[m, cols]
+                    better = val > best
+                    best[better], arg[better] = val[better], m[better] + start
+    all_ok = 0
+    all_n = 0
+    for sec, Q, _, _, arg in jobs:
         ok = arg == Q[:, 3]
         accuracy[sec], counts[sec], preds[sec] = float(ok.mean()), len(Q), arg
         all_ok += int(ok.sum())
         all_n += len(Q)
+    accuracy = {sec: accuracy[sec] for sec in resolved}  # the sections' order
+    counts = {sec: counts[sec] for sec in resolved}
+    preds = {sec: preds[sec] for sec in resolved}
     accuracy["overall"] = all_ok / all_n if all_n else float("nan")
     counts["overall"] = all_n
     return accuracy, counts, preds, excluded

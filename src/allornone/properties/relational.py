@@ -327,8 +327,7 @@ def relational(
         )
 
     Fs, Fq = subjects.F, queries.F
-    G0 = subjects.G0(pivot)
-    G0_Y = G0[Y]
+    G0_Y = subjects.G0(pivot, rows=Y)  # answers only: |Y| x d, never V x d
     T = Fq @ G0_Y.T  # (n_s, m): the model's answer log-odds L[s+q, Y_q]
     own = T.argmax(axis=1)
 
@@ -445,7 +444,7 @@ def relation_logodds(
     """
     r = model.row_indices(rows)
     Y = resolve_tokens(model, answers, "answers")
-    return m(model.F[r]) @ model.G0(pivot)[Y].T
+    return m(model.F[r]) @ model.G0(pivot, rows=Y).T
 
 
 def _model_correct(
