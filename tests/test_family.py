@@ -151,3 +151,67 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     tok = fam / "tf-d16-s1" / "final" / "tokenizer.json"
     tok.write_text(tok.read_text().replace('"<|endoftext|>"', '"<|eot|>"', 1))
     assert main(["study", str(fam), "--out", str(tmp_path / "s2"), "--no-progress"]) == 2
+
+
+def test_presets_small_is_the_earlier_default_and_reference_is_8_seeds_by_3_widths():
+    small = T.preset("small")
+    assert (small.widths, small.seeds, small.steps) == ([64, 128], [0, 1, 2], 1200)
+    ref = T.preset("reference")
+    assert len(ref.seeds) >= 8 and len(ref.widths) >= 3 and ref.word2vec
+    assert min(ref.widths) >= 64  # d = 48 did not clearly beat the bigram baseline
+    tasks = ref.tasks()
+    assert len(tasks) == 2 * len(ref.seeds) * len(ref.widths)
+    # seed by seed: an interrupted run leaves complete seeds
+    assert [s for _, _, s in tasks] == sorted(s for _, _, s in tasks)
+    assert tasks[: 2 * len(ref.widths)] == [("transformer", w, 0) for w in ref.widths] + [
+        ("word2vec", w, 0) for w in ref.widths
+    ]
+    big = ref.scaled(4)  # the GPU preset still scales the reference family
+    assert big.widths == [4 * w for w in ref.widths] and big.layers == 2 * ref.layers
+    assert big.seeds == ref.seeds and big.steps == 2 * ref.steps
+    assert T.preset("reference", seeds=[0, 1], steps=None).seeds == [0, 1]
+    assert T.preset("reference", steps=None).steps == ref.steps  # None: keep the preset's
+    with pytest.raises(AllOrNoneError, match="unknown preset"):
+        T.preset("huge")
+    with pytest.raises(AllOrNoneError, match="at least one seed"):
+        T.preset("small", seeds=[])
+
+
+def test_cli_train_preset_reaches_train_family(monkeypatch, tmp_path):
+    from allornone.cli import main
+
+    seen = {}
+
+    def fake(out, cfg, *, progress=True, jobs=1, on_done=None):
+        seen.update(cfg=cfg, jobs=jobs)
+        return {"bigram_heldout_ppl": 1.0, "models": [], "wall_seconds": 0.0}
+
+    monkeypatch.setattr(T, "train_family", fake)
+    args = ["train", "--out", str(tmp_path / "f"), "--preset", "reference", "--jobs", "2"]
+    assert main(args) == 0
+    assert seen["cfg"] == T.preset("reference") and seen["jobs"] == 2
+    args = ["train", "--out", str(tmp_path / "g"), "--preset", "reference", "--scale", "2"]
+    assert main(args + ["--seeds", "3"]) == 0
+    assert seen["cfg"].widths == [128, 192, 256] and seen["cfg"].seeds == [3]
+    assert main(["train", "--out", str(tmp_path / "h"), "--jobs", "0"]) == 2
+
+
+def test_parallel_jobs_train_the_same_models_as_one_job(family, tmp_path):
+    """--jobs 2: worker processes, seed by seed; each model depends only on its seed."""
+    for seed in (0, 1):
+        T.train_transformer(family, TINY, 16, seed, progress=False)
+    cfg = replace(TINY, seeds=[0, 1], word2vec=True)
+    seen: list[str] = []
+    summary = T.train_family(
+        tmp_path / "par", cfg, jobs=2, on_done=lambda m: seen.append(m["name"])
+    )
+    names = [m["name"] for m in summary["models"]]
+    assert names == ["tf-d16-s0", "w2v-d16-s0", "tf-d16-s1", "w2v-d16-s1"]
+    assert sorted(seen) == sorted(names) and summary["jobs"] == 2
+    for seed in (0, 1):
+        ref = _weights(family / f"tf-d16-s{seed}" / "final")
+        got = _weights(tmp_path / "par" / f"tf-d16-s{seed}" / "final")
+        for key in ref:  # the same up to rounding: 1 torch thread per worker, not 2
+            torch.testing.assert_close(got[key], ref[key], rtol=1e-3, atol=1e-4)
+    with pytest.raises(AllOrNoneError, match="at least 1"):
+        T.train_family(tmp_path / "par", cfg, jobs=0)
