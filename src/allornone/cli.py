@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["small", "reference"],
         default="small",
         help="small: 3 seeds x widths 64, 128, 1,200 steps (the default); reference: 8 seeds "
-        "x widths 64, 96, 128, 800 steps (within 60 min on 2 CPU cores with --jobs 2)",
+        "x widths 96, 128, 160, 800 steps (within 60 min on 2 CPU cores with --jobs 2)",
     )
     t.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset")
     t.add_argument("--widths", type=int, nargs="+", default=None, help="override the preset")
