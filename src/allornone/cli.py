@@ -177,6 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", default=None, help="report folder (default FAMILY/study)")
     st.add_argument("--force", action="store_true", help="replace a previous study report in --out")
     st.add_argument("--seed", type=int, default=0)
+    st.add_argument(
+        "--cross-width-pairs",
+        type=int,
+        default=None,
+        help="measure at most N pairs of models of different widths (seeded random choice; "
+        "default all); every pair of one width is measured",
+    )
+    st.add_argument(
+        "--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals"
+    )
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
     st.add_argument(
@@ -477,8 +487,17 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     family = Path(args.family)
     out = Path(args.out) if args.out else family / "study"
+    if args.bootstrap < 1:
+        raise AllOrNoneError(f"--bootstrap must be at least 1, got {args.bootstrap}")
     prepare_out(out, args.force)
-    res = study(family, n_contexts=args.contexts, seed=args.seed, progress=not args.no_progress)
+    res = study(
+        family,
+        n_contexts=args.contexts,
+        seed=args.seed,
+        progress=not args.no_progress,
+        cross_width_pairs=args.cross_width_pairs,
+        n_boot=args.bootstrap,
+    )
     write_atomically(out, lambda tmp: write_study_report(res, tmp, family))
     print(f"study of {family}: {len(res['members'])} transformers, {len(res['pairs'])} pairs")
     for p in res["pairs"]:
@@ -486,6 +505,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             f"  {p['a']:14s} {p['b']:14s} mean KL {p['mean_kl']:.4f}  "
             f"map residual f {p['residual_f']:.3f} / reverse {p['residual_f_reverse']:.3f}"
         )
+    for q in res.get("questions", []) + (res.get("word2vec") or {}).get("questions", []):
+        print(f"  {q['answer']:9s} {q['sentence']}")
     print(f"report: {out / 'report.html'}")
     return 0
 
