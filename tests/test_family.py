@@ -137,7 +137,10 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     assert (fam / "tf-d16-s0" / "final").is_dir() and (fam / "tf-d16-s1" / "final").is_dir()
     out = tmp_path / "study"
     study_args = ["study", str(fam), "--contexts", "64", "--out", str(out), "--no-progress"]
-    assert main(study_args + ["--cross-width-pairs", "1", "--bootstrap", "50"]) == 0
+    assert (
+        main(study_args + ["--cross-width-pairs", "1", "--bootstrap", "50", "--permutations", "9"])
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["schema_version"] == "study-1"
     # 4 models: both pairs of one width and 1 of the 4 cross-width pairs
@@ -158,6 +161,7 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     md = (out / "report.md").read_text()
     assert "What the data decide" in md and "fewer than 3 seeds (2)" in md
     pair = res["pairs"][0]
+    assert pair["map_similarity_p"] >= 0.1  # 9 permutations: p-values down to 1/10
     assert pair["mean_kl"] > 0 and pair["k_a"] > 0 and 0 <= pair["residual_f"]
     assert (out / "report.html").exists() and (out / "report.md").exists()
     # a second study into the same folder is refused without --force

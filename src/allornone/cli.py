@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals"
     )
+    st.add_argument(
+        "--permutations",
+        type=int,
+        default=99,
+        help="shuffled copies for the map similarity's permutation null (most of a pair's cost)",
+    )
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
     st.add_argument(
@@ -487,8 +493,11 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     family = Path(args.family)
     out = Path(args.out) if args.out else family / "study"
-    if args.bootstrap < 1:
-        raise AllOrNoneError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    if args.bootstrap < 1 or args.permutations < 1:
+        raise AllOrNoneError(
+            f"--bootstrap and --permutations must be at least 1, got {args.bootstrap} and "
+            f"{args.permutations}"
+        )
     prepare_out(out, args.force)
     res = study(
         family,
@@ -497,6 +506,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         cross_width_pairs=args.cross_width_pairs,
         n_boot=args.bootstrap,
+        permutations=args.permutations,
     )
     write_atomically(out, lambda tmp: write_study_report(res, tmp, family))
     print(f"study of {family}: {len(res['members'])} transformers, {len(res['pairs'])} pairs")

@@ -115,6 +115,7 @@ def study(
     trust_pickle: bool | None = None,
     cross_width_pairs: int | None = None,
     n_boot: int = 2000,
+    permutations: int = 99,
 ) -> dict[str, Any]:
     """Measure every pair of transformers (and of word2vec models) of a family.
 
@@ -122,6 +123,9 @@ def study(
     family from an older version (``model.w2v`` gensim pickles) needs ``trust_pickle=True``
     (None: as :func:`allornone.models.allow_pickle` says; default refused, before any model
     is loaded).
+
+    ``permutations``: shuffled copies of the permutation null of the map similarity
+    (99: p-values down to 0.01; the null is most of a pair's cost).
 
     ``cross_width_pairs``: measure at most this many pairs of models of different widths
     (a seeded random choice; None: all). Pairs of one width are always all measured: the
@@ -223,7 +227,7 @@ def study(
         eq = _pair_distance(P, S, a.name, b.name)
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
-        row.update(_pair_similarity(P, S, a.name, b.name, seed))
+        row.update(_pair_similarity(P, S, a.name, b.name, seed, permutations))
         res["pairs"].append(row)
         eq_b = _pair_distance(Pb, Sb, a.name, b.name)
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
@@ -239,7 +243,12 @@ def study(
     }
     if any(m.kind == "word2vec" for m in members):
         res["word2vec"] = _study_w2v(
-            w2vs, w2v_models, seed, cross_width_pairs=cross_width_pairs, n_boot=n_boot
+            w2vs,
+            w2v_models,
+            seed,
+            cross_width_pairs=cross_width_pairs,
+            n_boot=n_boot,
+            permutations=permutations,
         )
     return res
 
@@ -281,7 +290,9 @@ def _pair_distance(preds, structures, a: str, b: str) -> Equivalence:
     )
 
 
-def _pair_similarity(preds, structures, a: str, b: str, seed: int) -> dict[str, Any]:
+def _pair_similarity(
+    preds, structures, a: str, b: str, seed: int, permutations: int = 99
+) -> dict[str, Any]:
     """d_LLV and d_{f,g} of two members (THEORY.md 10.1-10.2) and the calibrated map
     similarity of their leading effective coordinates (THEORY.md 10.3)."""
     from ..calibration import calibrate, map_similarity
@@ -296,6 +307,7 @@ def _pair_similarity(preds, structures, a: str, b: str, seed: int) -> dict[str, 
         sb.e_f[:, :r],
         seed=seed,
         name="map_similarity",
+        permutations=permutations,
     )
     return {
         "d_llv": d.d_llv,
@@ -402,6 +414,7 @@ def _study_w2v(
     *,
     cross_width_pairs: int | None = None,
     n_boot: int = 2000,
+    permutations: int = 99,
 ) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
     from .. import structure
@@ -453,7 +466,7 @@ def _study_w2v(
         eq = _pair_distance(preds, sts, a.name, b.name)
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
-        row.update(_pair_similarity(preds, sts, a.name, b.name, seed))
+        row.update(_pair_similarity(preds, sts, a.name, b.name, seed, permutations))
         pairs.append(row)
     return {
         "shared_vocab": len(words),
