@@ -66,15 +66,27 @@ def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     any_curve = False
-    for m in res["members"]:
+    members = res["members"]
+    by_width = len(members) > 8  # many seeds: one colour and one legend entry per width
+    widths = sorted({m.get("width") for m in members}, key=lambda w: (w is None, w))
+    labelled: set = set()
+    for m in members:
         curve_path = family / m["name"] / "curve.json"
         if not curve_path.exists():
             continue
         curve = json.loads(curve_path.read_text())
+        opts: dict[str, Any] = {"label": m["name"]}
+        if by_width:
+            w = m.get("width")
+            n = sum(1 for x in members if x.get("width") == w)
+            opts = {"color": f"C{widths.index(w) % 10}", "lw": 1, "alpha": 0.8}
+            if w not in labelled:
+                opts["label"] = f"d={w} ({n} seeds)"
+                labelled.add(w)
         ax.plot(
             [c["step"] for c in curve],
             [math.exp(c["heldout_loss"]) for c in curve],
-            label=m["name"],
+            **opts,
         )
         any_curve = True
     ax.axhline(res["bigram_heldout_ppl"], color="grey", ls="--", label="bigram")
