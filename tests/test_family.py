@@ -131,23 +131,126 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     from allornone.cli import main
 
     fam = tmp_path / "fam"
-    args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "--seeds", "0", "1"]
-    args += ["--steps", "6", "--layers", "1", "--no-progress", "--device", "cpu"]
-    assert main(args) == 0  # transformers and word2vec models, summary table printed
+    args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "24"]
+    args += ["--seeds", "0", "1", "--steps", "6", "--layers", "1", "--no-progress"]
+    assert main(args + ["--device", "cpu"]) == 0  # transformers and word2vec, table printed
     assert (fam / "tf-d16-s0" / "final").is_dir() and (fam / "tf-d16-s1" / "final").is_dir()
     out = tmp_path / "study"
     study_args = ["study", str(fam), "--contexts", "64", "--out", str(out), "--no-progress"]
-    assert main(study_args) == 0
+    assert (
+        main(study_args + ["--cross-width-pairs", "1", "--bootstrap", "50", "--permutations", "9"])
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["schema_version"] == "study-1"
-    assert len(res["members"]) == 2 and len(res["pairs"]) == 1
-    assert res["word2vec"]["shared_vocab"] > 100 and len(res["word2vec"]["pairs"]) == 1
+    # 4 models: both pairs of one width and 1 of the 4 cross-width pairs
+    assert len(res["members"]) == 4 and len(res["pairs"]) == 3
+    assert res["pairs_selection"] == {
+        "cross_width_pairs_cap": 1,
+        "measured": 3,
+        "skipped_cross_width": 3,
+    }
+    assert sum(not p["same_width"] for p in res["pairs"]) == 1
+    assert res["word2vec"]["shared_vocab"] > 100 and len(res["word2vec"]["pairs"]) == 3
+    # 2 seeds: every question is answered with its point estimate only, and says so
+    assert res["questions"] and res["word2vec"]["questions"]
+    for q in res["questions"] + res["word2vec"]["questions"]:
+        assert q["interval"]["low"] is None and q["answer"] == "undecided"
+        assert "fewer than 3 seeds (2): point estimate only" in q["sentence"]
+    assert all(r["ratio_ci_low"] is None for r in res["stability"])
+    md = (out / "report.md").read_text()
+    assert "What the data decide" in md and "fewer than 3 seeds (2)" in md
     pair = res["pairs"][0]
+    assert pair["map_similarity_p"] >= 0.1  # 9 permutations: p-values down to 1/10
     assert pair["mean_kl"] > 0 and pair["k_a"] > 0 and 0 <= pair["residual_f"]
     assert (out / "report.html").exists() and (out / "report.md").exists()
     # a second study into the same folder is refused without --force
     assert main(study_args) == 2
+    assert main(study_args + ["--force", "--cross-width-pairs", "-1"]) == 2
     # a model with another tokenizer makes the family mixed: refused
     tok = fam / "tf-d16-s1" / "final" / "tokenizer.json"
     tok.write_text(tok.read_text().replace('"<|endoftext|>"', '"<|eot|>"', 1))
     assert main(["study", str(fam), "--out", str(tmp_path / "s2"), "--no-progress"]) == 2
+
+
+def test_presets_small_is_the_earlier_default_and_reference_is_8_seeds_by_3_widths():
+    small = T.preset("small")
+    assert (small.widths, small.seeds, small.steps) == ([64, 128], [0, 1, 2], 1200)
+    ref = T.preset("reference")
+    assert len(ref.seeds) >= 8 and len(ref.widths) >= 3 and ref.word2vec
+    assert min(ref.widths) >= 96  # d = 48 and 64 did not clearly beat the bigram baseline
+    tasks = ref.tasks()
+    assert len(tasks) == 2 * len(ref.seeds) * len(ref.widths)
+    # seed by seed: an interrupted run leaves complete seeds
+    assert [s for _, _, s in tasks] == sorted(s for _, _, s in tasks)
+    assert tasks[: 2 * len(ref.widths)] == [("transformer", w, 0) for w in ref.widths] + [
+        ("word2vec", w, 0) for w in ref.widths
+    ]
+    big = ref.scaled(4)  # the GPU preset still scales the reference family
+    assert big.widths == [4 * w for w in ref.widths] and big.layers == 2 * ref.layers
+    assert big.seeds == ref.seeds and big.steps == 2 * ref.steps
+    assert T.preset("reference", seeds=[0, 1], steps=None).seeds == [0, 1]
+    assert T.preset("reference", steps=None).steps == ref.steps  # None: keep the preset's
+    with pytest.raises(AllOrNoneError, match="unknown preset"):
+        T.preset("huge")
+    with pytest.raises(AllOrNoneError, match="at least one seed"):
+        T.preset("small", seeds=[])
+
+
+def test_cli_train_preset_reaches_train_family(monkeypatch, tmp_path):
+    from allornone.cli import main
+
+    seen = {}
+
+    def fake(out, cfg, *, progress=True, jobs=1, on_done=None):
+        seen.update(cfg=cfg, jobs=jobs)
+        return {"bigram_heldout_ppl": 1.0, "models": [], "wall_seconds": 0.0}
+
+    monkeypatch.setattr(T, "train_family", fake)
+    args = ["train", "--out", str(tmp_path / "f"), "--preset", "reference", "--jobs", "2"]
+    assert main(args) == 0
+    assert seen["cfg"] == T.preset("reference") and seen["jobs"] == 2
+    args = ["train", "--out", str(tmp_path / "g"), "--preset", "reference", "--scale", "2"]
+    assert main(args + ["--seeds", "3"]) == 0
+    assert seen["cfg"].widths == [192, 256, 320] and seen["cfg"].seeds == [3]
+    assert main(["train", "--out", str(tmp_path / "h"), "--jobs", "0"]) == 2
+
+
+def test_parallel_jobs_train_the_same_models_as_one_job(family, tmp_path):
+    """--jobs 2: worker processes, seed by seed; each model depends only on its seed."""
+    for seed in (0, 1):
+        T.train_transformer(family, TINY, 16, seed, progress=False)
+    cfg = replace(TINY, seeds=[0, 1], word2vec=True)
+    seen: list[str] = []
+    summary = T.train_family(
+        tmp_path / "par", cfg, jobs=2, on_done=lambda m: seen.append(m["name"])
+    )
+    names = [m["name"] for m in summary["models"]]
+    assert names == ["tf-d16-s0", "w2v-d16-s0", "tf-d16-s1", "w2v-d16-s1"]
+    assert sorted(seen) == sorted(names) and summary["jobs"] == 2
+    for seed in (0, 1):
+        ref = _weights(family / f"tf-d16-s{seed}" / "final")
+        got = _weights(tmp_path / "par" / f"tf-d16-s{seed}" / "final")
+        for key in ref:  # the same up to rounding: 1 torch thread per worker, not 2
+            torch.testing.assert_close(got[key], ref[key], rtol=1e-3, atol=1e-4)
+    with pytest.raises(AllOrNoneError, match="at least 1"):
+        T.train_family(tmp_path / "par", cfg, jobs=0)
+
+
+def test_select_pairs_caps_cross_width_pairs_only():
+    from pathlib import Path
+
+    from allornone.family.study import Member, select_pairs
+
+    ms = [
+        Member("transformer", f"m{w}-{s}", w, s, Path(".")) for w in (8, 16, 32) for s in range(4)
+    ]
+    every, skipped = select_pairs(ms, None, 0)
+    assert len(every) == 66 and skipped == 0
+    capped, skipped = select_pairs(ms, 10, 0)
+    assert len([p for p in capped if p[0].width == p[1].width]) == 3 * 6  # all same-width
+    assert len([p for p in capped if p[0].width != p[1].width]) == 10 and skipped == 48 - 10
+    assert capped == select_pairs(ms, 10, 0)[0] and capped != select_pairs(ms, 10, 1)[0]
+    assert [p for p in every if p in capped] == capped  # combination order kept
+    with pytest.raises(AllOrNoneError, match="0 or more"):
+        select_pairs(ms, -1, 0)

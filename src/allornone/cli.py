@@ -138,9 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
         "Resumable: rerun the same command to continue an interrupted family.",
     )
     t.add_argument("--out", required=True, help="family folder (created or resumed)")
-    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    t.add_argument("--widths", type=int, nargs="+", default=[64, 128])
+    t.add_argument(
+        "--preset",
+        choices=["small", "reference"],
+        default="small",
+        help="small: 3 seeds x widths 64, 128, 1,200 steps (the default); reference: 8 seeds "
+        "x widths 96, 128, 160, 800 steps (within 60 min on 2 CPU cores with --jobs 2)",
+    )
+    t.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset")
+    t.add_argument("--widths", type=int, nargs="+", default=None, help="override the preset")
     t.add_argument("--steps", type=int, default=None, help="training steps per transformer")
+    t.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="models trained at once, each in its own process with cpu_count/JOBS threads",
+    )
     t.add_argument("--layers", type=int, default=None)
     t.add_argument("--corpus", default="kjv+austen", help="kjv, austen, fortunes joined by +")
     t.add_argument("--no-word2vec", action="store_true", help="transformers only")
@@ -165,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", default=None, help="report folder (default FAMILY/study)")
     st.add_argument("--force", action="store_true", help="replace a previous study report in --out")
     st.add_argument("--seed", type=int, default=0)
+    st.add_argument(
+        "--cross-width-pairs",
+        type=int,
+        default=None,
+        help="measure at most N pairs of models of different widths (seeded random choice; "
+        "default all); every pair of one width is measured",
+    )
+    st.add_argument(
+        "--bootstrap", type=int, default=2000, help="bootstrap resamples for the intervals"
+    )
+    st.add_argument(
+        "--permutations",
+        type=int,
+        default=99,
+        help="shuffled copies for the map similarity's permutation null (most of a pair's cost)",
+    )
     st.add_argument("--no-progress", action="store_true")
     st.add_argument("--debug", action="store_true")
     st.add_argument(
@@ -412,15 +441,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .family.train import TrainConfig, prepare_family, train_family
+    from .family.train import prepare_family, preset, train_family
 
-    cfg = TrainConfig(
+    cfg = preset(
+        args.preset,
         corpus=args.corpus,
-        widths=list(args.widths),
-        seeds=list(args.seeds),
+        widths=None if args.widths is None else list(args.widths),
+        seeds=None if args.seeds is None else list(args.seeds),
         word2vec=not args.no_word2vec,
         device=args.device,
     )
+    if args.jobs < 1:
+        raise AllOrNoneError(f"--jobs must be at least 1, got {args.jobs}")
     if args.scale > 1:
         cfg = cfg.scaled(args.scale)
     if args.steps is not None:
@@ -436,7 +468,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{meta['train_tokens']:,} train tokens, bigram ppl {meta['bigram_heldout_ppl']:.1f}"
         )
         return 0
-    summary = train_family(out, cfg, progress=not args.no_progress)
+
+    def finished(m: dict) -> None:
+        if args.jobs > 1:  # the workers show no progress bars: a line per finished model
+            ppl = m.get("heldout_ppl")
+            shown = "" if ppl is None else f", held-out ppl {ppl:.1f}"
+            print(f"done {m['name']} ({m['train_seconds']:.0f} s{shown})", flush=True)
+
+    summary = train_family(
+        out, cfg, progress=not args.no_progress, jobs=args.jobs, on_done=finished
+    )
     print(f"family {out}: bigram held-out perplexity {summary['bigram_heldout_ppl']:.1f}")
     print(f"{'model':16s} {'held-out ppl':>12s} {'train s':>8s}")
     for m in summary["models"]:
@@ -453,8 +494,21 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     family = Path(args.family)
     out = Path(args.out) if args.out else family / "study"
+    if args.bootstrap < 1 or args.permutations < 1:
+        raise AllOrNoneError(
+            f"--bootstrap and --permutations must be at least 1, got {args.bootstrap} and "
+            f"{args.permutations}"
+        )
     prepare_out(out, args.force)
-    res = study(family, n_contexts=args.contexts, seed=args.seed, progress=not args.no_progress)
+    res = study(
+        family,
+        n_contexts=args.contexts,
+        seed=args.seed,
+        progress=not args.no_progress,
+        cross_width_pairs=args.cross_width_pairs,
+        n_boot=args.bootstrap,
+        permutations=args.permutations,
+    )
     write_atomically(out, lambda tmp: write_study_report(res, tmp, family))
     print(f"study of {family}: {len(res['members'])} transformers, {len(res['pairs'])} pairs")
     for p in res["pairs"]:
@@ -462,6 +516,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             f"  {p['a']:14s} {p['b']:14s} mean KL {p['mean_kl']:.4f}  "
             f"map residual f {p['residual_f']:.3f} / reverse {p['residual_f_reverse']:.3f}"
         )
+    for q in res.get("questions", []) + (res.get("word2vec") or {}).get("questions", []):
+        print(f"  {q['answer']:9s} {q['sentence']}")
     print(f"report: {out / 'report.html'}")
     return 0
 

@@ -66,15 +66,27 @@ def _fig_curves(res: dict[str, Any], family: Path, path: Path) -> bool:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=110)
     any_curve = False
-    for m in res["members"]:
+    members = res["members"]
+    by_width = len(members) > 8  # many seeds: one colour and one legend entry per width
+    widths = sorted({m.get("width") for m in members}, key=lambda w: (w is None, w))
+    labelled: set = set()
+    for m in members:
         curve_path = family / m["name"] / "curve.json"
         if not curve_path.exists():
             continue
         curve = json.loads(curve_path.read_text())
+        opts: dict[str, Any] = {"label": m["name"]}
+        if by_width:
+            w = m.get("width")
+            n = sum(1 for x in members if x.get("width") == w)
+            opts = {"color": f"C{widths.index(w) % 10}", "lw": 1, "alpha": 0.8}
+            if w not in labelled:
+                opts["label"] = f"d={w} ({n} seeds)"
+                labelled.add(w)
         ax.plot(
             [c["step"] for c in curve],
             [math.exp(c["heldout_loss"]) for c in curve],
-            label=m["name"],
+            **opts,
         )
         any_curve = True
     ax.axhline(res["bigram_heldout_ppl"], color="grey", ls="--", label="bigram")
@@ -118,8 +130,85 @@ _STAB_COLS = [
     ("identified mean", "identified_mean"),
     ("identified std", "identified_std"),
     ("ratio", "ratio_raw_to_identified_std"),
+    ("ratio CI low", "ratio_ci_low"),
+    ("ratio CI high", "ratio_ci_high"),
 ]
-_STAB_X = {"raw mean": _X["raw"], "identified mean": _X["identified"], "ratio": _X["ratio"]}
+_STAB_X = {
+    "raw mean": _X["raw"],
+    "identified mean": _X["identified"],
+    "ratio": _X["ratio"],
+    "ratio CI low": Explanation(
+        "95% bootstrap interval over seeds of the ratio (empty with fewer than 3 seeds)", None
+    ),
+}
+_Q_X = {
+    "estimate": Explanation(
+        "steadier: geometric mean over concept families of std(raw)/std(identified) (null "
+        "1); larger: mean of identified - raw (null 0); width: mean of |change of raw| - "
+        "|change of identified| from the smallest to the largest width (null 0)",
+        None,
+    ),
+    "CI low": Explanation(
+        "95% percentile bootstrap interval resampling seeds and concept families", None
+    ),
+    "Wilcoxon p": Explanation(
+        "exact two-sided signed-rank test of the per-family effects across concept families",
+        None,
+    ),
+    "sign test": Explanation("positive/negative per-family effects, exact two-sided p", None),
+    "answer": Explanation("yes/no: the interval excludes the null; else undecided", None),
+}
+
+
+def question_rows(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat rows of the study's questions for the report's table."""
+    rows = []
+    for q in questions:
+        iv, t = q["interval"], q.get("test") or {}
+        where = q["sentence"].split("(", 1)[1].split(")", 1)[0] if "(" in q["sentence"] else ""
+        rows.append(
+            {
+                "question": q["key"].replace("_", " "),
+                "where": where,
+                "seeds": q["n_seeds"],
+                "families": q["n_families"],
+                "estimate": iv["estimate"],
+                "null": q["null"],
+                "ci_low": iv["low"],
+                "ci_high": iv["high"],
+                "wilcoxon_p": t.get("wilcoxon_p"),
+                "sign": (
+                    f"{t['sign_positive']}+/{t['sign_negative']}- p={t['sign_p']:.3g}"
+                    if t
+                    else None
+                ),
+                "answer": q["answer"],
+            }
+        )
+    return rows
+
+
+_Q_COLS = [
+    ("question", "question"),
+    ("where", "where"),
+    ("seeds", "seeds"),
+    ("families", "families"),
+    ("estimate", "estimate"),
+    ("null", "null"),
+    ("CI low", "ci_low"),
+    ("CI high", "ci_high"),
+    ("Wilcoxon p", "wilcoxon_p"),
+    ("sign test", "sign"),
+    ("answer", "answer"),
+]
+
+
+def _question_blocks(questions: list[dict[str, Any]], title: str) -> list[Block]:
+    if not questions:
+        return []
+    out = [Block("h2", title), _table(question_rows(questions), _Q_COLS, _Q_X)]
+    out += [Block("p", q["sentence"]) for q in questions]
+    return out
 
 
 def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
@@ -140,7 +229,20 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
     b.append(Block("p", f"Bigram baseline, held-out perplexity: {res['bigram_heldout_ppl']:.1f}."))
     if "curves" in figures:
         b.append(Block("figure", figures["curves"], "Training curves against the bigram baseline"))
+    b += _question_blocks(
+        res.get("questions", []), "What the data decide: raw against identified (transformers)"
+    )
     b.append(Block("h2", "Pairs: distance between distributions and the best linear map"))
+    sel = res.get("pairs_selection") or {}
+    if sel.get("skipped_cross_width"):
+        b.append(
+            Block(
+                "p",
+                f"{sel['measured']} pairs measured: every pair of one width and "
+                f"{sel['cross_width_pairs_cap']} randomly chosen pairs of different widths "
+                f"({sel['skipped_cross_width']} cross-width pairs left out).",
+            )
+        )
     b.append(_table(res["pairs"], _PAIR_COLS, _PAIR_X))
     b.append(Block("h2", "Parallelism across seeds: raw against identified"))
     b.append(_table(res.get("stability", []), _STAB_COLS, _STAB_X))
@@ -165,6 +267,7 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
         b.append(Block("h2", f"word2vec family (shared vocabulary: {w2v['shared_vocab']} words)"))
         b.append(_table(w2v["pairs"], _PAIR_COLS, _PAIR_X))
         b.append(_table(w2v["stability"], _STAB_COLS, _STAB_X))
+        b += _question_blocks(w2v.get("questions", []), "What the data decide (word2vec)")
     return b
 
 

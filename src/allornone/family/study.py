@@ -31,6 +31,7 @@ import numpy as np
 from .._validation import AllOrNoneError
 from ..equivalence import REPORT_ROWS, Equivalence, equivalence
 from ..structure import Structure
+from .stats import MIN_SEEDS_FOR_CI, row_ratio_interval, stability_questions
 from .train import FAMILY_VERSION
 
 
@@ -112,6 +113,9 @@ def study(
     seed: int = 0,
     progress: bool = True,
     trust_pickle: bool | None = None,
+    cross_width_pairs: int | None = None,
+    n_boot: int = 2000,
+    permutations: int = 99,
 ) -> dict[str, Any]:
     """Measure every pair of transformers (and of word2vec models) of a family.
 
@@ -120,9 +124,19 @@ def study(
     (None: as :func:`allornone.models.allow_pickle` says; default refused, before any model
     is loaded).
 
+    ``permutations``: shuffled copies of the permutation null of the map similarity
+    (99: p-values down to 0.01; the null is most of a pair's cost).
+
+    ``cross_width_pairs``: measure at most this many pairs of models of different widths
+    (a seeded random choice; None: all). Pairs of one width are always all measured: the
+    seed-to-seed comparisons are the study's subject, and 24 models have 276 pairs.
+
     Returns a JSON-ready dict with ``members``, ``pairs`` (one row per model pair),
     ``parallelism`` (per family and model), ``stability`` (spread across seeds of raw vs
-    identified statistics) and ``transport`` (probe and steering, carried vs refitted).
+    identified statistics, with a bootstrap interval over seeds of each ratio),
+    ``questions`` (every raw-vs-identified comparison with its interval over seeds and
+    concept families, the paired tests and its sentence: :mod:`allornone.family.stats`)
+    and ``transport`` (probe and steering, carried vs refitted).
     """
     from tqdm.auto import tqdm
 
@@ -203,19 +217,65 @@ def study(
         sr = steering(Pb[m.name], v, name="kjv-minus-austen", structure=Sb[m.name])
         props[m.name] = {"probe": pr, "steer": sr, "shift": Pb[m.name].G0_matmul(v)}
 
-    pairs = list(itertools.combinations(tfs, 2))
+    pairs, skipped = select_pairs(tfs, cross_width_pairs, seed)
+    res["pairs_selection"] = {
+        "cross_width_pairs_cap": cross_width_pairs,
+        "measured": len(pairs),
+        "skipped_cross_width": skipped,
+    }
     for a, b in tqdm(pairs, desc="pairs", disable=not progress):
         eq = _pair_distance(P, S, a.name, b.name)
         row = {"a": a.name, "b": b.name, "same_width": a.width == b.width}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
-        row.update(_pair_similarity(P, S, a.name, b.name, seed))
+        row.update(_pair_similarity(P, S, a.name, b.name, seed, permutations))
         res["pairs"].append(row)
         eq_b = _pair_distance(Pb, Sb, a.name, b.name)
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
-    res["stability"] = _stability(res["parallelism"])
+    res["stability"] = _stability(res["parallelism"], n_boot=n_boot, seed=seed)
+    res["questions"] = _questions(res["parallelism"], "transformer", n_boot, seed)
+    res["statistics"] = {
+        "n_boot": n_boot,
+        "level": 0.95,
+        "min_seeds_for_ci": MIN_SEEDS_FOR_CI,
+        "method": "percentile bootstrap resampling seeds and concept families with "
+        "replacement; exact two-sided Wilcoxon signed-rank and sign tests of the per-family "
+        "effects; yes/no when the interval excludes the null, else undecided",
+    }
     if any(m.kind == "word2vec" for m in members):
-        res["word2vec"] = _study_w2v(w2vs, w2v_models, seed)
+        res["word2vec"] = _study_w2v(
+            w2vs,
+            w2v_models,
+            seed,
+            cross_width_pairs=cross_width_pairs,
+            n_boot=n_boot,
+            permutations=permutations,
+        )
     return res
+
+
+def select_pairs(
+    members: list[Member], cross_width_pairs: int | None, seed: int
+) -> tuple[list[tuple[Member, Member]], int]:
+    """All pairs of one width, and at most ``cross_width_pairs`` pairs of different widths
+    (chosen with ``default_rng(seed)``; None: all). Returns the pairs in their combination
+    order and how many cross-width pairs were left out."""
+    if cross_width_pairs is not None and cross_width_pairs < 0:
+        raise AllOrNoneError(f"--cross-width-pairs must be 0 or more, got {cross_width_pairs}")
+    pairs = list(itertools.combinations(members, 2))
+    cross = [i for i, (a, b) in enumerate(pairs) if a.width != b.width]
+    if cross_width_pairs is None or len(cross) <= cross_width_pairs:
+        return pairs, 0
+    rng = np.random.default_rng(seed)
+    keep = set(rng.choice(np.asarray(cross), size=cross_width_pairs, replace=False).tolist())
+    chosen = [p for i, p in enumerate(pairs) if pairs[i][0].width == pairs[i][1].width or i in keep]
+    return chosen, len(cross) - cross_width_pairs
+
+
+def _questions(rows: list[dict[str, Any]], kind: str, n_boot: int, seed: int) -> list[dict]:
+    return [
+        q.to_dict()
+        for q in stability_questions(rows, kind=kind, n_boot=n_boot, level=0.95, seed=seed)
+    ]
 
 
 def _pair_distance(preds, structures, a: str, b: str) -> Equivalence:
@@ -230,7 +290,9 @@ def _pair_distance(preds, structures, a: str, b: str) -> Equivalence:
     )
 
 
-def _pair_similarity(preds, structures, a: str, b: str, seed: int) -> dict[str, Any]:
+def _pair_similarity(
+    preds, structures, a: str, b: str, seed: int, permutations: int = 99
+) -> dict[str, Any]:
     """d_LLV and d_{f,g} of two members (THEORY.md 10.1-10.2) and the calibrated map
     similarity of their leading effective coordinates (THEORY.md 10.3)."""
     from ..calibration import calibrate, map_similarity
@@ -245,6 +307,7 @@ def _pair_similarity(preds, structures, a: str, b: str, seed: int) -> dict[str, 
         sb.e_f[:, :r],
         seed=seed,
         name="map_similarity",
+        permutations=permutations,
     )
     return {
         "d_llv": d.d_llv,
@@ -293,11 +356,14 @@ def _corr(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
 
 
-def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _stability(
+    rows: list[dict[str, Any]], *, n_boot: int = 2000, seed: int = 0
+) -> list[dict[str, Any]]:
     """Spread across seeds (same width) of raw and identified parallelism, per concept family.
 
     ``ratio`` = std(raw) / std(identified): above 1, the identified statistic is the more
-    stable one across seeds.
+    stable one across seeds; ``ratio_ci_low``/``ratio_ci_high``: its 95% bootstrap interval
+    over seeds (None with fewer than 3 seeds).
     """
     out = []
     keys = sorted({(r["family"], r["width"]) for r in rows})
@@ -307,6 +373,8 @@ def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         raw = np.array([r["raw_euclid_cos"] for r in sel], dtype=float)
         ide = np.array([r["identified_logodds_corr"] for r in sel], dtype=float)
+        ok = np.isfinite(raw) & np.isfinite(ide)
+        iv = row_ratio_interval(raw[ok], ide[ok], n_boot=n_boot, seed=seed)
         out.append(
             {
                 "family": fam,
@@ -317,6 +385,8 @@ def _stability(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "identified_mean": float(ide.mean()),
                 "identified_std": float(ide.std(ddof=1)),
                 "ratio_raw_to_identified_std": float(raw.std(ddof=1) / max(ide.std(ddof=1), 1e-12)),
+                "ratio_ci_low": iv.low,
+                "ratio_ci_high": iv.high,
             }
         )
     return out
@@ -337,7 +407,15 @@ def _load_w2v(m: Member, trust_pickle: bool | None) -> Any:
     return models.load(str(_w2v_path(m)), **opts)
 
 
-def _study_w2v(members: list[Member], lms: dict[str, Any], seed: int) -> dict[str, Any]:
+def _study_w2v(
+    members: list[Member],
+    lms: dict[str, Any],
+    seed: int,
+    *,
+    cross_width_pairs: int | None = None,
+    n_boot: int = 2000,
+    permutations: int = 99,
+) -> dict[str, Any]:
     """word2vec family: distances and parallelism stability on the shared vocabulary."""
     from .. import structure
     from ..data import analogy_families
@@ -383,15 +461,18 @@ def _study_w2v(members: list[Member], lms: dict[str, Any], seed: int) -> dict[st
                 }
             )
     pairs = []
-    for a, b in itertools.combinations(members, 2):
+    chosen, skipped = select_pairs(members, cross_width_pairs, seed)
+    for a, b in chosen:
         eq = _pair_distance(preds, sts, a.name, b.name)
         row = {"a": a.name, "b": b.name}
         row.update({k: v for k, v in eq.summary().items() if k != "reasons"})
-        row.update(_pair_similarity(preds, sts, a.name, b.name, seed))
+        row.update(_pair_similarity(preds, sts, a.name, b.name, seed, permutations))
         pairs.append(row)
     return {
         "shared_vocab": len(words),
         "pairs": pairs,
         "parallelism": par,
-        "stability": _stability(par),
+        "stability": _stability(par, n_boot=n_boot, seed=seed),
+        "questions": _questions(par, "word2vec", n_boot, seed),
+        "skipped_cross_width_pairs": skipped,
     }

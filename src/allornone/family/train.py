@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +71,17 @@ class TrainConfig:
     w2v_epochs: int = 5
     device: str = "auto"
 
+    def tasks(self) -> list[tuple[str, int, int]]:
+        """The models to train, ``(kind, width, seed)``, seed by seed: every width's
+        transformer of a seed, then (with ``word2vec``) its word2vec models, then the next
+        seed, so an interrupted run leaves complete seeds behind."""
+        out: list[tuple[str, int, int]] = []
+        for seed in self.seeds:
+            out += [("transformer", w, seed) for w in self.widths]
+            if self.word2vec:
+                out += [("word2vec", w, seed) for w in self.widths]
+        return out
+
     def scaled(self, factor: int) -> TrainConfig:
         """The GPU preset: widths, depth, context, batch and steps scaled up."""
         c = TrainConfig(**asdict(self))
@@ -79,6 +91,30 @@ class TrainConfig:
         c.batch = self.batch * factor
         c.steps = self.steps * 2
         return c
+
+
+#: Named families. ``small``: the earlier default (3 seeds x widths 64, 128, 1,200 steps;
+#: 18 min on the 2-core CPU machine with one job). ``reference``: 8 seeds x widths 96, 128,
+#: 160, 800 steps, transformers and word2vec, sized to train within 60 minutes on that
+#: machine with ``--jobs 2`` (docs/FAMILY.md has the measured wall time and perplexities);
+#: d = 64 at 800 steps did not clearly beat the bigram baseline (101-104 vs 103.8).
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"widths": [64, 128], "seeds": [0, 1, 2], "steps": 1200},
+    "reference": {"widths": [96, 128, 160], "seeds": list(range(8)), "steps": 800},
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` of a named preset (``PRESETS``), with ``overrides`` applied
+    (``None`` values are ignored, so command-line defaults can be passed through)."""
+    if name not in PRESETS:
+        raise AllOrNoneError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    fields = dict(PRESETS[name])
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(**fields)
+    if not cfg.seeds or not cfg.widths:
+        raise AllOrNoneError("a family needs at least one seed and one width")
+    return cfg
 
 
 # ------------------------------------------------------------------------------ corpus
@@ -423,28 +459,85 @@ def train_w2v(family: Path, cfg: TrainConfig, width: int, seed: int) -> dict[str
     return done
 
 
-def train_family(out: str | Path, cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Train every model of the family (resuming unfinished ones). Returns a summary."""
+def _train_one(
+    family: Path, cfg: TrainConfig, task: tuple[str, int, int], progress: bool
+) -> dict[str, Any]:
+    kind, width, seed = task
+    if kind == "transformer":
+        return train_transformer(family, cfg, width, seed, progress=progress)
+    return train_w2v(family, cfg, width, seed)
+
+
+def _worker_init(threads: int) -> None:
+    """A worker process of ``train_family(jobs=N)``: ``threads`` torch threads, so N workers
+    share the machine's cores instead of oversubscribing them."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def train_family(
+    out: str | Path,
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    jobs: int = 1,
+    on_done: Any = None,
+) -> dict[str, Any]:
+    """Train every model of the family (resuming unfinished ones). Returns a summary.
+
+    ``jobs``: models trained at once, each in its own process with ``cpu_count // jobs``
+    torch threads (1 = in this process, the torch default). Models are taken seed by seed
+    (:meth:`TrainConfig.tasks`). ``on_done(result)`` is called as each model finishes.
+    Results are the same whatever ``jobs`` is, up to float rounding (the thread count
+    changes the order of sums): each model depends only on its seed.
+    """
     out = Path(out)
+    if jobs < 1:
+        raise AllOrNoneError(f"--jobs must be at least 1, got {jobs}")
     _device(cfg.device)  # a bad --device fails now, not after the tokenizer is trained
     t0 = time.perf_counter()
     meta = prepare_family(out, cfg)
-    results = []
-    for width in cfg.widths:
-        for seed in cfg.seeds:
-            results.append(train_transformer(out, cfg, width, seed, progress=progress))
-    if cfg.word2vec:
-        for width in cfg.widths:
-            for seed in cfg.seeds:
-                results.append(train_w2v(out, cfg, width, seed))
+    tasks = cfg.tasks()
+    results: list[dict[str, Any]] = []
+    if jobs == 1:
+        for task in tasks:
+            results.append(_train_one(out, cfg, task, progress))
+            if on_done is not None:
+                on_done(results[-1])
+    else:
+        results = _train_parallel(out, cfg, tasks, jobs, on_done)
     summary = {
         "family": str(out),
         "bigram_heldout_ppl": meta["bigram_heldout_ppl"],
         "models": results,
+        "jobs": jobs,
         "wall_seconds": time.perf_counter() - t0,
     }
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _train_parallel(
+    out: Path, cfg: TrainConfig, tasks: list[tuple[str, int, int]], jobs: int, on_done: Any
+) -> list[dict[str, Any]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn: the parent has imported torch and used the tokenizer; forking either is unsafe
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+    try:
+        futures = [pool.submit(_train_one, out, cfg, task, False) for task in tasks]
+        for f in as_completed(futures):
+            result = f.result()  # a failed model raises here; the rest are cancelled
+            if on_done is not None:
+                on_done(result)
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------ io helpers
