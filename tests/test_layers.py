@@ -206,7 +206,14 @@ def test_cli_layers_and_its_errors(tok, tmp_path, monkeypatch, capsys):
     ]
     out = tmp_path / "lay"
     assert main([*base, "--layers", "0,3", "--out", str(out)]) == 0
-    assert [r["layer"] for r in json.loads((out / "results.json").read_text())["layers"]] == [0, 3]
+    res = json.loads((out / "results.json").read_text())
+    assert [r["layer"] for r in res["layers"]] == [0, 3] and res["config"]["kl"] is True
+    assert all(r["rel_kl_faithfulness"] is not None for r in res["layers"])
+    # --no-kl reaches the per-layer audit too (it was dropped there once)
+    assert main([*base, "--layers", "0,3", "--no-kl", "--out", str(tmp_path / "nokl")]) == 0
+    res = json.loads((tmp_path / "nokl" / "results.json").read_text())
+    assert res["config"]["kl"] is False
+    assert all(r["rel_kl_faithfulness"] is None for r in res["layers"])
     capsys.readouterr()
     assert main([*base, "--layers", "0,7", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()

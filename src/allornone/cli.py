@@ -366,7 +366,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     prepare_out(out, args.force)
     if args.labels is not None and not Path(args.labels).is_file():
         raise AllOrNoneError(f"--labels {args.labels}: no such file")
-    cfg = _audit_config(args, kl=not args.no_kl, prompts=args.prompts)
+    cfg = _audit_config(args)
     res = run_audit(cfg)
     return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
 
@@ -387,6 +387,8 @@ def _audit_config(args: argparse.Namespace, **extra: Any) -> Any:
         seed=args.seed,
         quick=args.quick,
         progress=not args.no_progress,
+        kl=not args.no_kl,
+        prompts=args.prompts,
         **extra,
     )
 
