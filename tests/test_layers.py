@@ -221,3 +221,16 @@ def test_cli_layers_and_its_errors(tok, tmp_path, monkeypatch, capsys):
     assert not Path(tmp_path / "bad").exists()
     assert main([*base, "--layers", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "comma-separated layer indices" in capsys.readouterr().err
+
+
+def test_layer_relations_side_by_side_equal_one_after_the_other(tok, monkeypatch):
+    """The (layer, relation) fits run in threads on the cores; the numbers are those of a
+    sequential run (to float rounding: BLAS thread counts differ)."""
+    lm = load(_llama(len(tok)), tokenizer=tok, cache=False)
+    monkeypatch.setenv("ALLORNONE_NUM_THREADS", "2")
+    par = run_layers(_cfg(), "0,2,3", model=lm)["layers"]
+    monkeypatch.setenv("ALLORNONE_NUM_THREADS", "1")
+    seq = run_layers(_cfg(), "0,2,3", model=lm)["layers"]
+    for a, b in zip(par, seq, strict=True):
+        for key in ("rel_dist_r2_test", "rel_kl_faithfulness", "rel_all_or_none", "relations"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key

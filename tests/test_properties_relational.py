@@ -65,7 +65,10 @@ def test_planted_relation_holds_and_condition_holds():
         assert r.raw[key] > 1 - 1e-9, key
     assert r.identified["dist_r2_test"] > 1 - 1e-9 and r.identified["dist_faithfulness"] == 1.0
     assert r.raw["refined_faithfulness"] == 1.0
-    assert r.raw["kl_mean_train"] < 1e-6 and r.raw["kl_faithfulness"] == 1.0
+    assert r.raw["kl_faithfulness"] == 1.0 and r.details["kl_fit"]["converged"]
+    # with a vanishing ridge the KL probe reaches the exact fit the planted relation allows
+    r0 = relational(p.model, _spec(), kl=True, kl_ridge=1e-12)
+    assert r0.raw["kl_mean_train"] < 1e-6 and r0.raw["kl_faithfulness"] == 1.0
     # the distribution form never forms L over the vocabulary but equals the model's log-odds
     T = qry.log_odds(cols=ANSWERS)
     assert np.allclose(r.details["predicted_logodds_dist"], T, atol=1e-8 * np.abs(T).max())
@@ -176,3 +179,50 @@ def test_objects_and_validation():
         relational(m, ANSWERS)
     small = relational(m, _spec(n=8), kl=False)
     assert any("underdetermined" in e["reason"] for e in small.excluded)
+
+
+def _kl_objective(X, P, H, W, b, lam):
+    from scipy.special import log_softmax
+
+    lq = log_softmax((X @ W.T + b) @ H.T, axis=1)
+    logP = np.log(np.clip(P, 1e-300, None))
+    return float((P * (logP - lq)).sum()) / len(X) + lam * float((W**2).sum())
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), scale=st.sampled_from([1e-3, 1.0, 1e3]))
+def test_kl_probe_reaches_the_optimum_of_the_raw_problem(seed, scale):
+    """The preconditioned fit is a change of variables: it reaches the minimiser of the KL
+    objective in the raw coordinates (checked by its gradient there, and against a long raw
+    L-BFGS run), and the relative ridge makes it scale-free (X -> c X gives W -> W / c)."""
+    import importlib
+
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    rel = importlib.import_module("allornone.properties.relational")
+    rng = np.random.default_rng(seed)
+    n, p, m = 60, 9, 5
+    X = scale * (rng.standard_normal((n, p)) @ rng.standard_normal((p, p)) + 3.0)
+    H = rng.standard_normal((m, 4))
+    P = np.exp(log_softmax(rng.standard_normal((n, m)) * 2, axis=1))
+    W, b, info = rel._kl_fit(X, P, H, 1e-2)
+    lam = info["ridge"]
+    assert info["converged"]
+    assert lam == pytest.approx(1e-2 * float(((X - X.mean(0)) ** 2).sum()) / (n * p))
+    # a raw-coordinate reference, polished by BFGS from this point, gains nothing: the fit
+    # is the optimum of the raw problem (strictly convex in W)
+    r = H.shape[1]
+
+    def f(theta):
+        return _kl_objective(X, P, H, theta[: r * p].reshape(r, p), theta[r * p :], lam)
+
+    start = np.concatenate([W.ravel(), b])
+    ref = minimize(f, start, method="BFGS", options={"gtol": 1e-14, "maxiter": 5000})
+    assert f(start) - ref.fun < 1e-8 * max(1.0, abs(ref.fun))
+    W_ref = ref.x[: r * p].reshape(r, p)
+    assert np.linalg.norm(W - W_ref) < 1e-3 * np.linalg.norm(W)
+    # scale-free: the same predictions from scaled inputs
+    W2, b2, _ = rel._kl_fit(7.0 * X, P, H, 1e-2)
+    Z, Z2 = (X @ W.T + b) @ H.T, (7.0 * X @ W2.T + b2) @ H.T
+    assert np.allclose(Z2, Z, atol=1e-8 * max(1.0, np.abs(Z).max()))

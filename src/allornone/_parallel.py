@@ -9,8 +9,9 @@ keeps every core busy. ``ALLORNONE_NUM_THREADS=1`` turns this off.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -47,3 +48,13 @@ def run_parallel(tasks: Sequence[Callable[[], T]]) -> list[T]:
         with ThreadPoolExecutor(workers) as pool:
             futures = [pool.submit(task) for task in tasks]
             return [f.result() for f in futures]
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (for loops of small products, where a second
+    thread costs more than it gives; e.g. the KL probe's L-BFGS iterations)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_text, to_jsonable
+from .._parallel import run_parallel
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..properties import RelationSpec, parallelism, relational
@@ -237,18 +239,22 @@ def run_layers(
 
         def rel_rows() -> dict[int, dict[str, Any]]:
             specs = _relation_specs(lm, lctx, rels)
+
+            def task(layer: int, name: str, spec: RelationSpec) -> Callable[[], Any]:
+                return lambda: relational(
+                    _subjects_at(preds[layer], preds[L], spec),
+                    _local_spec(spec),
+                    seed=cfg.seed,
+                    name=name,
+                    kl=cfg.kl,
+                )
+
+            # every (layer, relation) fit is independent: side by side on the cores, one BLAS
+            # thread each (the KL probe's small products gain nothing from more)
+            done = run_parallel([task(layer, n, sp) for layer in want for n, sp in specs])
             out = {}
-            for layer in want:
-                rs = [
-                    relational(
-                        _subjects_at(preds[layer], preds[L], spec),
-                        _local_spec(spec),
-                        seed=cfg.seed,
-                        name=name,
-                        kl=cfg.kl,
-                    )
-                    for name, spec in specs
-                ]
+            for i, layer in enumerate(want):
+                rs = done[i * len(specs) : (i + 1) * len(specs)]
                 out[layer] = {
                     "rel_dist_r2_test": _mean(r.identified.get("dist_r2_test") for r in rs),
                     "rel_kl_faithfulness": _mean(r.raw.get("kl_faithfulness") for r in rs),

@@ -44,6 +44,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
+from .._parallel import single_blas_thread
 from .._validation import AllOrNoneError
 from ..linalg import orth, r_factor
 from ..predictor import NextTokenPredictor, Pivot
@@ -196,40 +197,72 @@ def _gcv_ridge(Xc: np.ndarray, Yc: np.ndarray) -> np.ndarray:
 
 def _kl_fit(
     X: np.ndarray, P: np.ndarray, H: np.ndarray, ridge: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """KL probe: ``min mean_s KL(P_s || softmax(H (W x_s + b))) + ridge ||W||^2``.
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """KL probe: ``min mean_s KL(P_s || softmax(H (W x_s + b))) + lam ||W||^2``.
 
     X (n, p) inputs, P (n, m) target distributions on the answers, H (m, r) readout.
-    Returns W (r, p), b (r,).
+    ``lam = ridge * tr(Xc^T Xc) / (n p)``: the ridge is relative to the mean variance of the
+    centred inputs, so the fit does not depend on their scale. Returns W (r, p), b (r,) and
+    the fit's ``{"ridge": lam, "iterations": ..., "converged": ...}``.
+
+    Solved by L-BFGS in preconditioned coordinates ``W = L C R^T``, ``b = L c - W mean(X)``,
+    with ``R = (Xc^T Xc / n + .)^(-1/2)`` and ``L = (H^T S H + .)^(-1/2)`` (S: the mean
+    softmax covariance of the warm start): an invertible change of variables, so the same
+    (unique, strictly convex in W) optimum, reached in far fewer iterations than in the raw
+    coordinates, where the fit often stopped at the iteration limit. BLAS runs on one thread
+    here: for these small products threads cost more than they give (3x on 2 cores).
     """
     n, p = X.shape
     r = H.shape[1]
     logP = np.log(np.clip(P, 1e-300, None))
     ent = float((P * logP).sum()) / n
+    mx = X.mean(axis=0)
+    Xc = X - mx
+    scale = float((Xc**2).sum()) / (n * p)
+    lam = float(ridge) * scale if scale > 0 else float(ridge)
     # warm start: least squares on the target log-odds (centred per row)
     Tc = logP - logP.mean(axis=1, keepdims=True)
-    Hp = np.linalg.pinv(H)
-    W0, b0 = _affine_lstsq(X, Tc @ Hp.T, ridge=max(ridge, 1e-10))
+    W0, b0 = _affine_lstsq(X, Tc @ np.linalg.pinv(H).T, ridge=max(lam, 1e-10 * scale, 1e-300))
+    # Kronecker preconditioner of the loss Hessian, (H^T S H) x (Xc^T Xc / n), damped by the
+    # ridge (split between the factors) and by 1e-10 of each factor's top eigenvalue
+    ex, Vx = np.linalg.eigh(Xc.T @ Xc / n)
+    Q0 = np.exp(log_softmax((X @ W0.T + b0) @ H.T, axis=1))
+    S = np.diag(Q0.mean(axis=0)) - (Q0.T @ Q0) / n
+    eh, Vh = np.linalg.eigh(H.T @ S @ H)
+    ex, eh = np.clip(ex, 0.0, None), np.clip(eh, 0.0, None)
+    top_x, top_h = max(float(ex[-1]), 1e-300), max(float(eh[-1]), 1e-300)
+    split = np.sqrt(top_h / top_x)
+    g = np.sqrt(2.0 * lam)
+    dx = np.sqrt(ex + g / split + 1e-10 * top_x)
+    dh = np.sqrt(eh + g * split + 1e-10 * top_h)
+    R = Vx / dx  # W = L C R^T; R^-T = Vx * dx, L^-1 = (Vh * dh)^T
+    L = Vh / dh
+    Xt, Ht = Xc @ R, H @ L
+    C0 = ((Vh * dh).T @ W0) @ (Vx * dx)
+    c0 = (Vh * dh).T @ (b0 + W0 @ mx)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        W = theta[: r * p].reshape(r, p)
-        b = theta[r * p :]
-        Z = (X @ W.T + b) @ H.T
-        lq = log_softmax(Z, axis=1)
-        val = ent - float((P * lq).sum()) / n + ridge * float((W**2).sum())
-        gZ = (np.exp(lq) - P) / n
-        gO = gZ @ H  # (n, r)
-        gW = gO.T @ X + 2 * ridge * W
-        return val, np.concatenate([gW.ravel(), gO.sum(axis=0)])
+        C = theta[: r * p].reshape(r, p)
+        c = theta[r * p :]
+        lq = log_softmax((Xt @ C.T + c) @ Ht.T, axis=1)
+        W = L @ C @ R.T
+        val = ent - float((P * lq).sum()) / n + lam * float((W**2).sum())
+        gO = ((np.exp(lq) - P) / n) @ Ht  # (n, r)
+        gC = gO.T @ Xt + 2.0 * lam * (L.T @ W @ R)
+        return val, np.concatenate([gC.ravel(), gO.sum(axis=0)])
 
-    res = minimize(
-        loss,
-        np.concatenate([W0.ravel(), b0]),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 500, "gtol": 1e-10},
-    )
-    return res.x[: r * p].reshape(r, p), res.x[r * p :]
+    with single_blas_thread():
+        res = minimize(
+            loss,
+            np.concatenate([C0.ravel(), c0]),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 1000, "gtol": 1e-10},
+        )
+    C, c = res.x[: r * p].reshape(r, p), res.x[r * p :]
+    W = L @ C @ R.T
+    info = {"ridge": lam, "iterations": int(res.nit), "converged": bool(res.success)}
+    return W, L @ c - W @ mx, info
 
 
 def _subject_geometry(subjects: NextTokenPredictor, pivot: Pivot):
@@ -252,7 +285,7 @@ def relational(
     name: str = "relation",
     test_fraction: float = 0.25,
     kl: bool = True,
-    kl_ridge: float = 1e-6,
+    kl_ridge: float = 1e-3,
 ) -> PropertyResult:
     """Measure relational linearity of one relation.
 
@@ -273,7 +306,9 @@ def relational(
     kl : bool
         Also fit the KL probe (raw).
     kl_ridge : float
-        Ridge of the KL probe.
+        Ridge of the KL probe, relative to the mean variance of the centred subject
+        features (``lam = kl_ridge * tr(Xc^T Xc) / (n d)``; the absolute value is reported
+        in ``details["kl_fit"]``).
 
     Returns
     -------
@@ -353,11 +388,12 @@ def relational(
     kl_map = None
     kl_T: np.ndarray | None = None
     kl_seconds = 0.0
+    kl_fit: dict[str, Any] | None = None
     if kl:
         t_kl = time.perf_counter()
         P = np.exp(log_softmax(T, axis=1))
         H = G0_Y @ Gam
-        Wk, bk = _kl_fit(Fs[train], P[train], H, kl_ridge)
+        Wk, bk, kl_fit = _kl_fit(Fs[train], P[train], H, kl_ridge)
         kl_map = RelationMap(A=Gam @ Wk, a=Gam @ bk)
         kl_T = kl_map(Fs) @ G0_Y.T
         raw["kl_mean_train"] = _mean_kl(T[train], kl_T[train])
@@ -410,6 +446,7 @@ def relational(
         "decided": len(test) >= MIN_HELD_OUT,
         "min_held_out": MIN_HELD_OUT,
         "kl_seconds": round(kl_seconds, 3),
+        "kl_fit": kl_fit,
     }
     if obj_idx is not None:
         details["model_correct"] = _model_correct(
