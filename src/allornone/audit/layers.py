@@ -434,7 +434,7 @@ def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
 def _figure(res: dict[str, Any], path: Path) -> None:
     rows = res["layers"]
     x = [r["layer"] for r in rows]
-    fig, axes = pyplot().subplots(1, 4, figsize=(16, 3.4))
+    fig, axes = pyplot().subplots(1, 5, figsize=(20, 3.6))
     axes[0].plot(x, [r["energy_rank"] for r in rows], marker="o", label="energy rank")
     axes[0].plot(x, [r["k"] for r in rows], marker=".", label="k")
     axes[0].set_xlabel("layer")
@@ -453,15 +453,22 @@ def _figure(res: dict[str, Any], path: Path) -> None:
     axes[2].set_ylabel("parallelism (mean over families)")
     axes[2].legend(fontsize=8)
     nan = lambda v: np.nan if v is None else v  # noqa: E731
-    for key, label, mark in (
-        ("rel_dist_r2_test", "relations: identified dist. R^2 (held out)", "o"),
+    for key, label, mark in (  # fractions on one [0, 1] axis
         ("rel_kl_faithfulness", "relations: KL probe faithfulness (raw)", "x"),
         ("probe_logodds_test_accuracy", "probes: identified accuracy", "s"),
+        ("probe_test_accuracy", "probes: raw accuracy", "."),
     ):
         axes[3].plot(x, [nan(r.get(key)) for r in rows], marker=mark, label=label)
+    axes[3].set_ylim(0, 1.02)
     axes[3].set_xlabel("layer")
-    axes[3].set_ylabel("held-out score")
+    axes[3].set_ylabel("held-out fraction")
     axes[3].legend(fontsize=7)
+    # R^2 runs from 1 down to large negative values: its own axis, symmetric-log below -1
+    axes[4].plot(x, [nan(r.get("rel_dist_r2_test")) for r in rows], marker="o")
+    axes[4].axhline(0.0, color="grey", lw=0.8, ls="--")
+    axes[4].set_yscale("symlog", linthresh=1.0)
+    axes[4].set_xlabel("layer")
+    axes[4].set_ylabel("relations: identified dist. R^2\n(held out; < 0: worse than the mean)")
     save_figure(fig, path)
 
 
