@@ -207,6 +207,13 @@ def test_no_rmtree_outside_io() -> None:
 
 
 # ------------------------------------------------------------------ subprocess helpers
+def _default_sigint() -> None:
+    # a shell starts background jobs with SIGINT ignored, and a child inherits that (Python
+    # then installs no KeyboardInterrupt handler): give the child the terminal's default, as
+    # a user's foreground command has, whatever started pytest
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(mode: str, args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]))
     return subprocess.Popen(
@@ -215,6 +222,7 @@ def _spawn(mode: str, args: list[str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
