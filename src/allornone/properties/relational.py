@@ -240,15 +240,16 @@ def _kl_fit(
     Xt, Ht = Xc @ R, H @ L
     C0 = ((Vh * dh).T @ W0) @ (Vx * dx)
     c0 = (Vh * dh).T @ (b0 + W0 @ mx)
+    # L^T L and R^T R are diagonal (Vh, Vx orthogonal), so ||W||^2 = sum C_ij^2 w_ij
+    wC = 1.0 / np.outer(dh**2, dx**2)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         C = theta[: r * p].reshape(r, p)
         c = theta[r * p :]
         lq = log_softmax((Xt @ C.T + c) @ Ht.T, axis=1)
-        W = L @ C @ R.T
-        val = ent - float((P * lq).sum()) / n + lam * float((W**2).sum())
+        val = ent - float((P * lq).sum()) / n + lam * float((wC * C**2).sum())
         gO = ((np.exp(lq) - P) / n) @ Ht  # (n, r)
-        gC = gO.T @ Xt + 2.0 * lam * (L.T @ W @ R)
+        gC = gO.T @ Xt + 2.0 * lam * (wC * C)
         return val, np.concatenate([gC.ravel(), gO.sum(axis=0)])
 
     with single_blas_thread():
