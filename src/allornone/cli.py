@@ -371,7 +371,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
 
 
-def _audit_config(args: argparse.Namespace, **extra: Any) -> Any:
+def _audit_config(args: argparse.Namespace) -> Any:
     """The :class:`~allornone.audit.inputs.AuditConfig` of the audit options in ``args``."""
     from .audit.inputs import AuditConfig
 
@@ -389,7 +389,6 @@ def _audit_config(args: argparse.Namespace, **extra: Any) -> Any:
         progress=not args.no_progress,
         kl=not args.no_kl,
         prompts=args.prompts,
-        **extra,
     )
 
 

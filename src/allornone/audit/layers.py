@@ -35,8 +35,8 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -240,28 +240,25 @@ def run_layers(
         def rel_rows() -> dict[int, dict[str, Any]]:
             specs = _relation_specs(lm, lctx, rels)
 
-            def task(layer: int, name: str, spec: RelationSpec) -> Callable[[], Any]:
-                def fit() -> tuple[Any, Any, bool]:
-                    r = relational(
-                        _subjects_at(preds[layer], preds[L], spec),
-                        _local_spec(spec),
-                        seed=cfg.seed,
-                        name=name,
-                        kl=cfg.kl,
-                    )
-                    # only the figures the table needs: a result holds d x d maps, and
-                    # keeping all layers' results at once cost 2 GB on SmolLM2
-                    return (
-                        r.identified.get("dist_r2_test"),
-                        r.raw.get("kl_faithfulness"),
-                        bool(r.all_or_none),
-                    )
-
-                return fit
+            def fit(layer: int, name: str, spec: RelationSpec) -> tuple[Any, Any, bool]:
+                r = relational(
+                    _subjects_at(preds[layer], preds[L], spec),
+                    _local_spec(spec),
+                    seed=cfg.seed,
+                    name=name,
+                    kl=cfg.kl,
+                )
+                # only the figures the table needs: a result holds d x d maps, and keeping
+                # all layers' results at once cost 2 GB on SmolLM2
+                return (
+                    r.identified.get("dist_r2_test"),
+                    r.raw.get("kl_faithfulness"),
+                    bool(r.all_or_none),
+                )
 
             # every (layer, relation) fit is independent: side by side on the cores, one BLAS
             # thread each (the KL probe's small products gain nothing from more)
-            done = run_parallel([task(layer, n, sp) for layer in want for n, sp in specs])
+            done = run_parallel([partial(fit, layer, n, sp) for layer in want for n, sp in specs])
             out = {}
             for i, layer in enumerate(want):
                 rs = done[i * len(specs) : (i + 1) * len(specs)]
