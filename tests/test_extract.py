@@ -100,13 +100,16 @@ def test_interrupted_extraction_resumes_and_matches_a_clean_one(lm, tmp_path, mo
     np.testing.assert_array_equal(res.store.load(), clean.store.load())
 
 
-def test_cli_extract_resume_and_refusals(model_dir, tmp_path, capsys):
+def test_cli_extract_resume_and_refusals(model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # main sets it: restore
     ctx = tmp_path / "ctx.jsonl"
     ctx.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS), encoding="utf-8")
     out = tmp_path / "store"
     argv = ["extract", "--model", str(model_dir), "--contexts", str(ctx), "--out", str(out)]
     assert main([*argv, "--shard-rows", "16", "--no-progress", "--device", "cpu"]) == 0
-    text = capsys.readouterr().out
+    cap = capsys.readouterr()
+    text = cap.out
+    assert "Loading weights" not in cap.err  # --no-progress hides transformers' own bar too
     assert "40 unique of 40 read" in text and "3 written now, 0 reused" in text
     shard = out / "F-00002.safetensors"
     shard.write_bytes(shard.read_bytes()[:-8])  # truncated: redone on the next run

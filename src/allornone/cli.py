@@ -629,6 +629,21 @@ def _install_signal_handlers() -> dict[int, Any]:
     return previous
 
 
+def _hide_library_progress() -> None:
+    """``--no-progress`` also hides the bars transformers and huggingface_hub draw themselves
+    ("Loading weights", downloads): through their environment switch when they are not
+    imported yet (train's worker processes inherit it), through their own calls if they are."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 def _restore_signal_handlers(previous: dict[int, Any]) -> None:
     import signal
 
@@ -676,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # argparse: usage errors exit 2, --help/--version exit 0
             return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
+        if getattr(args, "no_progress", False):
+            _hide_library_progress()
         if getattr(args, "trust_pickle", False):
             from .models import allow_pickle
 
