@@ -164,6 +164,10 @@ def test_cli_train_then_study_end_to_end(tmp_path):
     assert pair["map_similarity_p"] >= 0.1  # 9 permutations: p-values down to 1/10
     assert pair["mean_kl"] > 0 and pair["k_a"] > 0 and 0 <= pair["residual_f"]
     assert (out / "report.html").exists() and (out / "report.md").exists()
+    # the distances are in the report beside KL: per pair, per group, and as a figure
+    assert "d_LLV" in md and "d = 16, seed vs seed" in md and "median (min–max)" in md
+    assert res["figures"]["distances"] == "figures/distances.png"
+    assert (out / "figures" / "distances.png").stat().st_size > 0
     # a second study into the same folder is refused without --force
     assert main(study_args) == 2
     assert main(study_args + ["--force", "--cross-width-pairs", "-1"]) == 2
@@ -254,3 +258,25 @@ def test_select_pairs_caps_cross_width_pairs_only():
     assert [p for p in every if p in capped] == capped  # combination order kept
     with pytest.raises(AllOrNoneError, match="0 or more"):
         select_pairs(ms, -1, 0)
+
+
+def test_distance_groups_summarise_pairs_by_width_and_seed():
+    from allornone.family.report import distance_groups
+
+    members = [{"name": f"m{w}-{s}", "width": w, "seed": s} for w in (8, 16) for s in (0, 1, 2)]
+    pairs = [
+        {"a": "m8-0", "b": "m8-1", "mean_kl": 0.1, "d_llv": 1.0},
+        {"a": "m8-0", "b": "m8-2", "mean_kl": 0.3, "d_llv": 3.0},
+        {"a": "m8-1", "b": "m8-2", "mean_kl": 0.2, "d_llv": float("nan")},
+        {"a": "m16-0", "b": "m8-0", "mean_kl": 0.05, "d_llv": 0.5},
+        {"a": "m16-1", "b": "m8-0", "mean_kl": 0.4, "d_llv": None},
+    ]
+    rows = distance_groups(pairs, members)
+    assert [(r["pairs"], r["n"]) for r in rows] == [
+        ("d = 8, seed vs seed", 3),
+        ("d = 8 vs 16, same seed", 1),
+        ("d = 8 vs 16, other seeds", 1),
+    ]
+    assert rows[0]["mean_kl"] == "0.2 (0.1–0.3)"
+    assert rows[0]["d_llv"] == "2 (1–3)"  # the NaN is left out of the median
+    assert rows[2]["d_llv"] is None and rows[2]["d_fg"] is None

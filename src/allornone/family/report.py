@@ -116,11 +116,129 @@ _PAIR_COLS = [
     ("residual_f", "residual_f"),
     ("residual_f_reverse", "residual_f_reverse"),
     ("residual_g", "residual_g"),
+    ("d_LLV", "d_llv"),
+    ("d_fg", "d_fg"),
+    ("map sim. calibrated", "map_similarity_calibrated"),
+    ("map sim. p", "map_similarity_p"),
 ]
 _PAIR_X = {
     k: _X[k]
     for k in ("mean_kl", "max_logodds_gap", "residual_f", "residual_f_reverse", "residual_g")
 }
+_PAIR_X |= {
+    "d_LLV": Explanation(
+        "log-likelihood-variance distance of the two distributions (THEORY.md 10.1)", True
+    ),
+    "d_fg": Explanation(
+        "PLS-SVD dissimilarity of the two representations, 0 to 1 (THEORY.md 10.2)", None
+    ),
+    "map sim. calibrated": Explanation(
+        "held-out map similarity rescaled by its shuffled-contexts null m: (raw - m) / (1 - m)",
+        None,
+    ),
+    "map sim. p": Explanation("permutation p-value of the map similarity", None),
+}
+# the per-group summary of the pair table: (column, key)
+_GROUP_STATS = [
+    ("KL", "mean_kl"),
+    ("d_LLV", "d_llv"),
+    ("d_fg", "d_fg"),
+    ("residual_f", "residual_f"),
+    ("map sim. calibrated", "map_similarity_calibrated"),
+]
+
+
+def _group(row: dict[str, Any], widths: dict[str, Any], seeds: dict[str, Any]) -> tuple:
+    """(sort key, label) of a pair's group: one width, or two widths and same/other seeds."""
+    wa, wb = widths.get(row["a"]), widths.get(row["b"])
+    lo, hi = sorted((wa, wb), key=lambda w: (w is None, w or 0))
+    if wa == wb:
+        return (lo is None, lo or 0, 0, 0), f"d = {lo}, seed vs seed"
+    same = seeds.get(row["a"]) == seeds.get(row["b"])
+    label = f"d = {lo} vs {hi}, {'same seed' if same else 'other seeds'}"
+    return (lo is None, lo or 0, hi or 0, 0 if same else 1), label
+
+
+def distance_groups(pairs: list[dict[str, Any]], members: list[dict[str, Any]]) -> list[dict]:
+    """The pair table summarised per group of pairs (one width; two widths, same or other
+    seed): the number of pairs and the median, minimum and maximum of each distance."""
+    widths = {m["name"]: m.get("width") for m in members}
+    seeds = {m["name"]: m.get("seed") for m in members}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in pairs:
+        groups.setdefault(_group(row, widths, seeds), []).append(row)
+    out = []
+    for (_, name), rows in sorted(groups.items()):
+        summary: dict[str, Any] = {"pairs": name, "n": len(rows)}
+        for _, key in _GROUP_STATS:
+            vals = sorted(
+                float(r[key])
+                for r in rows
+                if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+            )
+            if not vals:
+                summary[key] = None
+                continue
+            mid = len(vals) // 2
+            med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+            summary[key] = f"{med:.3g} ({vals[0]:.3g}–{vals[-1]:.3g})"
+        out.append(summary)
+    return out
+
+
+def _group_table(pairs: list[dict[str, Any]], members: list[dict[str, Any]]) -> Block:
+    cols = [("pairs", "pairs"), ("n", "n")] + [
+        (f"{label}: median (min–max)", key) for label, key in _GROUP_STATS
+    ]
+    return _table(distance_groups(pairs, members), cols, {})
+
+
+def _fig_distances(res: dict[str, Any], path: Path) -> bool:
+    """KL against d_LLV for every pair, one panel per model kind, one colour per group."""
+    panels = [("transformers", res.get("pairs") or [], res["members"])]
+    w2v = res.get("word2vec") or {}
+    if w2v.get("pairs"):
+        panels.append(("word2vec", w2v["pairs"], w2v.get("members") or _w2v_members(w2v)))
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.0), dpi=110)
+    axes = [axes] if len(panels) == 1 else list(axes)
+    for ax, (title, pairs, members) in zip(axes, panels):
+        widths = {m["name"]: m.get("width") for m in members}
+        seeds = {m["name"]: m.get("seed") for m in members}
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for row in pairs:
+            if row.get("d_llv") is not None and (row.get("mean_kl") or 0) > 0:
+                groups.setdefault(_group(row, widths, seeds), []).append(row)
+        for i, ((_, name), rows) in enumerate(sorted(groups.items())):
+            ax.scatter(
+                [r["mean_kl"] for r in rows],
+                [r["d_llv"] for r in rows],
+                s=14,
+                marker="os^Dv<>p"[i % 8],
+                label=f"{name} ({len(rows)})",
+                alpha=0.8,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("mean KL(p_a || p_b), nats")
+        ax.set_ylabel("d_LLV")
+        ax.set_title(f"{title}: how far apart the pairs are")
+        ax.legend(fontsize=6)
+    save_figure(fig, path)
+    return True
+
+
+def _w2v_members(w2v: dict[str, Any]) -> list[dict[str, Any]]:
+    """word2vec members from the parallelism rows (name, width, seed)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in w2v.get("parallelism", []):
+        seen.setdefault(r["model"], {"name": r["model"], "width": r["width"], "seed": r["seed"]})
+    return list(seen.values())
+
+
 _STAB_COLS = [
     ("family", "family"),
     ("width", "width"),
@@ -243,6 +361,9 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
                 f"({sel['skipped_cross_width']} cross-width pairs left out).",
             )
         )
+    b.append(_group_table(res["pairs"], res["members"]))
+    if "distances" in figures:
+        b.append(Block("figure", figures["distances"], "KL against d_LLV for every pair"))
     b.append(_table(res["pairs"], _PAIR_COLS, _PAIR_X))
     b.append(Block("h2", "Parallelism across seeds: raw against identified"))
     b.append(_table(res.get("stability", []), _STAB_COLS, _STAB_X))
@@ -265,6 +386,7 @@ def build_blocks(res: dict[str, Any], figures: dict[str, str]) -> list[Block]:
     w2v = res.get("word2vec")
     if w2v:
         b.append(Block("h2", f"word2vec family (shared vocabulary: {w2v['shared_vocab']} words)"))
+        b.append(_group_table(w2v["pairs"], _w2v_members(w2v)))
         b.append(_table(w2v["pairs"], _PAIR_COLS, _PAIR_X))
         b.append(_table(w2v["stability"], _STAB_COLS, _STAB_X))
         b += _question_blocks(w2v.get("questions", []), "What the data decide (word2vec)")
@@ -279,6 +401,8 @@ def write_study_report(res: dict[str, Any], folder: Path, family: Path) -> dict[
         figures["stability"] = "stability.png"
     if _fig_curves(res, family, figdir / "curves.png"):
         figures["curves"] = "curves.png"
+    if _fig_distances(res, figdir / "distances.png"):
+        figures["distances"] = "distances.png"
     blocks = build_blocks(res, figures)
     write_pages(blocks, folder, f"allornone study: {family.name}")
     out = dict(res)
