@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -101,7 +102,9 @@ def test_interrupted_extraction_resumes_and_matches_a_clean_one(lm, tmp_path, mo
 
 
 def test_cli_extract_resume_and_refusals(model_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # main sets it: restore
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
     ctx = tmp_path / "ctx.jsonl"
     ctx.write_text("\n".join(json.dumps({"text": t}) for t in TEXTS), encoding="utf-8")
     out = tmp_path / "store"
@@ -110,6 +113,9 @@ def test_cli_extract_resume_and_refusals(model_dir, tmp_path, capsys, monkeypatc
     cap = capsys.readouterr()
     text = cap.out
     assert "Loading weights" not in cap.err  # --no-progress hides transformers' own bar too
+    # ... for that command only: the switches are put back afterwards
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert hf_logging.is_progress_bar_enabled()
     assert "40 unique of 40 read" in text and "3 written now, 0 reused" in text
     shard = out / "F-00002.safetensors"
     shard.write_bytes(shard.read_bytes()[:-8])  # truncated: redone on the next run
@@ -126,3 +132,27 @@ def test_cli_extract_resume_and_refusals(model_dir, tmp_path, capsys, monkeypatc
     missing = ["extract", "--model", "nonexistent-model-xyz", "--contexts", "nope.txt"]
     assert main([*missing, "--out", str(tmp_path / "x")]) == 2
     assert "nope.txt does not exist" in capsys.readouterr().err  # before the model loads
+
+
+def test_no_progress_switch_is_put_back_when_transformers_is_imported_during_the_command():
+    """The libraries read their switch once, on import: in a fresh process (transformers not
+    imported yet) the bars are off inside the command and on again after it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from allornone.cli import _hide_library_progress\n"
+        "assert 'transformers' not in sys.modules\n"
+        "with _hide_library_progress():\n"
+        "    import transformers.utils.logging as t\n"
+        "    import huggingface_hub.utils as h\n"
+        "    print(t.is_progress_bar_enabled(), h.are_progress_bars_disabled())\n"
+        "print(t.is_progress_bar_enabled(), h.are_progress_bars_disabled())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "False"]

@@ -9,9 +9,10 @@ half-written report and never damages the previous one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -629,19 +630,36 @@ def _install_signal_handlers() -> dict[int, Any]:
     return previous
 
 
-def _hide_library_progress() -> None:
-    """``--no-progress`` also hides the bars transformers and huggingface_hub draw themselves
-    ("Loading weights", downloads): through their environment switch when they are not
-    imported yet (train's worker processes inherit it), through their own calls if they are."""
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    if "huggingface_hub" in sys.modules:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+@contextlib.contextmanager
+def _hide_library_progress() -> Iterator[None]:
+    """``--no-progress`` also hides the bars huggingface_hub and transformers draw ("Loading
+    weights", "Writing model shards", downloads) for the length of one command, then turns
+    them back on. huggingface_hub is imported first (it reads its environment switch once, on
+    import), then switched off by its own call; the switch is set in the environment only for
+    train's worker processes. (A GGUF file's first conversion still shows a plain tqdm bar.)"""
+    key = "HF_HUB_DISABLE_PROGRESS_BARS"
+    saved = os.environ.get(key)
+    try:
+        import huggingface_hub.utils as hub
+    except ImportError:  # the core install: nothing of theirs to hide
+        yield
+        return
+    user_off = hub.are_progress_bars_disabled()
+    os.environ[key] = "1"
+    hub.disable_progress_bars()
+    if "transformers.utils.logging" in sys.modules:  # else it starts off, from the hub's state
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+        if not user_off:
+            hub.enable_progress_bars()
+            if "transformers.utils.logging" in sys.modules:
+                sys.modules["transformers.utils.logging"].enable_progress_bar()
 
 
 def _restore_signal_handlers(previous: dict[int, Any]) -> None:
@@ -691,14 +709,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # argparse: usage errors exit 2, --help/--version exit 0
             return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
-        if getattr(args, "no_progress", False):
-            _hide_library_progress()
-        if getattr(args, "trust_pickle", False):
-            from .models import allow_pickle
+        with contextlib.ExitStack() as stack:
+            if getattr(args, "no_progress", False):
+                stack.enter_context(_hide_library_progress())
+            if getattr(args, "trust_pickle", False):
+                from .models import allow_pickle
 
-            with allow_pickle():
-                return COMMANDS[args.command](args)
-        return COMMANDS[args.command](args)
+                stack.enter_context(allow_pickle())
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt as e:
         if args is not None and args.debug:
             raise
