@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -148,40 +149,42 @@ _GROUP_STATS = [
 ]
 
 
-def _group(row: dict[str, Any], widths: dict[str, Any], seeds: dict[str, Any]) -> tuple:
-    """(sort key, label) of a pair's group: one width, or two widths and same/other seeds."""
-    wa, wb = widths.get(row["a"]), widths.get(row["b"])
-    lo, hi = sorted((wa, wb), key=lambda w: (w is None, w or 0))
-    if wa == wb:
-        return (lo is None, lo or 0, 0, 0), f"d = {lo}, seed vs seed"
-    same = seeds.get(row["a"]) == seeds.get(row["b"])
-    label = f"d = {lo} vs {hi}, {'same seed' if same else 'other seeds'}"
-    return (lo is None, lo or 0, hi or 0, 0 if same else 1), label
+def _pair_groups(
+    pairs: list[dict[str, Any]], members: list[dict[str, Any]]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The pairs by group, ordered by width: one width (seed vs seed), or two widths with the
+    same or other seeds; (label, rows) per group."""
+    widths = {m["name"]: m.get("width") for m in members}
+    seeds = {m["name"]: m.get("seed") for m in members}
+    groups: dict[tuple, tuple[str, list[dict[str, Any]]]] = {}
+    for row in pairs:
+        wa, wb = widths.get(row["a"]), widths.get(row["b"])
+        lo, hi = sorted((wa, wb), key=lambda w: (w is None, w or 0))
+        if wa == wb:
+            key, label = (lo is None, lo or 0, 0, 0), f"d = {lo}, seed vs seed"
+        else:
+            same = seeds.get(row["a"]) == seeds.get(row["b"])
+            key = (lo is None, lo or 0, hi or 0, 0 if same else 1)
+            label = f"d = {lo} vs {hi}, {'same seed' if same else 'other seeds'}"
+        groups.setdefault(key, (label, []))[1].append(row)
+    return [groups[k] for k in sorted(groups)]
 
 
 def distance_groups(pairs: list[dict[str, Any]], members: list[dict[str, Any]]) -> list[dict]:
     """The pair table summarised per group of pairs (one width; two widths, same or other
     seed): the number of pairs and the median, minimum and maximum of each distance."""
-    widths = {m["name"]: m.get("width") for m in members}
-    seeds = {m["name"]: m.get("seed") for m in members}
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in pairs:
-        groups.setdefault(_group(row, widths, seeds), []).append(row)
     out = []
-    for (_, name), rows in sorted(groups.items()):
+    for name, rows in _pair_groups(pairs, members):
         summary: dict[str, Any] = {"pairs": name, "n": len(rows)}
         for _, key in _GROUP_STATS:
-            vals = sorted(
+            vals = [
                 float(r[key])
                 for r in rows
                 if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])
+            ]
+            summary[key] = (
+                f"{statistics.median(vals):.3g} ({min(vals):.3g}–{max(vals):.3g})" if vals else None
             )
-            if not vals:
-                summary[key] = None
-                continue
-            mid = len(vals) // 2
-            med = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
-            summary[key] = f"{med:.3g} ({vals[0]:.3g}–{vals[-1]:.3g})"
         out.append(summary)
     return out
 
@@ -198,7 +201,7 @@ def _fig_distances(res: dict[str, Any], path: Path) -> bool:
     panels = [("transformers", res.get("pairs") or [], res["members"])]
     w2v = res.get("word2vec") or {}
     if w2v.get("pairs"):
-        panels.append(("word2vec", w2v["pairs"], w2v.get("members") or _w2v_members(w2v)))
+        panels.append(("word2vec", w2v["pairs"], _w2v_members(w2v)))
     panels = [p for p in panels if p[1]]
     if not panels:
         return False
@@ -206,13 +209,8 @@ def _fig_distances(res: dict[str, Any], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.0), dpi=110)
     axes = [axes] if len(panels) == 1 else list(axes)
     for ax, (title, pairs, members) in zip(axes, panels):
-        widths = {m["name"]: m.get("width") for m in members}
-        seeds = {m["name"]: m.get("seed") for m in members}
-        groups: dict[tuple, list[dict[str, Any]]] = {}
-        for row in pairs:
-            if row.get("d_llv") is not None and (row.get("mean_kl") or 0) > 0:
-                groups.setdefault(_group(row, widths, seeds), []).append(row)
-        for i, ((_, name), rows) in enumerate(sorted(groups.items())):
+        shown = [r for r in pairs if r.get("d_llv") is not None and (r.get("mean_kl") or 0) > 0]
+        for i, (name, rows) in enumerate(_pair_groups(shown, members)):
             ax.scatter(
                 [r["mean_kl"] for r in rows],
                 [r["d_llv"] for r in rows],
