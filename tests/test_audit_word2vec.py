@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from allornone.audit import AuditConfig, run_audit
+from allornone.audit.builtin.analogy import analogies
 from allornone.audit.inputs import WordCache
-from allornone.audit.props import Geometry, analogies
+from allornone.audit.step import Geometry
 from allornone.models import Word2VecModel, train_word2vec
 from allornone.structure import structure
 

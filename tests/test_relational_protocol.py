@@ -102,7 +102,7 @@ def test_audit_keeps_multi_token_objects_and_reports_model_correct(tmp_path) -> 
     from audit_helpers import CONCEPTS, LABELS
 
     from allornone.audit import AuditConfig, run_audit, write_report
-    from allornone.audit.props import CONTINUATION_SUBJECTS
+    from allornone.audit.builtin.relational import CONTINUATION_SUBJECTS
 
     lm = _tiny_lm()
     wt = lm.word_tokens(SINGLE_OBJ + MULTI_OBJ)

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .registry import property_spec, registered_names
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -111,6 +113,7 @@ class TableMixin(PlainRepr):
           averaged over the other pairs; steering: per target token; relational: per
           subject; probing: per class of the probe); otherwise, and with
           ``per_item=False``, one summary row with every raw, identified and baseline value.
+          The per-item rows are the property's own (its registered spec's ``items``).
         """
         kind = _kind(self)
         if kind == "structure":
@@ -227,108 +230,32 @@ def _property_row(r: Any):
 
 
 def _property_items(r: Any):
-    """One row per item measured, or None when the result has no per-item numbers."""
-    det = r.details
+    """One row per item measured (the property's declared ``items``), or None when the
+    result has no per-item numbers."""
+    if r.property not in registered_names():
+        return None
+    items = property_spec(r.property).items
+    if items is None:
+        return None
     try:
-        if r.property == "parallelism" and "pairs" in det:
-            rows, ident, raw = _parallelism_items(det)
-        elif r.property == "steering" and len(det.get("targets", ())):
-            rows, ident, raw = _steering_items(det)
-        elif r.property == "relational" and "model_logodds" in det:
-            rows, ident, raw = _relational_items(det)
-        elif r.property == "probing" and "row_residuals" in det:
-            rows, ident, raw = _probing_items(det)
-        else:
-            return None
+        built = items(r.details)
     except (KeyError, IndexError, TypeError, ValueError):
         return None  # details of another shape: fall back to the summary row
+    if built is None:
+        return None
+    rows, ident, raw = built
     base = _meta(r)
     rows = [{**base, **row} for row in rows]
     return _frame(rows, ident, raw)
 
 
-def _off_diagonal_means(C: np.ndarray) -> np.ndarray:
+def off_diagonal_means(C: np.ndarray) -> np.ndarray:
+    """Row means of a square matrix without its diagonal (NaN for a row with nothing)."""
     C = np.array(C, dtype=float)
     np.fill_diagonal(C, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a row of NaN: mean NaN
         return np.nanmean(C, axis=1)
-
-
-def _parallelism_items(det: Mapping[str, Any]):
-    pairs = det["pairs"]
-    labels = det.get("pair_labels")
-    raw_keys = [k for k in ("euclid_cos", "causal_cos_raw") if k in det]
-    id_keys = [k for k in ("logodds_corr", "causal_cos", "logratio_residual") if k in det]
-    means = {k: _off_diagonal_means(det[k]) for k in raw_keys + id_keys}
-    outside = next((v for k, v in det.items() if k.startswith("outside_")), None)
-    rows = []
-    for i, (a, b) in enumerate(pairs):
-        row: dict[str, Any] = {
-            "item": f"{labels[i][0]!r} -> {labels[i][1]!r}" if labels else f"{a} -> {b}",
-            "a": int(a),
-            "b": int(b),
-        }
-        if outside is not None:
-            row["condition_size"] = float(outside[i])
-        row.update({f"raw.{k}": float(means[k][i]) for k in raw_keys})
-        row.update({f"identified.{k}": float(means[k][i]) for k in id_keys})
-        for key, side, sfx in (("causal_loo_raw", "raw", "_raw"), ("causal_loo", "identified", "")):
-            loo = det.get(key)
-            if isinstance(loo, Mapping) and "auc_per_pair" in loo:  # Park et al.'s LOO test
-                row[f"{side}.causal_loo_auc{sfx}"] = float(np.asarray(loo["auc_per_pair"])[i])
-                row[f"{side}.causal_loo_projection{sfx}"] = float(
-                    np.asarray(loo["loo_projection"])[i]
-                )
-        rows.append(row)
-    extra = list(rows[0]) if rows else []
-    ids = [f"identified.{k}" for k in id_keys]
-    ids += [c for c in extra if c.startswith("identified.causal_loo_auc")]
-    raws = [f"raw.{k}" for k in raw_keys] + [c for c in extra if c.startswith("raw.causal_loo_auc")]
-    return rows, ids, raws
-
-
-def _steering_items(det: Mapping[str, Any]):
-    shift, shift_id = np.asarray(det["shift"]), np.asarray(det["identified_shift"])
-    rows = [
-        {
-            "item": int(t),
-            "raw.shift": float(shift[t]),
-            "identified.shift": float(shift_id[t]),
-        }
-        for t in np.asarray(det["targets"], dtype=int)
-    ]
-    return rows, ["identified.shift"], ["raw.shift"]
-
-
-def _relational_items(det: Mapping[str, Any]):
-    T = np.asarray(det["model_logodds"])
-    own = T.argmax(axis=1)
-    test = np.zeros(T.shape[0], dtype=bool)
-    test[np.asarray(det["test"], dtype=int)] = True
-    dist = np.asarray(det["predicted_logodds_dist"]).argmax(axis=1)
-    ref = np.asarray(det["predicted_logodds_refined"]).argmax(axis=1)
-    answers = det.get("answers")
-    rows = [
-        {
-            "item": i,
-            "test": bool(test[i]),
-            "model_answer": int(answers[own[i]]) if answers is not None else int(own[i]),
-            "identified.dist_agrees": bool(dist[i] == own[i]),
-            "raw.refined_agrees": bool(ref[i] == own[i]),
-        }
-        for i in range(T.shape[0])
-    ]
-    return rows, ["identified.dist_agrees", "model_answer"], ["raw.refined_agrees"]
-
-
-def _probing_items(det: Mapping[str, Any]):
-    res = np.asarray(det["row_residuals"], dtype=float).reshape(-1)
-    classes = list(det.get("classes") or range(res.size))
-    if len(classes) != res.size:  # a binary probe has one row for the pair of classes
-        classes = [" vs ".join(str(c) for c in classes)] * res.size
-    rows = [{"item": plain(classes[i]), "condition_size": float(res[i])} for i in range(res.size)]
-    return rows, [], []
 
 
 # ---------------------------------------------------------------------- lists

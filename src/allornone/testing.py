@@ -23,7 +23,7 @@ float64 rounding and to the spectrum of ``L``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,27 +31,33 @@ import numpy as np
 from ._validation import AllOrNoneError
 from .equivalence import equivalence
 from .predictor import NextTokenPredictor
-from .properties import LinearProbe, PropertyResult, SteeringWitness, transport
+from .properties import PropertyResult
+from .registry import property_spec, registered_names
 from .sampler import JUNK_MODES, sample_equivalent
 from .structure import structure
 
 __all__ = ["PROTECTED_RAW", "check_property", "default_rtol"]
 
-#: Raw statistics whose value the all-or-none verdict protects, by property (``None``: all
-#: of them). Steering and probing are evaluated on the sample with the transported witness
-#: (vector, probe), so all their raw statistics are protected. For relations only the
-#: refined least-squares form is protected: the strong form never transfers, and the KL
-#: probe's ridge penalty is Euclidean (its optimum moves with the coordinates). Raw
-#: parallelism and 3CosAdd are Euclidean: their values move under every invertible map of
-#: the class (only exact parallelism, among models with M = R^d, is preserved), so no raw
-#: value is protected; the adversarial check (3) still applies to them.
-PROTECTED_RAW: dict[str, tuple[str, ...] | None] = {
-    "steering": None,
-    "probing": None,
-    "relational": ("refined_",),
-    "parallelism": (),
-    "analogy": (),
-}
+
+class _ProtectedRaw(Mapping[str, "tuple[str, ...] | None"]):
+    """Raw statistics whose value the all-or-none verdict protects, by property (``None``:
+    all of them), read from each registered :class:`~allornone.registry.PropertySpec`
+    (``protected_raw``): a user's registered property is covered too."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...] | None:
+        if name not in registered_names():
+            raise KeyError(name)
+        return property_spec(name).protected_raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered_names())
+
+    def __len__(self) -> int:
+        return len(registered_names())
+
+
+#: Raw statistics each registered property's verdict protects (see :class:`_ProtectedRaw`).
+PROTECTED_RAW: Mapping[str, tuple[str, ...] | None] = _ProtectedRaw()
 
 #: Widths of the samples, relative to k (effective complexity) and d (the model's width).
 DEFAULT_WIDTHS = ("k+2", "d", "d+3")
@@ -99,25 +105,21 @@ def _width(spec: str | int, k: int, d: int) -> int:
 def _carry(
     result: PropertyResult, eq: Any, spec: Any, kwargs: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
-    """The spec and options in the sample's coordinates.
-
-    Token pairs, labels, context rows and relation specs name tokens and contexts, which the
-    sample shares: they are kept. A steering vector is in model coordinates: it is replaced by
-    the transported one; a probe is evaluated with its transported weights.
-    """
+    """The spec and options in the sample's coordinates: the witness's own ``carry_spec``
+    (token pairs, labels, context rows and relation specs name tokens and contexts, which the
+    sample shares, and are kept; a steering vector is replaced by the transported one; a
+    probe is evaluated with its transported weights). No witness: kept."""
     w = result.witness
-    if isinstance(w, SteeringWitness):
-        return transport(result, eq), dict(kwargs)
-    if isinstance(w, LinearProbe):
-        tp = transport(result, eq)
-        return spec, {**kwargs, "weights": (tp.W, tp.b)}
+    if w is not None and callable(getattr(w, "carry_spec", None)):
+        spec2, kw2 = w.carry_spec(eq, spec, kwargs)
+        return spec2, dict(kw2)
     return spec, dict(kwargs)
 
 
 def _protected(result: PropertyResult, raw_keys: Sequence[str] | None) -> list[str]:
     if raw_keys is not None:
         return [k for k in raw_keys if k in result.raw]
-    rule = PROTECTED_RAW.get(result.property)
+    rule = PROTECTED_RAW.get(result.property, None)
     if rule is None:
         return list(result.raw)
     return [k for k in result.raw if any(k.startswith(p) for p in rule)]
@@ -148,7 +150,8 @@ def check_property(
         never below ``k + 2``)
     rtol : relative tolerance (default :func:`default_rtol`); values are compared with the
         floor 1 (``|a - b| <= rtol max(1, |a|, |b|)``)
-    raw_keys : raw statistics the verdict protects (default :data:`PROTECTED_RAW`)
+    raw_keys : raw statistics the verdict protects (default: the registered spec's
+        ``protected_raw``, :data:`PROTECTED_RAW`; an unregistered property: all of them)
     carry : ``carry(result, eq, spec, kwargs) -> (spec, kwargs)`` putting the spec into the
         sample's coordinates (default: steering vectors and probes are transported, the
         rest is kept)
@@ -269,5 +272,12 @@ def check_property(
                 f"(largest change {best[0]:.2g}{f' in {best[1]!r}' if best[1] else ''}): either "
                 "the raw value is identified (file it under identified) or the condition is "
                 "too strict"
+            )
+    if r.property in registered_names():  # every number it emits is declared once
+        undeclared = property_spec(r.property).undeclared(r)
+        if undeclared:
+            raise AssertionError(
+                f"{who}: statistics {undeclared} are not declared by the registered spec of "
+                f"{r.property!r}: add a Statistic (meaning, identified or not) for each"
             )
     return r

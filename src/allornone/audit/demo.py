@@ -13,8 +13,8 @@ from ..equivalence import equivalence
 from ..predictor import NextTokenPredictor
 from ..sampler import sample_equivalent
 from ..structure import structure
-from . import props
 from .inputs import AuditConfig, ContextSets, Inputs, single_ids
+from .step import answer_ids
 
 
 def reduced(P: NextTokenPredictor) -> NextTokenPredictor:
@@ -49,7 +49,7 @@ def restricted_structures(
     if main.size > 128:  # families: k <= |tokens| - 1 anyway; 128 contexts are plenty
         main = np.sort(rng.choice(main, 128, replace=False))
     for r in inp.relations:
-        ids = props.answer_ids(lm, r)
+        ids = answer_ids(lm, r)
         cols = sorted(set(ids.values()))
         if len(cols) < 2:
             continue
@@ -73,7 +73,7 @@ def equivalence_demo(
     if not inp.relations:
         raise AllOrNoneError("the equivalence demonstration needs at least one relation")
     r = inp.relations[0]
-    ids = props.answer_ids(lm, r)
+    ids = answer_ids(lm, r)
     cols = sorted(set(ids.values()))
     rows = ctx.rows(f"prompts:{r.name}")
     if len(cols) < 4:  # fall back to a concept family's tokens
@@ -105,7 +105,7 @@ def equivalence_demo(
                 "mean_kl": 0.0 if eq is None else eq.mean_kl,
                 "residual_f": 0.0 if eq is None else eq.residual_f,
                 "residual_g": 0.0 if eq is None else eq.residual_g,
-                "stats": props.demo_stats(m, tol=st.tol),
+                "stats": demo_stats(m, tol=st.tol),
             }
         )
     return {
@@ -120,5 +120,42 @@ def equivalence_demo(
             "rank_tol": st.tol,
         },
         "models": rows_out,
-        "stat_identified": props.DEMO_STATS,
+        "stat_identified": DEMO_STATS,
     }
+
+
+# ---------------------------------------------------------------------------- demo stats
+#: Statistic -> identified? (for the equivalence-class table)
+DEMO_STATS: dict[str, bool] = {
+    "euclid_cos": False,
+    "mean_norm_f": False,
+    "cos_f01": False,
+    "dim_M": False,
+    "k": True,
+    "logodds_corr": True,
+    "log_odds_x0": True,
+}
+
+
+def demo_stats(m: NextTokenPredictor, tol: float | None = None) -> dict[str, float]:
+    """Raw and identified statistics of one model on the demo problem (fixed token roles)."""
+    G0 = m.G0(rows=[0, 1, 2 % m.V, 3 % m.V])  # the four tokens only, not V x d
+    d1, d2 = G0[1] - G0[0], G0[3] - G0[2]
+    Fc = m.F - m.F.mean(axis=0)
+    l1, l2 = Fc @ d1, Fc @ d2
+    st = structure(m, tol=tol)  # the original's relative rank tolerance, for every model
+    f0, f1 = m.F[0], m.F[1 % m.n]
+    return {
+        "euclid_cos": _cos(d1, d2),
+        "mean_norm_f": float(np.linalg.norm(m.F, axis=1).mean()),
+        "cos_f01": _cos(f0, f1),
+        "dim_M": float(st.dim_M),
+        "k": float(st.k),
+        "logodds_corr": _cos(l1, l2),
+        "log_odds_x0": float(m.F[0] @ d1),
+    }
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")

@@ -1,11 +1,13 @@
 """Figures of the audit report (matplotlib, Agg backend), written as PNG files.
 
-Each ``fig_*`` takes the typed results and a path; it returns the path, or None when the
-results have nothing to plot for it.
+Each figure takes the typed results and a path; it returns the path, or None when the
+results have nothing to plot for it. The properties' figures are their audit steps' own
+(:mod:`allornone.audit.builtin`); this module draws the spectrum and the equivalence class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from ..report import BASE_C, ID_C, RAW_C, pyplot, save_figure
 from .results import AuditResults
+from .step import audit_steps
 
 
 def _num(x: Any) -> float:
@@ -43,115 +46,6 @@ def fig_spectrum(res: AuditResults, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def fig_parallelism(res: AuditResults, path: Path) -> Path | None:
-    ps = res.of_kind("parallelism")
-    if not ps:
-        return None
-    names = [p.name for p in ps]
-    y = np.arange(len(ps))
-    fig, ax = pyplot().subplots(figsize=(8, 0.38 * len(ps) + 1.6))
-    idv = [_num(p.identified.get("logodds_corr")) for p in ps]
-    raw = [_num(p.raw.get("euclid_cos")) for p in ps]
-    bid = [_num(p.baseline.get("logodds_corr")) for p in ps]
-    braw = [_num(p.baseline.get("euclid_cos")) for p in ps]
-    ax.barh(y - 0.2, idv, 0.4, color=ID_C, label="identified: Cov(f) cosine (log-ratio corr.)")
-    ax.barh(y + 0.2, raw, 0.4, color=RAW_C, label="raw: Euclidean cosine (NOT identified)")
-    ax.scatter(bid, y - 0.2, marker="|", s=200, color="k", label="random-pair baseline", zorder=3)
-    ax.scatter(braw, y + 0.2, marker="|", s=200, color="k", zorder=3)
-    ax.set_yticks(y, names, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("mean pairwise cosine of the family's differences")
-    ax.set_title("Parallelism per family against random token pairs")
-    ax.legend(fontsize=7, loc="lower right")
-    return save_figure(fig, path)
-
-
-def fig_relations(res: AuditResults, path: Path) -> Path | None:
-    ps = res.of_kind("relational")
-    if not ps:
-        return None
-    keys = [
-        ("dist_faithfulness", "distribution form (identified)", ID_C),
-        ("refined_faithfulness", "refined least squares (raw)", RAW_C),
-    ]
-    x = np.arange(len(ps))
-    fig, ax = pyplot().subplots(figsize=(max(5, 1.6 * len(ps) + 2), 3.8))
-    w = 0.36
-    for j, (k, lab, c) in enumerate(keys):
-        vals = [_num((p.identified | p.raw).get(k)) for p in ps]
-        ax.bar(x + (j - 0.5) * w, vals, w, color=c, label=lab)
-    for i, p in enumerate(ps):
-        ax.text(i, 1.02, f"cond. {_num(p.condition_size):.1e}", ha="center", fontsize=7)
-    ax.set_xticks(x, [p.name for p in ps], fontsize=8, rotation=15)
-    ax.set_ylim(0, 1.12)
-    ax.set_ylabel("held-out faithfulness")
-    ax.set_title("Relation maps: do they pick the model's own answer?")
-    ax.legend(fontsize=7, loc="lower left")
-    return save_figure(fig, path)
-
-
-def fig_probing(res: AuditResults, path: Path) -> Path | None:
-    ps = res.of_kind("probing")
-    if not ps:
-        return None
-    x = np.arange(len(ps))
-    fig, ax = pyplot().subplots(figsize=(max(5, 1.8 * len(ps) + 2), 3.6))
-    raw = [_num(p.raw.get("test_accuracy", p.raw.get("probe_acc_raw"))) for p in ps]
-    idv = [
-        _num(p.identified.get("logodds_test_accuracy", p.identified.get("probe_acc_identified")))
-        for p in ps
-    ]
-    ax.bar(x - 0.2, raw, 0.4, color=RAW_C, label="probe on raw f (NOT identified)")
-    ax.bar(x + 0.2, idv, 0.4, color=ID_C, label="probe on log-odds (identified)")
-    for i, p in enumerate(ps):
-        b = p.baseline.get("majority")
-        if b is not None:
-            ax.hlines(b, i - 0.4, i + 0.4, color="k", ls=":", lw=1)
-    ax.set_xticks(x, [p.name for p in ps], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("held-out accuracy")
-    ax.set_title("Linear probes (dotted: majority class)")
-    ax.legend(fontsize=7, loc="lower right")
-    return save_figure(fig, path)
-
-
-def fig_steering(res: AuditResults, path: Path) -> Path | None:
-    ps = [p for p in res.of_kind("steering") if "predicted_target" in p.details]
-    if not ps:
-        return None
-    fig, axes = pyplot().subplots(1, len(ps), figsize=(4.2 * len(ps), 3.8), squeeze=False)
-    for ax, p in zip(axes[0], ps):
-        dt = {
-            k: np.asarray(p.details[k], dtype=float)
-            for k in ("predicted_off", "measured_off", "predicted_target", "measured_target")
-        }
-        ax.scatter(
-            dt["predicted_off"],
-            dt["measured_off"],
-            s=6,
-            color="grey",
-            alpha=0.5,
-            label="off-target tokens",
-        )
-        ax.scatter(
-            dt["predicted_target"],
-            dt["measured_target"],
-            s=18,
-            color=RAW_C,
-            label="target tokens (top 20)",
-        )
-        lo = min(min(dt["predicted_off"]), min(dt["measured_off"]))
-        hi = max(max(dt["predicted_target"]), max(dt["measured_target"]))
-        ax.plot([lo, hi], [lo, hi], color="k", lw=0.6, ls="--")
-        ax.set_xlabel("predicted shift alpha g0(y)^T v")
-        ax.set_ylabel("measured mean shift of log p(y|x)")
-        ax.set_title(p.name, fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle("Steering: target versus off-target shifts", fontsize=10)
-    return save_figure(fig, path)
-
-
 def fig_equivalence(res: AuditResults, path: Path) -> Path | None:
     demo = res.equivalence_demo
     if demo is None or not demo.models:
@@ -175,20 +69,21 @@ def fig_equivalence(res: AuditResults, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-FIGURES = {
-    "spectrum": fig_spectrum,
-    "parallelism": fig_parallelism,
-    "relations": fig_relations,
-    "probing": fig_probing,
-    "steering": fig_steering,
-    "equivalence": fig_equivalence,
-}
+def figures() -> dict[str, Callable[[AuditResults, Path], Path | None]]:
+    """Every figure of the report, in order: the spectrum, each registered audit step's
+    figure (:class:`~allornone.audit.step.AuditStep`), the equivalence class."""
+    out: dict[str, Callable[[AuditResults, Path], Path | None]] = {"spectrum": fig_spectrum}
+    for step in audit_steps():
+        if step.figure is not None:
+            out[step.figure_file] = step.figure
+    out["equivalence"] = fig_equivalence
+    return out
 
 
 def write_figures(res: AuditResults, folder: Path) -> dict[str, str]:
     """Write every figure that has data; returns ``name -> file name``."""
     out: dict[str, str] = {}
-    for name, fn in FIGURES.items():
+    for name, fn in figures().items():
         p = fn(res, folder / f"{name}.png")
         if p is not None:
             out[name] = p.name

@@ -17,7 +17,7 @@ contexts and the whole vocabulary. Per layer:
   of them are all-or-none (their conditions, per layer);
 - relational linearity in the distribution form (THEORY.md 5.2; the KL probe of Valer et al.):
   the subject's representation at layer ``l`` mapped to the model's own next-token
-  distribution after the prompt (final layer), on the :data:`LAYER_RELATIONS` usable
+  distribution after the prompt (final layer), on the ``LAYER_RELATIONS`` usable
   relations with the most subjects; the identified ``dist_r2_test`` and the KL probe's
   held-out faithfulness, averaged over those relations.
 
@@ -47,16 +47,16 @@ from .._io import atomic_write_text, to_jsonable
 from .._parallel import run_parallel
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
-from ..properties import RelationSpec, parallelism, relational
 from ..report import Block, Explanation, Table, aligned_text, fmt, pyplot, save_figure, write_pages
 from ..structure import structure
-from . import props
+from . import builtin  # noqa: F401 - registers the built-in steps
 from .inputs import AuditConfig, ContextSets, load_inputs, select_subjects
+from .step import AuditStep, Geometry, LayerInputs, audit_steps
 from .steps import Steps
 
 __all__ = [
     "LAYER_COLUMNS",
-    "LAYER_RELATIONS",
+    "layer_columns",
     "kl_many",
     "kl_to",
     "run_layers",
@@ -64,31 +64,21 @@ __all__ = [
     "write_layers",
 ]
 
-#: Columns of ``layers.csv``, in order.
-LAYER_COLUMNS = (
-    "layer",
-    "k",
-    "energy_rank",
-    "gap",
-    "dim_M",
-    "kl_from_final",
-    "logodds_corr",
-    "euclid_cos",
-    "all_or_none",
-    "families",
-    "probe_test_accuracy",
-    "probe_logodds_test_accuracy",
-    "probe_all_or_none",
-    "steer_selectivity",
-    "steer_all_or_none",
-    "rel_dist_r2_test",
-    "rel_kl_faithfulness",
-    "rel_all_or_none",
-    "relations",
-)
+#: The layer-wide columns of ``layers.csv`` (each audit step's per-layer columns follow).
+BASE_COLUMNS = ("layer", "k", "energy_rank", "gap", "dim_M", "kl_from_final")
 
-#: Relations measured at every layer (the usable ones with the most subjects; --quick: 2).
-LAYER_RELATIONS = 6
+
+def layer_columns() -> tuple[str, ...]:
+    """Columns of ``layers.csv``, in order: the layer-wide ones, then every registered
+    step's per-layer summary (:class:`~allornone.audit.step.LayerSummary`)."""
+    out = list(BASE_COLUMNS)
+    for step in audit_steps(purpose="layers"):
+        out += [c[0] for c in step.layer.columns]  # type: ignore[union-attr]
+    return tuple(out)
+
+
+#: Columns of ``layers.csv`` with the built-in properties (plugins add theirs).
+LAYER_COLUMNS = layer_columns()
 
 
 def kl_to(
@@ -143,16 +133,6 @@ def kl_many(
     }
 
 
-def _pairs(lm: Any, families: list[Any]) -> list[tuple[str, list[tuple[int, int]]]]:
-    out = []
-    for fam in families:
-        ids = dict(lm.word_tokens(sorted({w for p in fam.pairs for w in p})).single)
-        pairs = [(ids[a], ids[b]) for a, b in fam.pairs if a in ids and b in ids]
-        if len(pairs) >= 2:
-            out.append((fam.name, pairs))
-    return out
-
-
 def run_layers(
     cfg: AuditConfig, layers: str | list[int] | None = "all", model: Any = None
 ) -> dict[str, Any]:
@@ -166,8 +146,9 @@ def run_layers(
 
     cfg = cfg.sized()
     t0 = time.perf_counter()
-    names = ["load data", "load model", "logit lens", "structure", "kl", "parallelism"]
-    names += ["probing", "steering", "relations"]
+    lsteps = audit_steps(purpose="layers")
+    names = ["load data", "load model", "logit lens", "structure", "kl"]
+    names += [s.name for s in lsteps]
     with memoized_r_factors(), Steps(names, cfg.progress) as steps:
         inp = steps.run("load data", lambda: load_inputs(cfg))  # user files before the model
         lm = steps.run(
@@ -177,10 +158,11 @@ def run_layers(
         want = parse_layers(layers, L)
         select_subjects(lm, inp, cfg)  # the audit's own selection: the same main contexts
         ctx = ContextSets.build(inp, seed=cfg.seed)
-        rels = sorted(inp.relations, key=lambda r: -len(r.samples))
-        rels = rels[: 2 if cfg.quick else LAYER_RELATIONS]
-        sets = ["main"] + [f"labels:{lt.name}" for lt in inp.labels]
-        sets += [f"{kind}:{r.name}" for r in rels for kind in ("subjects", "prompts")]
+        sets = ["main"]
+        for step in lsteps:
+            for name in step.layer.sets(inp, cfg.quick) if step.layer.sets else []:  # type: ignore[union-attr]
+                if name not in sets:
+                    sets.append(name)
         lctx, rows = ctx.only(sets)
         texts = [ctx.all[i] for i in rows]
         every = sorted(set(want) | {L})
@@ -188,109 +170,41 @@ def run_layers(
         main = lctx.rows("main")
         mains = {layer: preds[layer].subset(rows=main) for layer in every}
         sts = steps.run("structure", lambda: {layer: structure(mains[layer]) for layer in want})
-        geos = {layer: props.Geometry.build(mains[layer], sts[layer]) for layer in want}
         kls = steps.run("kl", lambda: kl_many(mains[L], {layer: mains[layer] for layer in want}))
-        fams = _pairs(lm, inp.families)
-
-        def par_rows() -> dict[int, dict[str, Any]]:
-            out = {}
-            for layer in want:
-                rs = [
-                    parallelism(
-                        mains[layer],
-                        pairs,
-                        structure=sts[layer],
-                        seed=cfg.seed,
-                        name=name,
-                        baseline_draws=1,
-                    )
-                    for name, pairs in fams
-                ]
-                out[layer] = {
-                    "logodds_corr": _mean(r.identified.get("logodds_corr") for r in rs),
-                    "euclid_cos": _mean(r.raw.get("euclid_cos") for r in rs),
-                    "all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
-                    "families": len(rs),
-                }
-            return out
-
-        def probe_rows() -> dict[int, dict[str, Any]]:
-            out = {}
-            for layer in want:
-                rs = props.probing(preds[layer], lctx, inp.labels, geos[layer], cfg.seed)
-                out[layer] = {
-                    "probe_test_accuracy": _mean(r.raw.get("test_accuracy") for r in rs),
-                    "probe_logodds_test_accuracy": _mean(
-                        r.identified.get("logodds_test_accuracy") for r in rs
-                    ),
-                    "probe_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
-                }
-            return out
-
-        def steer_rows() -> dict[int, dict[str, Any]]:
-            out = {}
-            for layer in want:
-                rs = props.steering(preds[layer], lctx, inp.labels, geos[layer], cfg.seed)
-                out[layer] = {
-                    "steer_selectivity": _mean(r.identified.get("selectivity") for r in rs),
-                    "steer_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
-                }
-            return out
-
-        def rel_rows() -> dict[int, dict[str, Any]]:
-            specs = _relation_specs(lm, lctx, rels)
-
-            def fit(layer: int, name: str, spec: RelationSpec) -> tuple[Any, Any, bool]:
-                r = relational(
-                    _subjects_at(preds[layer], preds[L], spec),
-                    _local_spec(spec),
-                    seed=cfg.seed,
-                    name=name,
-                    kl=cfg.kl,
-                )
-                # only the figures the table needs: a result holds d x d maps, and keeping
-                # all layers' results at once cost 2 GB on SmolLM2
-                return (
-                    r.identified.get("dist_r2_test"),
-                    r.raw.get("kl_faithfulness"),
-                    bool(r.all_or_none),
-                )
-
-            # every (layer, relation) fit is independent: side by side on the cores, one BLAS
-            # thread each (the KL probe's small products gain nothing from more)
-            done = run_parallel([partial(fit, layer, n, sp) for layer in want for n, sp in specs])
-            out = {}
-            for i, layer in enumerate(want):
-                rs = done[i * len(specs) : (i + 1) * len(specs)]
-                out[layer] = {
-                    "rel_dist_r2_test": _mean(r[0] for r in rs),
-                    "rel_kl_faithfulness": _mean(r[1] for r in rs),
-                    "rel_all_or_none": int(sum(r[2] for r in rs)),
-                    "relations": len(rs),
-                }
-            return out
-
-        par = steps.run("parallelism", par_rows)
-        prb = steps.run("probing", probe_rows)
-        ste = steps.run("steering", steer_rows)
-        rel = steps.run("relations", rel_rows)
+        views = {
+            layer: LayerInputs(
+                lm=lm,
+                layer=layer,
+                P=preds[layer],
+                P_final=preds[L],
+                ctx=lctx,
+                inputs=inp,
+                geo=Geometry.build(mains[layer], sts[layer]),
+                seed=cfg.seed,
+                kl=cfg.kl,
+                quick=cfg.quick,
+            )
+            for layer in want
+        }
+        per_step = [steps.run(step.name, partial(_layer_rows, step, views)) for step in lsteps]
+    described: dict[str, Any] = {}
+    for step in lsteps:
+        if step.layer.describe is not None:  # type: ignore[union-attr]
+            described |= step.layer.describe(inp, cfg.quick)  # type: ignore[union-attr]
     out_rows = []
     for layer in want:
         st = sts[layer]
-        out_rows.append(
-            {
-                "layer": layer,
-                "k": st.k,
-                "energy_rank": st.energy_rank,
-                "gap": st.gap,
-                "dim_M": st.dim_M,
-                "kl_from_final": kls[layer],
-                **par[layer],
-                **prb[layer],
-                **ste[layer],
-                **rel[layer],
-            }
-        )
+        row: dict[str, Any] = {
+            "layer": layer,
+            "k": st.k,
+            "energy_rank": st.energy_rank,
+            "gap": st.gap,
+            "dim_M": st.dim_M,
+            "kl_from_final": kls[layer],
+        }
+        for part in per_step:
+            row.update(part[layer])
+        out_rows.append(row)
     res = {
         "schema_version": "1.1",
         "kind": "layers",
@@ -301,7 +215,7 @@ def run_layers(
         "contexts": len(main),
         "contexts_embedded": len(texts),
         "label_sets": [lt.name for lt in inp.labels],
-        "layer_relations": [r.name for r in rels],
+        **described,
         "layers": out_rows,
         "timings_s": steps.timings,
         "runtime_s": round(time.perf_counter() - t0, 2),
@@ -313,54 +227,25 @@ def run_layers(
     return to_jsonable(res)
 
 
-def _relation_specs(lm: Any, ctx: ContextSets, rels: list[Any]) -> list[tuple[str, RelationSpec]]:
-    """``(name, spec)`` of each relation on the local rows (subjects with single-token
-    objects, at least 4 of them and 2 distinct answers)."""
-    out = []
-    for r in rels:
-        ids = props.answer_ids(lm, r)
-        keep = [i for i, (_, o) in enumerate(r.samples) if o in ids]
-        objs = [ids[r.samples[i][1]] for i in keep]
-        if len(keep) < 4 or len(set(objs)) < 2:
-            continue
-        spec = RelationSpec(
-            subjects=[ctx.rows(f"subjects:{r.name}")[i] for i in keep],
-            queries=[ctx.rows(f"prompts:{r.name}")[i] for i in keep],
-            answers=sorted(set(objs)),
-            objects=objs,
-        )
-        out.append((r.name, spec))
-    return out
-
-
-def _subjects_at(P_l: NextTokenPredictor, P_L: NextTokenPredictor, spec: RelationSpec):
-    """A predictor whose first rows are the subjects read at layer ``l`` and whose next rows
-    are the prompts read at the final layer, with the model's unembeddings (not copied)."""
-    F = np.vstack([P_l.F[list(spec.subjects)], P_L.F[list(spec.queries)]])
-    return NextTokenPredictor(F, P_L.G, eps=max(P_l.eps, P_L.eps))
-
-
-def _local_spec(spec: RelationSpec) -> RelationSpec:
-    n = len(spec.subjects)
-    return RelationSpec(
-        subjects=list(range(n)),
-        queries=list(range(n, 2 * n)),
-        answers=spec.answers,
-        objects=spec.objects,
-    )
-
-
-def _mean(values: Any) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
+def _layer_rows(step: AuditStep, views: dict[int, LayerInputs]) -> dict[int, dict[str, Any]]:
+    """One step's per-layer columns at every layer (its independent jobs side by side on the
+    cores, one BLAS thread each, when it declares them)."""
+    lay = step.layer
+    assert lay is not None
+    if lay.jobs is not None and lay.collect is not None:
+        done = run_parallel(lay.jobs(views))
+        return lay.collect(list(views), done)
+    assert lay.run is not None
+    return {layer: lay.run(view) for layer, view in views.items()}
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(LAYER_COLUMNS), lineterminator="\n")
+    cols = layer_columns()
+    w = csv.DictWriter(buf, fieldnames=list(cols), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: r.get(k) for k in LAYER_COLUMNS})
+        w.writerow({k: r.get(k) for k in cols})
     return buf.getvalue()
 
 
@@ -368,27 +253,16 @@ _EXPLAIN = {
     "k": Explanation("effective complexity of the layer's log-odds", True),
     "energy_rank": Explanation("99%-energy rank of the layer's log-odds", True),
     "kl_from_final": Explanation("mean KL(p_L || p_l), nats", True),
-    "logodds_corr": Explanation("identified parallelism, mean over families", True),
-    "euclid_cos": Explanation("raw parallelism (Euclidean, on G: the same at every layer)", False),
-    "all_or_none": Explanation("families whose parallelism verdict is all-or-none", True),
-    "probe_test_accuracy": Explanation("held-out accuracy of the probes on f_l, mean", False),
-    "probe_logodds_test_accuracy": Explanation(
-        "held-out accuracy of the log-odds probes (identified form), mean", True
-    ),
-    "probe_all_or_none": Explanation("probes whose verdict is all-or-none", True),
-    "steer_selectivity": Explanation(
-        "identified selectivity of the difference-of-means steering shifts, mean", True
-    ),
-    "steer_all_or_none": Explanation("steering vectors whose verdict is all-or-none", True),
-    "rel_dist_r2_test": Explanation(
-        "held-out R^2 of the distribution form: subject at layer l -> final answer log-odds",
-        True,
-    ),
-    "rel_kl_faithfulness": Explanation(
-        "held-out share where the KL probe from layer l picks the model's answer", False
-    ),
-    "rel_all_or_none": Explanation("relations whose verdict is all-or-none", True),
 }
+
+
+def _explanations() -> dict[str, Explanation]:
+    """The legend of the layers table: the layer-wide columns and each step's declared ones."""
+    out = dict(_EXPLAIN)
+    for step in audit_steps(purpose="layers"):
+        for name, meaning, identified in step.layer.columns:  # type: ignore[union-attr]
+            out[name] = Explanation(meaning, identified)
+    return out
 
 
 def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
@@ -414,11 +288,11 @@ def write_layers(res: dict[str, Any], folder: Path) -> dict[str, str]:
         )
     )
     bl.append(Block("figure", "layers.png", "Per layer: energy rank, KL to the model, parallelism"))
-    cols = list(LAYER_COLUMNS)
+    cols = list(layer_columns())
     bl.append(
         Block(
             "table",
-            Table(cols, [[r.get(c) for c in cols] for r in res["layers"]], dict(_EXPLAIN)),
+            Table(cols, [[r.get(c) for c in cols] for r in res["layers"]], _explanations()),
         )
     )
     write_pages(bl, folder, bl[0].content)

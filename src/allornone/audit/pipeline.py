@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..properties import PropertyResult
 from ..structure import structure
-from . import props
+from . import builtin as _builtin  # noqa: F401 - registers the built-in steps
 from .demo import equivalence_demo, reduced, restricted_structures
 from .inputs import (
     FLOAT32_FLOOR,
@@ -39,6 +40,7 @@ from .inputs import (
     word_model,
 )
 from .results import AuditResults, PropertyRecord, normalise
+from .step import Geometry, StepInputs, audit_steps, results_of
 from .steps import Steps
 from .store import SCHEMA_VERSION
 
@@ -60,19 +62,16 @@ __all__ = [
     "single_ids",
 ]
 
-STEPS = [
-    "load data",
-    "load model",
-    "embed contexts",
-    "structure",
-    "restricted structure",
-    "parallelism",
-    "analogies",
-    "relations",
-    "probing",
-    "steering",
-    "equivalence class",
-]
+
+def step_names() -> list[str]:
+    """The progress-bar steps of one audit: loading, the structures, every registered
+    property step (:func:`~allornone.audit.step.audit_steps`), the equivalence class."""
+    head = ["load data", "load model", "embed contexts", "structure", "restricted structure"]
+    return head + [s.name for s in audit_steps()] + ["equivalence class"]
+
+
+#: The steps of the audit with the built-in properties (plugins add theirs: :func:`step_names`).
+STEPS = step_names()
 
 
 # ---------------------------------------------------------------------------- main entry
@@ -86,7 +85,7 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> AuditResults:
     """
     cfg = cfg.sized()
     t0 = time.perf_counter()
-    with memoized_r_factors(), Steps(STEPS, cfg.progress) as steps:
+    with memoized_r_factors(), Steps(step_names(), cfg.progress) as steps:
         return _run(cfg, model, steps, t0)
 
 
@@ -147,29 +146,27 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         **st.summary(),
         "singular_values": st.singular_values,
     }
-    geo = props.Geometry.build(Pm, st)
+    geo = Geometry.build(Pm, st)
     res["restricted"] = steps.run(
         "restricted structure", lambda: restricted_structures(P, ctx, inp, lm, cfg)
     )
-    results: list[PropertyResult] = []
-    results += steps.run("parallelism", lambda: props.parallelism(lm, geo, inp.families, cfg.seed))
-    res["analogy"] = steps.run("analogies", lambda: props.analogies(lm, geo, inp.questions))
-    results += steps.run(
-        "relations",
-        lambda: props.relations(
-            lm,
-            P,
-            ctx,
-            rel_inputs,
-            st,
-            cfg.seed,
-            kl=cfg.kl,
-            counts=inp.subject_counts,
-            multi=inp.multi_samples,
-        ),
+    view = StepInputs(
+        lm=lm,
+        P=P,
+        ctx=ctx,
+        inputs=inp,
+        geo=geo,
+        seed=cfg.seed,
+        kl=cfg.kl,
+        relations=tuple(rel_inputs),
     )
-    results += steps.run("probing", lambda: props.probing(P, ctx, inp.labels, geo, cfg.seed))
-    results += steps.run("steering", lambda: props.steering(P, ctx, inp.labels, geo, cfg.seed, lm))
+    results: list[PropertyResult] = []
+    for step in audit_steps():
+        out = steps.run(step.name, partial(step.run, view))
+        if step.section_key is not None:
+            res[step.section_key] = out
+        else:
+            results += results_of(step, out)
     res["properties"] = [PropertyRecord.of(r) for r in results]
     if inp.relations:
         res["equivalence_demo"] = steps.run(

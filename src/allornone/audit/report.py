@@ -4,7 +4,8 @@ arrays.safetensors, figures/*.png.
 The report is built once as a list of blocks (:mod:`allornone.report`) from the typed
 :class:`~.results.AuditResults` and rendered to HTML and Markdown, so both say the same
 thing. Every table is followed by the one-line meaning of each column and whether it is
-identified (:mod:`.explain`).
+identified (:mod:`.explain`). The property sections come from the registered audit steps
+and the statistics their properties declare (:mod:`allornone.registry`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..registry import PropertySpec, property_spec, registered_names
 from ..report import Block, Explanation, Table, aligned_text, fmt, mark, write_pages
 from .explain import explain
 from .figures import write_figures
 from .results import AuditResults, PropertyRecord
+from .step import AuditStep, audit_steps
 from .store import write_results
 
 
@@ -124,12 +127,12 @@ def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
                 ),
             )
         )
-    # properties
-    b += _property_section(res, "parallelism", "Parallelism of concept directions", figures)
-    b += _analogy_section(res)
-    b += _property_section(res, "relational", "Relational linearity", figures, fig="relations")
-    b += _property_section(res, "probing", "Linear probing", figures)
-    b += _property_section(res, "steering", "Linear steering", figures)
+    # properties: one section per registered audit step, in the audit's order
+    for step in audit_steps():
+        if step.section is not None:
+            b += step.section(res, figures)
+        else:
+            b += _property_section(res, step, figures)
     b += _equivalence_section(res, figures)
     b += _inputs_section(res)
     return b
@@ -158,64 +161,19 @@ def _inputs_section(res: AuditResults) -> list[Block]:
     return out
 
 
-def _analogy_section(res: AuditResults) -> list[Block]:
-    an = res.analogy
-    if not an.sections:
-        return []
-    cols = ["n_questions", "acc_raw", "acc_identified"]
-    w2v = any("acc_input_vectors" in s.extra for s in an.sections)
-    rows: list[list[Any]] = [[s.section] + [getattr(s, c) for c in cols] for s in an.sections]
-    overall = an.overall or {}
-    rows.append(
-        ["overall", sum(s.n_questions for s in an.sections)]
-        + [overall.get("acc_raw"), overall.get("acc_identified")]
-    )
-    ex = {c: _ex(c) for c in cols} | {
-        "n_questions": Explanation("questions with all four words single tokens", None)
-    }
-    if w2v:  # word2vec: gensim's figure (input vectors) beside the output-vector one
-        cols.append("acc_input_vectors")
-        for s, row in zip(an.sections, rows):
-            row.append(s.extra.get("acc_input_vectors"))
-        rows[-1].append(overall.get("acc_input_vectors"))
-        ex["acc_raw"] = Explanation("3CosAdd on the output vectors g = syn1neg", False)
-        ex["acc_input_vectors"] = Explanation(
-            "3CosAdd on the input vectors (wv): gensim's evaluate_word_analogies", False
-        )
-    return [
-        Block("h3", "Analogy accuracy (3CosAdd) per section"),
-        Block("table", Table(["section"] + cols, rows, ex)),
-    ]
-
-
-_TITLES_NOTE = {
-    "parallelism": "Do the differences g(b) - g(a) of a family point the same way? The raw "
-    "Euclidean cosine is not identified; the Cov(f) cosine (the correlation, across contexts, "
-    "of the log-ratio columns) is. Raw parallelism is all-or-none only when M = R^d.",
-    "relational": "Is f(s + q) an affine function of f(s)? Fitted on a train split, evaluated "
-    "on held-out subjects. The distribution form L[s+q, Y] = C L[s, :] + beta is identified; "
-    "the strong form is not. The verdict uses the condition P_Gamma A (M_S cap N^perp) = 0.",
-    "probing": "Can a linear read-out of f(x) predict the label? The probe on raw f uses a "
-    "Euclidean penalty (not identified); the probe parametrised on log-odds rows is identified. "
-    "It transfers to every equivalent model iff w lies in N + M_S^perp.",
-    "steering": "Adding alpha v to f(x) shifts every log-odds by alpha g0(y)^T v. v is the "
-    "difference of class means of f (train split); shifts are measured on held-out contexts of "
-    "the first class. It transfers iff v lies in M + N^perp.",
-}
-
-
-def _property_section(
-    res: AuditResults, kind: str, title: str, figures: dict[str, str], fig: str | None = None
-) -> list[Block]:
-    ps = res.of_kind(kind)
+def _property_section(res: AuditResults, step: AuditStep, figures: dict[str, str]) -> list[Block]:
+    """The table of one property: its declared statistics (raw, identified, details,
+    baseline, checks), the step's own columns, the condition, the figure."""
+    spec = step.spec
+    ps = res.of_kind(spec.name)
     if not ps:
         return []
-    out = [Block("h2", title), Block("p", _TITLES_NOTE.get(kind, ""))]
+    out = [Block("h2", spec.title), Block("p", spec.note)]
     raw_keys = _scalar_keys([p.raw for p in ps])
     id_keys = _scalar_keys([p.identified for p in ps])
     base_keys = _scalar_keys([p.baseline for p in ps])
     check_keys = _scalar_keys([_checks(p) for p in ps])
-    detail_keys = [k for k in _DETAIL_COLUMNS.get(kind, ()) if any(k in p.details for p in ps)]
+    detail_keys = [s.name for s in spec.of("details") if any(s.name in p.details for p in ps)]
     # a raw statistic with the name of an identified one gets its own header ("raw x")
     raw_head = {k: f"raw {k}" if k in id_keys else k for k in raw_keys}
     headers = ["name"] + [raw_head[k] for k in raw_keys] + id_keys + detail_keys
@@ -233,7 +191,7 @@ def _property_section(
     ]
     cols: dict[str, Explanation] = {}
     for k in raw_keys:
-        e = _ex(k, False)
+        e = _stat(spec, k, "raw", False)
         if k in id_keys:
             e = Explanation(
                 f"{e.text}, with the witness as given, in this model's coordinates (equals "
@@ -241,20 +199,24 @@ def _property_section(
                 False,
             )
         cols[raw_head[k]] = e
-    cols |= {k: _ex(k, True) for k in id_keys}
-    cols |= {k: _ex(k) for k in detail_keys}
+    cols |= {k: _stat(spec, k, "identified", True) for k in id_keys}
+    cols |= {k: _stat(spec, k, "details") for k in detail_keys}
     for k in base_keys:
-        cols[f"baseline {k}"] = _baseline_explanation(kind, k)
+        cols[f"baseline {k}"] = _baseline_explanation(spec, k)
     for k in check_keys:
-        cols[f"check {k}"] = _ex(k)
+        cols[f"check {k}"] = _stat(spec, k, "checks")
     cols["condition_size"] = _ex("condition_size")
     cols["all-or-none"] = Explanation(
         "the verdict: yes when the transfer condition holds on this model (condition_size <= "
         "tol); then the raw property holds in all equivalent models or in none",
         None,
     )
-    if kind == "relational":
-        _relational_columns(ps, headers, rows, cols)
+    if step.columns is not None:
+        for c in step.columns(ps):
+            headers.append(c.header)
+            for row, v in zip(rows, c.values):
+                row.append(v)
+            cols[c.header] = Explanation(c.meaning, c.identified)
     out.append(Block("table", Table(headers, rows, cols)))
     conds = sorted({p.condition for p in ps})
     out.append(Block("p", "Condition: " + "; ".join(conds)))
@@ -263,96 +225,44 @@ def _property_section(
         out.append(
             Block("p", f"{excl} items were excluded (e.g. multi-token words); see results.json.")
         )
-    name = fig or kind
-    if name in figures:
-        out.append(Block("figure", figures[name], title))
+    if step.figure_file in figures:
+        out.append(Block("figure", figures[step.figure_file], spec.title))
     return out
 
 
-#: Scalars of ``details`` shown as columns (they are not statistics of the property).
-_DETAIL_COLUMNS = {"steering": ("v_norm",)}
-
-#: What each property's baseline is, for the legend.
-_BASELINE_OF = {
-    "parallelism": "random token pairs, as many as the family's",
-    "context": "random context pairs, as many as the family's",
-}
+def _stat(
+    spec: PropertySpec, key: str, where: str, identified: bool | None | str = "auto"
+) -> Explanation:
+    """The declared meaning of ``key`` (the glossary's when the spec does not declare it);
+    ``identified`` forces the mark (raw columns are never identified)."""
+    s = spec.statistic(key, where) or spec.statistic(key)
+    e = Explanation(s.meaning, s.identified) if s is not None else explain(key)
+    return e if identified == "auto" else Explanation(e.text, identified)  # type: ignore[arg-type]
 
 
 def _checks(p: PropertyRecord) -> dict[str, Any]:
     """Measurements made beside the property (``checks`` of the result, e.g. the steering
     forward-pass ``prediction_error``)."""
-    checks = getattr(p, "checks", None)
-    if checks is None:
-        checks = p.extra.get("checks")
-    return dict(checks) if isinstance(checks, dict) else {}
+    return dict(p.checks or {})
 
 
 def _scalar(x: Any) -> Any:
     return x if x is None or isinstance(x, (int, float)) else None
 
 
-def _baseline_explanation(kind: str, key: str) -> Explanation:
-    if key == "draws":
-        return _ex("draws")
-    if key == "majority":
-        return _ex("majority")
+def _baseline_explanation(spec: PropertySpec, key: str) -> Explanation:
+    declared = spec.statistic(key, "baseline")
+    if declared is not None:
+        return Explanation(declared.meaning, declared.identified)
     if key.endswith("_std"):
         base = key[: -len("_std")]
         return Explanation(
             f"standard deviation of baseline '{base}' over the random draws",
-            _ex(base).identified,
+            _stat(spec, base, "identified").identified,
         )
-    what = _BASELINE_OF.get(kind, "random items")
     return Explanation(
-        f"'{key}' on the chance baseline ({what}; mean over the draws)", _ex(key).identified
-    )
-
-
-def _relational_columns(
-    ps: tuple[PropertyRecord, ...], headers: list[str], rows: list[list[Any]], cols: dict
-) -> None:
-    """Subjects used, held-out count and the faithfulness interval (or 'too few'); the same
-    on the model-correct subjects (LRE's filter); multi-token objects and the whole object's
-    log-probability."""
-    mc_head = "faithfulness (model-correct subjects)"
-    headers += ["subjects", "held out", "dist_faithfulness 95% CI", mc_head]
-    headers += ["multi-token objects", "mean log p(object)"]
-    for p, row in zip(ps, rows):
-        d = p.details
-        ci = (d.get("ci") or {}).get("dist_faithfulness")
-        if d.get("decided") is False:
-            txt = f"too few subjects to decide ({d.get('n_test')} held out)"
-        elif ci and None not in ci:
-            txt = f"[{fmt(ci[0])}, {fmt(ci[1])}]"
-        else:
-            txt = "-"
-        cont = d.get("continuation") or {}
-        row += [d.get("n_subjects"), d.get("n_test"), txt, _model_correct_cell(d)]
-        row += [d.get("n_multi_token_objects"), cont.get("mean_logprob")]
-    cols["subjects"] = Explanation(
-        "subjects measured (train + held out): single-token objects, and multi-token objects "
-        "by their first token",
-        None,
-    )
-    cols["held out"] = Explanation("held-out subjects the faithfulness is measured on", None)
-    cols["dist_faithfulness 95% CI"] = Explanation(
-        "percentile bootstrap over held-out subjects; fewer than 10 held out: too few to decide",
-        True,
-    )
-    cols[mc_head] = Explanation(
-        "dist_faithfulness [95% CI] on the held-out subjects whose true object is the model's "
-        "own top answer among the relation's answers (LRE's filter; same fitted map), with "
-        "their count; fewer than 10 held out: too few to decide",
-        True,
-    )
-    cols["multi-token objects"] = Explanation(
-        "subjects whose object is several tokens, measured by its first token", None
-    )
-    cols["mean log p(object)"] = Explanation(
-        "mean log-probability of the whole object (all its tokens) after the prompt, under "
-        "the model, on at most 50 subjects (multi-token objects first)",
-        True,
+        f"'{key}' on the chance baseline ({spec.baseline_of}; mean over the draws)",
+        _stat(spec, key, "identified").identified,
     )
 
 
@@ -431,23 +341,19 @@ def write_report(res: AuditResults, folder: Path) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- terminal
-_HEADLINE = {
-    "parallelism": "logodds_corr",
-    "relational": "dist_faithfulness",
-    "probing": "logodds_test_accuracy",
-    "steering": "target_shift",
-}
-
-
 def _headline(p: PropertyRecord) -> str:
-    key = _HEADLINE.get(p.property)
+    key: str | None = property_spec(p.property).headline if _known(p.property) else None
     if key not in p.identified:
         key = next(iter(p.identified), None)
     val = f"{key}={fmt(p.identified.get(key))}" if key else "-"
-    if p.property == "relational" and p.details.get("decided") is False:
+    if p.details.get("decided") is False:  # too few held-out items to read a figure
         val = f"too few subjects to decide ({p.details.get('n_test')} held out)"
     verdict = "all-or-none" if p.all_or_none else "NOT all-or-none"
     return f"{val}; {verdict}"
+
+
+def _known(name: str) -> bool:
+    return name in registered_names()
 
 
 def summary_table(res: AuditResults) -> str:

@@ -211,7 +211,10 @@ class StructureSummary(Record):
 
 @dataclass(frozen=True, eq=False)
 class PropertyRecord(Record):
-    """One :class:`allornone.properties.PropertyResult` as written (no witness)."""
+    """One :class:`allornone.properties.PropertyResult` as written (no witness).
+
+    ``checks`` (measurements made beside the property, e.g. a steering shift against a
+    forward pass) is None when the result has none; it is written only when present."""
 
     property: str
     name: str
@@ -224,7 +227,10 @@ class PropertyRecord(Record):
     baseline: dict[str, Any] = field(default_factory=dict)
     excluded: list[Any] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _omit_none: ClassVar[frozenset[str]] = frozenset({"checks"})
 
     @classmethod
     def of(cls, result: Any) -> PropertyRecord:

@@ -12,14 +12,18 @@ A :class:`PropertyResult` holds the raw value, its identified form, the all-or-n
 condition (and how much it is violated) and a witness that :func:`transport` carries into an
 equivalent model. Numpy only: the forward-pass check of a steering shift on a real model
 is :func:`allornone.models.steering_check.measured_shift`.
+
+Each property module declares its :class:`allornone.registry.PropertySpec` (statistics,
+headline, witness) and registers it on import; a user's property registers the same way
+(docs/EXTENDING.md). :func:`spec` gives the spec of a registered property.
 """
 
+from ..registry import property_spec as spec
 from ._common import split
-from ._result import PropertyResult
-from ._transport import transport
+from ._result import PropertyResult, transport
+from .analogy import analogy_accuracy
 from .parallelism import (
     ConceptDirection,
-    analogy_accuracy,
     context_parallelism,
     parallelism,
     parallelism_families,
@@ -44,6 +48,7 @@ __all__ = [
     "probe_scores_residual",
     "relation_logodds",
     "relational",
+    "spec",
     "split",
     "steering",
     "transfer_residuals",

@@ -3,9 +3,11 @@
 Every property reports three things: its value in this model's coordinates (``raw``), its
 identified form computed from the distribution alone (``identified``: equal in every
 equivalent model), and the all-or-none verdict with the condition that decided it and the
-measured size of what violates it. :func:`allornone.properties.transport` carries the
-witness (probe weights, steering vector, relation map, concept direction) into another
-model through an :class:`~allornone.Equivalence`.
+measured size of what violates it. :func:`transport` carries the witness (probe weights,
+steering vector, relation map, concept direction) into another model through an
+:class:`~allornone.Equivalence`: every witness implements the
+:class:`allornone.registry.Witness` protocol (``transport(eq, **options)`` and
+``carry_spec(eq, spec, options)``), so nothing here knows the property kinds.
 
 Results are immutable: the mappings are read-only views, ``excluded`` is a tuple. A caller
 that measures something beside a property (the audit's forward-pass check of a steering
@@ -23,6 +25,7 @@ from typing import Any
 
 from .._io import to_jsonable
 from .._tables import TableMixin
+from .._validation import AllOrNoneError
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -38,7 +41,8 @@ class PropertyResult(TableMixin):
     Attributes
     ----------
     property : str
-        "parallelism", "relational", "probing", "steering" or "analogy".
+        The registered property name (:func:`allornone.registry.property_spec` gives its
+        declared statistics).
     name : str
         What it was measured on (a pair family, a relation, a label set, a steering concept).
     raw : Mapping[str, float]
@@ -63,9 +67,8 @@ class PropertyResult(TableMixin):
     details : Mapping[str, Any]
         Per-item numbers (lists, arrays) for tables and plots.
     witness : Any
-        The object :func:`~allornone.properties.transport` carries (a
-        :class:`~allornone.properties.ConceptDirection`, :class:`LinearProbe`,
-        :class:`SteeringWitness` or :class:`RelationWitness`), or None.
+        The object :func:`transport` carries (a :class:`allornone.registry.Witness`), or
+        None.
     checks : Mapping[str, float]
         Measurements made beside the property by its caller (e.g. the audit's
         ``prediction_error`` of a steering shift against a real forward pass); empty from
@@ -129,8 +132,6 @@ class PropertyResult(TableMixin):
 
     def transport(self, eq: Any, **options: Any) -> Any:
         """The witness carried into model ``b`` of ``eq``: ``transport(self, eq, **options)``."""
-        from ._transport import transport
-
         return transport(self, eq, **options)
 
     def with_checks(
@@ -169,3 +170,50 @@ class PropertyResult(TableMixin):
         if self.checks:
             out["checks"] = to_jsonable(dict(self.checks))
         return out
+
+
+def transport(result: PropertyResult, eq: Any, **options: Any) -> Any:
+    """The witness of ``result`` carried into model ``b`` of the equivalence ``eq``.
+
+    Parameters
+    ----------
+    result : PropertyResult
+        A property result measured on model ``a`` of ``eq``.
+    eq : Equivalence
+        ``allornone.equivalence(model_a, model_b)``.
+    **options
+        Passed to the witness's ``transport`` (relations: ``which="map"`` or ``"kl_map"``).
+    """
+    if not isinstance(result, PropertyResult):
+        raise TypeError(
+            f"transport takes a PropertyResult, got {type(result).__name__}; pass the result "
+            "of a property function, e.g. transport(probe(model, labels), eq)"
+        )
+    for attr in ("structure_a", "structure_b", "A"):
+        if not hasattr(eq, attr):
+            raise TypeError(
+                f"eq must be an allornone.Equivalence, got {type(eq).__name__}; pass "
+                "allornone.equivalence(model_a, model_b)"
+            )
+    w = result.witness
+    if w is None or not callable(getattr(w, "transport", None)):
+        raise AllOrNoneError(
+            f"{result.property} result {result.name!r} has no transportable witness"
+        )
+    return w.transport(eq, **options)
+
+
+def no_options(options: Mapping[str, Any], prop: str) -> None:
+    """Refuse transport options a witness does not take (``which`` is for relations)."""
+    which = options.get("which", "map")
+    extra = sorted(set(options) - {"which"})
+    if which != "map":
+        raise AllOrNoneError(f"which={which!r} applies to relations only, not to {prop}")
+    if extra:
+        raise AllOrNoneError(f"transport of a {prop} witness takes no option {extra[0]!r}")
+
+
+def keep_spec(spec: Any, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``carry_spec`` of witnesses whose spec names tokens or contexts (shared by every
+    equivalent model): the spec and options unchanged."""
+    return spec, dict(options)

@@ -26,15 +26,17 @@ Signature: ``probe(model, labels, *, structure=None, pivot="center", tol=None, s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._tables import plain
 from .._validation import AllOrNoneError
 from ..linalg import r_factor
 from ..predictor import Index, NextTokenPredictor, Pivot
+from ..registry import PropertySpec, Statistic, register_property
 from ..structure import Structure
 from ._common import (
     accuracy,
@@ -46,7 +48,7 @@ from ._common import (
     resolve_structure,
     split,
 )
-from ._result import PropertyResult
+from ._result import PropertyResult, no_options
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +61,20 @@ class LinearProbe:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(self.classes))
+
+    def transport(self, eq: Any, **options: Any) -> LinearProbe:
+        """``LinearProbe(eq.map_g(W_N), b~)``: the same scores on every context of model b
+        when the condition holds."""
+        no_options(options, "probing")
+        return LinearProbe(W=eq.map_g(self.W), b=self.b.copy(), classes=self.classes)
+
+    def carry_spec(
+        self, eq: Any, spec: Any, options: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The labels name contexts (kept); the probe is evaluated with its transported
+        weights."""
+        tp = self.transport(eq)
+        return spec, {**options, "weights": (tp.W, tp.b)}
 
     def scores(self, F: np.ndarray) -> np.ndarray:
         """(n, 1) or (n, c) scores of rows ``F`` (n x d)."""
@@ -240,7 +256,7 @@ def probe(
         "logodds_scores": lscores,
     }
     return PropertyResult.from_condition(
-        "probing",
+        SPEC.name,
         name,
         raw,
         ident,
@@ -267,3 +283,57 @@ def probe_scores_residual(F: np.ndarray, scores: np.ndarray) -> float:
     coef = np.linalg.lstsq(Fc, Sc, rcond=None)[0]
     den = np.linalg.norm(Sc)
     return float(np.linalg.norm(Fc @ coef - Sc) / den) if den > 0 else 0.0
+
+
+def _items(det: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]] | None:
+    """One row per probe row (class, or the pair of classes of a binary probe): its
+    condition residual."""
+    if "row_residuals" not in det:
+        return None
+    res = np.asarray(det["row_residuals"], dtype=float).reshape(-1)
+    classes = list(det.get("classes") or range(res.size))
+    if len(classes) != res.size:  # a binary probe has one row for the pair of classes
+        classes = [" vs ".join(str(c) for c in classes)] * res.size
+    rows = [{"item": plain(classes[i]), "condition_size": float(res[i])} for i in range(res.size)]
+    return rows, [], []
+
+
+SPEC = register_property(
+    PropertySpec(
+        name="probing",
+        title="Linear probing",
+        note="Can a linear read-out of f(x) predict the label? The probe on raw f uses a "
+        "Euclidean penalty (not identified); the probe parametrised on log-odds rows is "
+        "identified. It transfers to every equivalent model iff w lies in N + M_S^perp.",
+        statistics=(
+            Statistic("train_accuracy", "train accuracy of the probe on raw f(x)", False, "raw"),
+            Statistic(
+                "test_accuracy",
+                "held-out accuracy of the probe on raw f(x) (Euclidean ridge)",
+                False,
+                "raw",
+            ),
+            Statistic(
+                "logodds_train_accuracy", "train accuracy of the probe on log-odds rows of L", True
+            ),
+            Statistic(
+                "logodds_test_accuracy",
+                "held-out accuracy of the probe parametrised on log-odds rows of L",
+                True,
+            ),
+            Statistic(
+                "majority",
+                "accuracy of always answering the majority class of the held-out labels (the "
+                "floor a probe must beat; no model involved)",
+                None,
+                "baseline",
+            ),
+        ),
+        headline="logodds_test_accuracy",
+        headline_raw="test_accuracy",
+        function=probe,
+        witness=LinearProbe,
+        protected_raw=None,
+        items=_items,
+    )
+)

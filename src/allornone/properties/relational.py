@@ -36,7 +36,7 @@ contexts include the subjects (e.g. the predictor the relation was measured on).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ from .._parallel import single_blas_thread
 from .._validation import AllOrNoneError
 from ..linalg import orth, r_factor
 from ..predictor import NextTokenPredictor, Pivot
+from ..registry import PropertySpec, Statistic, register_property
 from ..structure import Structure, structure
 from ._common import (
     canonical_features,
@@ -58,7 +59,7 @@ from ._common import (
     resolve_tokens,
     split,
 )
-from ._result import PropertyResult
+from ._result import PropertyResult, keep_spec
 
 #: Fewest held-out subjects from which a faithfulness figure is read as a finding.
 MIN_HELD_OUT = 10
@@ -131,6 +132,28 @@ class RelationWitness:
     kl_map: RelationMap | None
     J_S: np.ndarray = field(repr=False)
     G0_Y: np.ndarray = field(repr=False)
+
+    def transport(self, eq: Any, *, which: str = "map") -> RelationMap:
+        """``RelationMap(B K A J_S B^+, B K a)`` in model b of ``eq`` (``which="kl_map"``:
+        the KL-probe map)."""
+        if which not in ("map", "kl_map"):
+            raise AllOrNoneError(f"which must be 'map' or 'kl_map', got {which!r}")
+        m = self.map if which == "map" else self.kl_map
+        if m is None:
+            raise AllOrNoneError("no KL map was fitted (kl=False)")
+        if eq.A is None:
+            raise AllOrNoneError("the equivalence has no map (different k)")
+        Ua, Ub = eq.structure_a.E, eq.structure_b.E
+        B = eq.B
+        B_pinv = Ua @ np.linalg.solve(eq.A, Ub.T)
+        K = _to_E(self.G0_Y, Ua)
+        return RelationMap(A=B @ K @ m.A @ self.J_S @ B_pinv, a=B @ K @ m.a)
+
+    def carry_spec(
+        self, eq: Any, spec: Any, options: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """A relation names subject and query contexts and answer tokens: kept."""
+        return keep_spec(spec, options)
 
 
 def _to_E(G0_Y: np.ndarray, U: np.ndarray) -> np.ndarray:
@@ -459,7 +482,7 @@ def relational(
             "faithfulness is shown with its bootstrap interval only"
         )
     return PropertyResult.from_condition(
-        "relational",
+        SPEC.name,
         name,
         raw,
         ident,
@@ -532,3 +555,95 @@ def _mean_kl(T: np.ndarray, S: np.ndarray) -> float:
         return float("nan")
     lp, lq = log_softmax(T, axis=1), log_softmax(S, axis=1)
     return float((np.exp(lp) * (lp - lq)).sum(axis=1).mean())
+
+
+def _items(det: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]] | None:
+    """One row per subject: held out or not, the model's answer, and whether the
+    distribution-form and refined maps pick it."""
+    if "model_logodds" not in det:
+        return None
+    T = np.asarray(det["model_logodds"])
+    own = T.argmax(axis=1)
+    test = np.zeros(T.shape[0], dtype=bool)
+    test[np.asarray(det["test"], dtype=int)] = True
+    dist = np.asarray(det["predicted_logodds_dist"]).argmax(axis=1)
+    ref = np.asarray(det["predicted_logodds_refined"]).argmax(axis=1)
+    answers = det.get("answers")
+    rows = [
+        {
+            "item": i,
+            "test": bool(test[i]),
+            "model_answer": int(answers[own[i]]) if answers is not None else int(own[i]),
+            "identified.dist_agrees": bool(dist[i] == own[i]),
+            "raw.refined_agrees": bool(ref[i] == own[i]),
+        }
+        for i in range(T.shape[0])
+    ]
+    return rows, ["identified.dist_agrees", "model_answer"], ["raw.refined_agrees"]
+
+
+def _s(name: str, meaning: str, identified: bool | None, where: Any = None) -> Statistic:
+    return Statistic(name, meaning, identified, where or ("identified" if identified else "raw"))
+
+
+SPEC = register_property(
+    PropertySpec(
+        name="relational",
+        title="Relational linearity",
+        note="Is f(s + q) an affine function of f(s)? Fitted on a train split, evaluated on "
+        "held-out subjects. The distribution form L[s+q, Y] = C L[s, :] + beta is identified; "
+        "the strong form is not. The verdict uses the condition P_Gamma A (M_S cap N^perp) = 0.",
+        statistics=(
+            _s("strong_r2_train", "train R^2 of f(s+q) ~ A f(s) + a (strong form)", False),
+            _s("strong_r2_test", "held-out R^2 of f(s+q) ~ A f(s) + a (strong form)", False),
+            _s("refined_r2_train", "train R^2 of the refined form on Gamma", False),
+            _s("refined_r2_test", "held-out R^2 of the answers' log-odds, refined form", False),
+            _s(
+                "refined_faithfulness",
+                "held-out share where the refined map picks the model's own top answer",
+                False,
+            ),
+            _s(
+                "refined_accuracy",
+                "held-out share where the refined map picks the true object",
+                False,
+            ),
+            _s("kl_mean_train", "train mean KL of the KL probe on the answer set", False),
+            _s("kl_mean_test", "held-out mean KL of the KL probe on the answer set", False),
+            _s(
+                "kl_faithfulness",
+                "held-out share where the KL probe picks the model's answer",
+                False,
+            ),
+            _s(
+                "dist_r2_train",
+                "train R^2 of L[s+q, Y] = C L[s, :] + beta (distribution form)",
+                True,
+            ),
+            _s("dist_r2_test", "held-out R^2 of the distribution form", True),
+            _s(
+                "dist_faithfulness",
+                "held-out share where the distribution-form map picks the model's own top answer",
+                True,
+            ),
+            _s(
+                "dist_accuracy",
+                "held-out share where the distribution form picks the true object",
+                True,
+            ),
+            _s(
+                "model_accuracy",
+                "share of subjects where the model's top answer is the true object",
+                True,
+            ),
+        ),
+        headline="dist_faithfulness",
+        headline_raw="refined_faithfulness",
+        function=relational,
+        witness=RelationWitness,
+        # only the refined least-squares form is protected: the strong form never transfers,
+        # and the KL probe's ridge penalty is Euclidean (its optimum moves with the coordinates)
+        protected_raw=("refined_",),
+        items=_items,
+    )
+)

@@ -17,7 +17,7 @@ LM head at the last position) touches torch and lives in the models layer:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,10 @@ import numpy as np
 from .._validation import AllOrNoneError, to_numpy
 from ..linalg import r_factor
 from ..predictor import Index, NextTokenPredictor, Pivot
+from ..registry import PropertySpec, Statistic, register_property
 from ..structure import Structure
 from ._common import check_model, default_tol, resolve_pairs, resolve_structure, resolve_tokens
-from ._result import PropertyResult
+from ._result import PropertyResult, no_options
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +41,17 @@ class SteeringWitness:
     """
 
     alpha_ctx: np.ndarray = field(repr=False)
+
+    def transport(self, eq: Any, **options: Any) -> np.ndarray:
+        """``F~^T alpha_ctx`` (d_b,): the same (transferable) log-odds shift in model b."""
+        no_options(options, "steering")
+        return eq.structure_b.model.F.T @ self.alpha_ctx
+
+    def carry_spec(
+        self, eq: Any, spec: Any, options: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, Any]]:
+        """The steering vector is in model coordinates: replaced by the transported one."""
+        return self.transport(eq), dict(options)
 
 
 # ---------------------------------------------------------------------- vectors
@@ -155,7 +167,7 @@ def steering(
         "off_targets": off,
     }
     return PropertyResult.from_condition(
-        "steering",
+        SPEC.name,
         name,
         raw,
         ident,
@@ -165,3 +177,60 @@ def steering(
         details=details,
         witness=SteeringWitness(alpha_ctx=a_ctx),
     )
+
+
+def _items(det: Mapping[str, Any]) -> tuple[list[dict], list[str], list[str]] | None:
+    """One row per target token: its raw and identified predicted shift."""
+    if not len(det.get("targets", ())) or "shift" not in det:
+        return None
+    shift, shift_id = np.asarray(det["shift"]), np.asarray(det["identified_shift"])
+    rows = [
+        {
+            "item": int(t),
+            "raw.shift": float(shift[t]),
+            "identified.shift": float(shift_id[t]),
+        }
+        for t in np.asarray(det["targets"], dtype=int)
+    ]
+    return rows, ["identified.shift"], ["raw.shift"]
+
+
+_TARGET = "mean log-odds shift of the target tokens when alpha*v is added to f(x)"
+_OFF = "mean absolute log-odds shift of the other tokens (off-target)"
+_SEL = "target shift minus off-target shift (log-odds)"
+_ABS = "mean |log-odds shift| over all tokens"
+
+SPEC = register_property(
+    PropertySpec(
+        name="steering",
+        title="Linear steering",
+        note="Adding alpha v to f(x) shifts every log-odds by alpha g0(y)^T v. v is the "
+        "difference of class means of f (train split); shifts are measured on held-out "
+        "contexts of the first class. It transfers iff v lies in M + N^perp.",
+        statistics=(
+            Statistic("target_shift", _TARGET, False, "raw", "log-odds"),
+            Statistic("off_target_shift", _OFF, False, "raw", "log-odds"),
+            Statistic("selectivity", _SEL, False, "raw", "log-odds"),
+            Statistic("mean_abs_shift", _ABS, False, "raw", "log-odds"),
+            Statistic("target_shift", _TARGET, True, "identified", "log-odds"),
+            Statistic("off_target_shift", _OFF, True, "identified", "log-odds"),
+            Statistic("selectivity", _SEL, True, "identified", "log-odds"),
+            Statistic("mean_abs_shift", _ABS, True, "identified", "log-odds"),
+            Statistic(
+                "prediction_error",
+                "check of the computation, not a statistic of the property: max |predicted "
+                "alpha g0^T v - log-odds shift measured by a forward pass| over contexts and "
+                "tokens",
+                None,
+                "checks",
+                "log-odds",
+            ),
+            Statistic("v_norm", "Euclidean norm of the steering vector v", False, "details"),
+        ),
+        headline="target_shift",
+        function=steering,
+        witness=SteeringWitness,
+        protected_raw=None,
+        items=_items,
+    )
+)

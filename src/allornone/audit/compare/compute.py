@@ -26,9 +26,11 @@ from ...distances import distances
 from ...equivalence import REPORT_ROWS, equivalence
 from ...linalg import memoized_r_factors
 from ...predictor import NextTokenPredictor
+from ...registry import property_spec, registered_names
 from ...structure import structure
-from .. import props
+from .. import builtin  # noqa: F401 - registers the built-in steps
 from ..inputs import FLOAT32_FLOOR, AuditConfig, ContextSets, load_inputs, select_subjects
+from ..step import Geometry, StepInputs, audit_steps
 from ..steps import Steps
 
 _FALLBACK = re.compile(r"#\d+$")
@@ -319,18 +321,24 @@ def compare_properties(
     main = ctx.rows("main")
     out: dict[str, list[Any]] = {}
     for side, sm, P, st in (("a", sa, Pa, sta), ("b", sb, Pb, stb)):
-        geo = props.Geometry.build(P.subset(rows=main), st)
-        rs = props.parallelism(sm, geo, inp.families, cfg.seed)
-        rs += props.relations(sm, P, ctx, inp.relations, st, cfg.seed)
-        rs += props.probing(P, ctx, inp.labels, geo, cfg.seed)
-        out[side] = rs
+        view = StepInputs(
+            lm=sm,
+            P=P,
+            ctx=ctx,
+            inputs=inp,
+            geo=Geometry.build(P.subset(rows=main), st),
+            seed=cfg.seed,
+            purpose="compare",
+            relations=tuple(inp.relations),
+        )
+        out[side] = [r for step in audit_steps(purpose="compare") for r in step.run(view)]
     rows = []
     bmap = {(r.property, r.name): r for r in out["b"]}
     for ra in out["a"]:
         rb = bmap.get((ra.property, ra.name))
         if rb is None:
             continue
-        key = _KEY.get(ra.property) or next(iter(ra.identified), "")
+        key = _headline(ra)
         va, vb = ra.identified.get(key), rb.identified.get(key)
         rows.append(
             {
@@ -348,8 +356,8 @@ def compare_properties(
     return rows
 
 
-_KEY = {
-    "parallelism": "logodds_corr",
-    "relational": "dist_faithfulness",
-    "probing": "logodds_test_accuracy",
-}
+def _headline(r: Any) -> str:
+    """The identified statistic compared: the property's declared headline (else its first
+    identified statistic)."""
+    key = property_spec(r.property).headline if r.property in registered_names() else ""
+    return key if key in r.identified else next(iter(r.identified), "")
