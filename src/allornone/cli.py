@@ -60,6 +60,49 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=None,
+        metavar="MODULE_OR_FILE",
+        help="import a module or .py file that registers a property and its audit step "
+        "(repeatable; docs/EXTENDING.md). Its code runs: only your own or trusted plugins",
+    )
+
+
+def _step_options(p: argparse.ArgumentParser) -> None:
+    """The options the registered audit steps declare (built-in and plugins)."""
+    from .audit.step import audit_steps
+
+    for step in audit_steps():
+        for o in step.options:
+            p.add_argument(
+                o.flag,
+                dest=f"step_option_{o.dest}",
+                action="append" if o.repeatable else "store",
+                default=None,
+                metavar=o.metavar,
+                help=o.help,
+            )
+
+
+def _step_option_values(args: argparse.Namespace) -> dict[str, Any]:
+    prefix = "step_option_"
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix)}
+
+
+def _load_plugins(argv: Sequence[str] | None) -> None:
+    """Import the ``--plugin`` modules before the parser is built (they may add options)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=None)
+    known, _ = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if known.plugin:
+        from .audit.plugins import load_plugins
+
+        load_plugins(known.plugin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="allornone",
@@ -100,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="relation JSON files or folders: the project's schema or LRE's (docs/DATA.md)",
     )
     a.add_argument("--labels", default=None, help="labelled texts TSV: text<TAB>label")
+    _plugin_arg(a)
+    _step_options(a)
     a.add_argument(
         "--layers",
         default=None,
@@ -130,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model_b")
     c.add_argument("--labels", default=None, help="labelled texts TSV used as contexts")
     c.add_argument("--relations", default=None, help="relations JSON (docs/DATA.md)")
+    _plugin_arg(c)
     _common(c)
     t = sub.add_parser(
         "train",
@@ -390,6 +436,8 @@ def _audit_config(args: argparse.Namespace) -> Any:
         progress=not args.no_progress,
         kl=not args.no_kl,
         prompts=args.prompts,
+        plugins=list(args.plugin or []),
+        options=_step_option_values(args),
     )
 
 
@@ -704,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous: dict[int, Any] = {}
     try:
         previous = _install_signal_handlers()
+        _load_plugins(argv)
         parser = build_parser()
         try:
             args = parser.parse_args(argv)

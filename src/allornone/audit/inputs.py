@@ -66,6 +66,10 @@ class AuditConfig:
     prompts: str = "plain"  # relation prompts: plain, zero-shot or few-shot (PROMPT_MODES)
     n_equivalents: int = 3
     progress: bool = True
+    #: plugins loaded for this run (module names or .py files; see audit/plugins.py)
+    plugins: list[str] = field(default_factory=list)
+    #: values of the options registered audit steps declare (``StepOption.dest -> value``)
+    options: dict[str, Any] = field(default_factory=dict)
 
     def sized(self) -> AuditConfig:
         if not self.quick:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
@@ -39,6 +39,7 @@ from .inputs import (
     word_contexts,
     word_model,
 )
+from .plugins import plugin_record
 from .results import AuditResults, PropertyRecord, normalise
 from .step import Geometry, StepInputs, audit_steps, results_of
 from .steps import Steps
@@ -93,18 +94,12 @@ def build_results(res: dict[str, Any]) -> AuditResults:
     """Typed results from the tree the run assembles (property records already built)."""
     props_ = res.pop("properties", [])
     out = AuditResults.from_tree(normalise(res))
-    return _replace(out, properties=tuple(props_))
-
-
-def _replace(obj: Any, **kw: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(obj, **kw)
+    return replace(out, properties=tuple(props_))
 
 
 def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     # every user file is parsed and validated before the model loads (all problems at once)
-    inp = steps.run("load data", lambda: load_inputs(cfg))
+    inp, step_data = steps.run("load data", lambda: (load_inputs(cfg), load_step_data(cfg)))
     lm = steps.run("load model", lambda: model if model is not None else load_model(cfg))
     lm = WordCache(lm)  # each word is tokenised once, whichever step asks
     if word_model(lm) is not None:
@@ -124,6 +119,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         rel_inputs = []
     warn_dropped(inp, steps)
     ctx = ContextSets.build(inp, seed=cfg.seed)
+    add_step_contexts(ctx, step_data, lm)
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
     G = np.asarray(lm.unembedding())
     # float64 rows extracted from a float32 model: tolerances at float32 precision
@@ -138,6 +134,8 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         "contexts": {"n": len(ctx.all), "sets": ctx.counts()},
         "inputs": inp.summary(),
     }
+    if cfg.plugins:
+        res["plugins"] = plugin_record(cfg.plugins)
     main_rows = ctx.rows("main")
     Pm = P.subset(rows=main_rows)
     st = steps.run("structure", lambda: structure(Pm))
@@ -162,7 +160,8 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     )
     results: list[PropertyResult] = []
     for step in audit_steps():
-        out = steps.run(step.name, partial(step.run, view))
+        mine = replace(view, data=step_data.get(step.name), options=dict(cfg.options))
+        out = steps.run(step.name, partial(step.run, mine))
         if step.section_key is not None:
             res[step.section_key] = out
         else:
@@ -177,6 +176,20 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return build_results(res)
+
+
+def load_step_data(cfg: AuditConfig) -> dict[str, Any]:
+    """Each registered step's own inputs (``AuditStep.load``), read before the model loads."""
+    return {s.name: s.load(dict(cfg.options), cfg) for s in audit_steps() if s.load is not None}
+
+
+def add_step_contexts(ctx: ContextSets, step_data: dict[str, Any], lm: Any) -> None:
+    """The context sets the steps declare (``AuditStep.contexts``), named ``<step>:<set>``."""
+    for s in audit_steps():
+        if s.contexts is None:
+            continue
+        for name, texts in s.contexts(step_data.get(s.name), lm).items():
+            ctx.add(f"{s.name}:{name}", list(texts))
 
 
 def warn_dropped(inp: Inputs, steps: Steps | None = None) -> None:

@@ -16,7 +16,7 @@ context sets, the parsed inputs, the main structure and the run's settings.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +34,7 @@ __all__ = [
     "LayerInputs",
     "LayerSummary",
     "StepInputs",
+    "StepOption",
     "answer_ids",
     "audit_steps",
     "register_step",
@@ -82,6 +83,8 @@ class StepInputs:
     purpose: Literal["audit", "compare"] = "audit"
     kl: bool = False
     relations: tuple[Any, ...] = ()
+    data: Any = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def structure(self) -> Structure:
@@ -102,6 +105,21 @@ class LayerInputs:
     seed: int
     kl: bool
     quick: bool = False
+
+
+@dataclass(frozen=True)
+class StepOption:
+    """A command-line option a step declares (``allornone audit FLAG VALUE``).
+
+    ``dest`` is the key of its value in ``AuditConfig.options`` (and ``StepInputs.options``);
+    ``repeatable`` collects every occurrence into a list.
+    """
+
+    flag: str
+    dest: str
+    help: str
+    metavar: str = "PATH"
+    repeatable: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +176,12 @@ class AuditStep:
     section : ``section(results, figures) -> blocks`` of its own report section (default:
         the generic table of the property's declared statistics).
     layer : its per-layer summary.
+    options : its command-line options (:class:`StepOption`).
+    load : ``load(options, config) -> data``: the step's own inputs (a built-in source, or
+        the files its options name, read and validated) before the model loads; errors are
+        one line naming the file and the fix. ``StepInputs.data`` holds the result.
+    contexts : ``contexts(data, lm) -> {name: texts}``: context sets the step needs embedded
+        (named ``<step>:<name>``; not part of the main structure).
     """
 
     name: str
@@ -171,7 +195,9 @@ class AuditStep:
     section_key: str | None = None
     section: Callable[[Any, dict[str, str]], list[Any]] | None = None
     layer: LayerSummary | None = None
-    plugin: str | None = field(default=None, compare=False)
+    options: tuple[StepOption, ...] = ()
+    load: Callable[[Mapping[str, Any], Any], Any] | None = None
+    contexts: Callable[[Any, Any], Mapping[str, Sequence[str]]] | None = None
 
     @builtins.property
     def spec(self) -> PropertySpec:
@@ -196,6 +222,17 @@ def register_step(step: AuditStep, *, replace: bool = False) -> AuditStep:
             f"an audit step named {step.name!r} is already registered: choose another name "
             "or pass replace=True"
         )
+    taken = {o.flag: s.name for s in _STEPS.values() if s.name != step.name for o in s.options}
+    for o in step.options:
+        if not o.flag.startswith("--") or o.flag in taken:
+            raise AllOrNoneError(
+                f"audit step {step.name!r}: option {o.flag!r} "
+                + (
+                    f"is taken by step {taken[o.flag]!r}"
+                    if o.flag in taken
+                    else "must start with --"
+                )
+            )
     _STEPS[step.name] = step
     return step
 

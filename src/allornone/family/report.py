@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_text, to_jsonable
+from ..properties.parallelism import SPEC as _PARALLELISM_SPEC
 from ..report import Block, Explanation, Table, pyplot, save_figure, write_pages
 
 _X = {
@@ -229,10 +230,14 @@ def _fig_distances(res: dict[str, Any], path: Path) -> bool:
     return True
 
 
+#: Key of the parallelism rows in study-results.json (the property's registered name).
+PARALLELISM = _PARALLELISM_SPEC.name
+
+
 def _w2v_members(w2v: dict[str, Any]) -> list[dict[str, Any]]:
     """word2vec members from the parallelism rows (name, width, seed)."""
     seen: dict[str, dict[str, Any]] = {}
-    for r in w2v.get("parallelism", []):
+    for r in w2v.get(PARALLELISM, []):
         seen.setdefault(r["model"], {"name": r["model"], "width": r["width"], "seed": r["seed"]})
     return list(seen.values())
 

@@ -30,9 +30,13 @@ import numpy as np
 
 from .._validation import AllOrNoneError
 from ..equivalence import REPORT_ROWS, Equivalence, equivalence
+from ..properties.parallelism import SPEC as _PARALLELISM_SPEC
 from ..structure import Structure
 from .stats import MIN_SEEDS_FOR_CI, row_ratio_interval, stability_questions
 from .train import FAMILY_VERSION
+
+#: Key of the parallelism rows in study-results.json (the property's registered name).
+PARALLELISM = _PARALLELISM_SPEC.name
 
 
 @dataclass
@@ -160,7 +164,7 @@ def study(
         "n_contexts": len(windows),
         "members": [],
         "pairs": [],
-        "parallelism": [],
+        PARALLELISM: [],
         "transport": [],
     }
     P: dict[str, NextTokenPredictor] = {}
@@ -198,7 +202,7 @@ def study(
             for name, pairs in (concepts or {}).items()
         }
         for name, r in par.items():
-            res["parallelism"].append(
+            res[PARALLELISM].append(
                 {
                     "model": m.name,
                     "width": m.width,
@@ -231,8 +235,8 @@ def study(
         res["pairs"].append(row)
         eq_b = _pair_distance(Pb, Sb, a.name, b.name)
         res["transport"].append(_transport_row(a, b, eq_b, Pb, props, book_labels))
-    res["stability"] = _stability(res["parallelism"], n_boot=n_boot, seed=seed)
-    res["questions"] = _questions(res["parallelism"], "transformer", n_boot, seed)
+    res["stability"] = _stability(res[PARALLELISM], n_boot=n_boot, seed=seed)
+    res["questions"] = _questions(res[PARALLELISM], "transformer", n_boot, seed)
     res["statistics"] = {
         "n_boot": n_boot,
         "level": 0.95,
@@ -471,7 +475,7 @@ def _study_w2v(
     return {
         "shared_vocab": len(words),
         "pairs": pairs,
-        "parallelism": par,
+        PARALLELISM: par,
         "stability": _stability(par, n_boot=n_boot, seed=seed),
         "questions": _questions(par, "word2vec", n_boot, seed),
         "skipped_cross_width_pairs": skipped,
