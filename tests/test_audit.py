@@ -11,9 +11,9 @@ from audit_helpers import CONCEPTS, LABELS, RELATIONS, tiny_model
 
 from allornone import NextTokenPredictor, structure
 from allornone.audit import SCHEMA_VERSION, AuditConfig, AuditResults, run_audit
-from allornone.audit.demo import reduced
 from allornone.audit.explain import EXPLAIN
 from allornone.audit.report import summary_table, write_report
+from allornone.structure import reduced
 
 
 @pytest.fixture(scope="module")

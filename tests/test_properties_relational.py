@@ -200,13 +200,13 @@ def test_kl_probe_reaches_the_optimum_of_the_raw_problem(seed, scale):
     from scipy.optimize import minimize
     from scipy.special import log_softmax
 
-    rel = importlib.import_module("allornone.properties.relational")
+    rel = importlib.import_module("allornone.properties.fitting")
     rng = np.random.default_rng(seed)
     n, p, m = 60, 9, 5
     X = scale * (rng.standard_normal((n, p)) @ rng.standard_normal((p, p)) + 3.0)
     H = rng.standard_normal((m, 4))
     P = np.exp(log_softmax(rng.standard_normal((n, m)) * 2, axis=1))
-    W, b, info = rel._kl_fit(X, P, H, 1e-2)
+    W, b, info = rel.kl_fit(X, P, H, 1e-2)
     lam = info["ridge"]
     assert info["converged"]
     assert lam == pytest.approx(1e-2 * float(((X - X.mean(0)) ** 2).sum()) / (n * p))
@@ -223,6 +223,6 @@ def test_kl_probe_reaches_the_optimum_of_the_raw_problem(seed, scale):
     W_ref = ref.x[: r * p].reshape(r, p)
     assert np.linalg.norm(W - W_ref) < 1e-3 * np.linalg.norm(W)
     # scale-free: the same predictions from scaled inputs
-    W2, b2, _ = rel._kl_fit(7.0 * X, P, H, 1e-2)
+    W2, b2, _ = rel.kl_fit(7.0 * X, P, H, 1e-2)
     Z, Z2 = (X @ W.T + b) @ H.T, (7.0 * X @ W2.T + b2) @ H.T
     assert np.allclose(Z2, Z, atol=1e-8 * max(1.0, np.abs(Z).max()))

@@ -7,7 +7,8 @@ import numpy as np
 from test_properties_relational import N_S, _relation, _spec
 
 from allornone.properties import relational
-from allornone.properties.relational import MIN_HELD_OUT, bootstrap_ci
+from allornone.properties.fitting import bootstrap_ci
+from allornone.properties.relational import MIN_HELD_OUT
 
 
 def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from allornone.properties.relational import _affine_lstsq
+from allornone.properties.fitting import affine_lstsq as _affine_lstsq
 
 
 def test_gcv_ridge_does_not_interpolate_noise():

@@ -25,15 +25,35 @@ from .distances import Distances, distances, representation_dissimilarity
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
 from .sampler import EquivalentSample, sample_equivalent
-from .structure import Structure, structure, subspace_of
+from .structure import Structure, reduced, structure, subspace_of
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import audit, data, family, models, properties, report, testing  # noqa: F401
+    from . import (  # noqa: F401
+        audit,
+        data,
+        errors,
+        family,
+        models,
+        properties,
+        registry,
+        report,
+        testing,
+    )
 
 __version__ = "0.1.0"
 
 #: Submodules reachable as attributes of the package, imported on first access.
-SUBMODULES = ("audit", "data", "family", "models", "properties", "report", "testing")
+SUBMODULES = (
+    "audit",
+    "data",
+    "errors",
+    "family",
+    "models",
+    "properties",
+    "registry",
+    "report",
+    "testing",
+)
 
 __all__ = [
     "AllOrNoneError",
@@ -53,6 +73,7 @@ __all__ = [
     "map_similarity",
     "sample_equivalent",
     "structure",
+    "reduced",
     "representation_dissimilarity",
     "subspace_of",
     "theory_path",
@@ -60,9 +81,11 @@ __all__ = [
     # submodules (lazy)
     "audit",
     "data",
+    "errors",
     "family",
     "models",
     "properties",
+    "registry",
     "report",
     "testing",
 ]

@@ -9,13 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from .errors import AllOrNoneError, AllOrNoneTypeError
 
-class AllOrNoneError(ValueError):
-    """Raised for bad input: the message names the argument and says what to do."""
-
-
-class AllOrNoneTypeError(AllOrNoneError, TypeError):
-    """Bad input of the wrong type (also a :class:`TypeError`); the message names the fix."""
+__all__ = ["AllOrNoneError", "AllOrNoneTypeError"]
 
 
 def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:

@@ -328,3 +328,18 @@ def subspace_of(X: np.ndarray, *, tol: float | None = None, eps: float = 2.2e-16
     X = np.asarray(X, dtype=np.float64)
     rtol = tol if tol is not None else default_rank_tol(X.shape, eps)
     return row_basis(r_factor(X), rtol)[0]
+
+
+def reduced(P: NextTokenPredictor) -> NextTokenPredictor:
+    """The same predictor written in an orthonormal basis of span{f(x), g(y)} (width <= n + V).
+
+    Exact: every inner product f^T g, every dimension (M, N, E, junk) and k are unchanged, so
+    structure() on a small restricted problem costs O((n + V)^3) instead of O(d^3).
+    """
+    if P.n + P.V >= P.d:
+        return P
+    X = np.vstack([P.F, P.G])
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    r = int((s > s[0] * max(X.shape) * 1e-15).sum()) if s.size and s[0] > 0 else 1
+    B = Vt[: max(r, 1)].T
+    return NextTokenPredictor(P.F @ B, P.G @ B, contexts=P.contexts, tokens=P.tokens, eps=P.eps)

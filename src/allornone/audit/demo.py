@@ -12,24 +12,9 @@ from .._validation import AllOrNoneError
 from ..equivalence import equivalence
 from ..predictor import NextTokenPredictor
 from ..sampler import sample_equivalent
-from ..structure import structure
+from ..structure import reduced, structure
 from .inputs import AuditConfig, ContextSets, Inputs, single_ids
 from .step import answer_ids
-
-
-def reduced(P: NextTokenPredictor) -> NextTokenPredictor:
-    """The same predictor written in an orthonormal basis of span{f(x), g(y)} (width <= n + V).
-
-    Exact: every inner product f^T g, every dimension (M, N, E, junk) and k are unchanged, so
-    structure() on a small restricted problem costs O((n + V)^3) instead of O(d^3).
-    """
-    if P.n + P.V >= P.d:
-        return P
-    X = np.vstack([P.F, P.G])
-    _, s, Vt = np.linalg.svd(X, full_matrices=False)
-    r = int((s > s[0] * max(X.shape) * 1e-15).sum()) if s.size and s[0] > 0 else 1
-    B = Vt[: max(r, 1)].T
-    return NextTokenPredictor(P.F @ B, P.G @ B, contexts=P.contexts, tokens=P.tokens, eps=P.eps)
 
 
 def _restricted_summary(P: NextTokenPredictor) -> dict[str, Any]:

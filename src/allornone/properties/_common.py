@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax
 
 from .._validation import AllOrNoneError, default_equiv_tol
 from ..predictor import NextTokenPredictor, Pivot, as_predictor
@@ -160,78 +158,3 @@ def canonical_features(Z: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     signs = np.sign(U[piv, np.arange(r)])
     signs[signs == 0] = 1.0
     return U * (s[:r] * signs)
-
-
-def fit_logistic(
-    X: np.ndarray, y: np.ndarray, n_classes: int, *, ridge: float = 1e-3, max_iter: int = 200
-) -> tuple[np.ndarray, np.ndarray]:
-    """L2-regularised logistic regression (binary or multinomial), Newton-CG to convergence.
-
-    Minimises ``mean_i CE(softmax(W x_i + b), y_i) + ridge * ||W||^2`` (strictly convex), with
-    exact gradients and Hessian-vector products, so the optimum is reached to near machine
-    precision in a few tens of iterations (fits on identical features agree to rounding).
-
-    Parameters
-    ----------
-    X : (n, p) features;  y : (n,) ints in ``range(n_classes)``.
-
-    Returns
-    -------
-    W : (1, p) for two classes (score = logit of class 1) or (c, p);  b : (1,) or (c,).
-    """
-    n, p = X.shape
-    c = 1 if n_classes == 2 else n_classes
-    Y = np.zeros((n, max(c, 2)))
-    Y[np.arange(n), y] = 1.0
-
-    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return theta[: c * p].reshape(c, p), theta[c * p :]
-
-    def full(Z: np.ndarray) -> np.ndarray:
-        return np.hstack([np.zeros((n, 1)), Z]) if c == 1 else Z
-
-    def probs(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        W, b = unpack(theta)
-        lp = log_softmax(full(X @ W.T + b), axis=1)
-        return lp, np.exp(lp)
-
-    def fun(theta: np.ndarray) -> float:
-        W, _ = unpack(theta)
-        lp, _ = probs(theta)
-        return -float((Y * lp).sum()) / n + ridge * float((W**2).sum())
-
-    def grad(theta: np.ndarray) -> np.ndarray:
-        W, _ = unpack(theta)
-        _, P = probs(theta)
-        Gz = (P - Y) / n
-        Gz = Gz[:, 1:] if c == 1 else Gz
-        return np.concatenate([(Gz.T @ X + 2 * ridge * W).ravel(), Gz.sum(axis=0)])
-
-    def hessp(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-        _, P = probs(theta)
-        dW, db = unpack(v)
-        dZ = full(X @ dW.T + db)
-        Hz = (P * dZ - P * (P * dZ).sum(axis=1, keepdims=True)) / n
-        Hz = Hz[:, 1:] if c == 1 else Hz
-        return np.concatenate([(Hz.T @ X + 2 * ridge * dW).ravel(), Hz.sum(axis=0)])
-
-    res = minimize(
-        fun,
-        np.zeros(c * p + c),
-        jac=grad,
-        hessp=hessp,
-        method="Newton-CG",
-        options={"maxiter": max_iter, "xtol": 1e-12},
-    )
-    return unpack(res.x)
-
-
-def predict_classes(scores: np.ndarray) -> np.ndarray:
-    """Class index from probe scores: (n, 1) binary logits or (n, c) multiclass scores."""
-    if scores.shape[1] == 1:
-        return (scores[:, 0] > 0).astype(int)
-    return scores.argmax(axis=1)
-
-
-def accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean(pred == truth)) if len(truth) else float("nan")

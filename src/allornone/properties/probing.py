@@ -39,16 +39,14 @@ from ..predictor import Index, NextTokenPredictor, Pivot
 from ..registry import PropertySpec, Statistic, register_property
 from ..structure import Structure
 from ._common import (
-    accuracy,
     canonical_features,
     check_model,
     default_tol,
-    fit_logistic,
-    predict_classes,
     resolve_structure,
     split,
 )
 from ._result import PropertyResult, no_options
+from .fitting import accuracy, fit_logistic, predict_classes
 
 
 @dataclass(frozen=True, eq=False)
