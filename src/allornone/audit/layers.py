@@ -51,7 +51,14 @@ from ..report import Block, Explanation, Table, aligned_text, fmt, pyplot, save_
 from ..structure import structure
 from . import builtin  # noqa: F401 - registers the built-in steps
 from .inputs import AuditConfig, ContextSets, load_inputs, select_subjects
-from .step import AuditStep, Geometry, LayerInputs, audit_steps
+from .step import (
+    AuditStep,
+    Geometry,
+    LayerInputs,
+    add_step_contexts,
+    audit_steps,
+    load_step_data,
+)
 from .steps import Steps
 
 __all__ = [
@@ -150,7 +157,8 @@ def run_layers(
     names = ["load data", "load model", "logit lens", "structure", "kl"]
     names += [s.name for s in lsteps]
     with memoized_r_factors(), Steps(names, cfg.progress) as steps:
-        inp = steps.run("load data", lambda: load_inputs(cfg))  # user files before the model
+        # user files before the model
+        inp, step_data = steps.run("load data", lambda: (load_inputs(cfg), load_step_data(cfg)))
         lm = steps.run(
             "load model", lambda: model if model is not None else pipeline.load_model(cfg)
         )
@@ -158,6 +166,7 @@ def run_layers(
         want = parse_layers(layers, L)
         select_subjects(lm, inp, cfg)  # the audit's own selection: the same main contexts
         ctx = ContextSets.build(inp, seed=cfg.seed)
+        add_step_contexts(ctx, step_data, lm)
         sets = ["main"]
         for step in lsteps:
             for name in step.layer.sets(inp, cfg.quick) if step.layer.sets else []:  # type: ignore[union-attr]
@@ -183,6 +192,7 @@ def run_layers(
                 seed=cfg.seed,
                 kl=cfg.kl,
                 quick=cfg.quick,
+                data=step_data,
             )
             for layer in want
         }

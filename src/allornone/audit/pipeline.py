@@ -41,7 +41,14 @@ from .inputs import (
 )
 from .plugins import plugin_record
 from .results import AuditResults, PropertyRecord, normalise
-from .step import Geometry, StepInputs, audit_steps, results_of
+from .step import (
+    Geometry,
+    StepInputs,
+    add_step_contexts,
+    audit_steps,
+    load_step_data,
+    results_of,
+)
 from .steps import Steps
 from .store import SCHEMA_VERSION
 
@@ -176,20 +183,6 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return build_results(res)
-
-
-def load_step_data(cfg: AuditConfig) -> dict[str, Any]:
-    """Each registered step's own inputs (``AuditStep.load``), read before the model loads."""
-    return {s.name: s.load(dict(cfg.options), cfg) for s in audit_steps() if s.load is not None}
-
-
-def add_step_contexts(ctx: ContextSets, step_data: dict[str, Any], lm: Any) -> None:
-    """The context sets the steps declare (``AuditStep.contexts``), named ``<step>:<set>``."""
-    for s in audit_steps():
-        if s.contexts is None:
-            continue
-        for name, texts in s.contexts(step_data.get(s.name), lm).items():
-            ctx.add(f"{s.name}:{name}", list(texts))
 
 
 def warn_dropped(inp: Inputs, steps: Steps | None = None) -> None:

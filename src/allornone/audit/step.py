@@ -35,6 +35,8 @@ __all__ = [
     "LayerSummary",
     "StepInputs",
     "StepOption",
+    "add_step_contexts",
+    "load_step_data",
     "answer_ids",
     "audit_steps",
     "register_step",
@@ -105,6 +107,7 @@ class LayerInputs:
     seed: int
     kl: bool
     quick: bool = False
+    data: Mapping[str, Any] = field(default_factory=dict)  # every step's own inputs, by step
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,20 @@ def results_of(step: AuditStep, out: Any) -> list[PropertyResult]:
 
 
 # ---------------------------------------------------------------------------- helpers
+def load_step_data(cfg: Any) -> dict[str, Any]:
+    """Each registered step's own inputs (``AuditStep.load``), read before the model loads."""
+    return {s.name: s.load(dict(cfg.options), cfg) for s in audit_steps() if s.load is not None}
+
+
+def add_step_contexts(ctx: Any, step_data: dict[str, Any], lm: Any) -> None:
+    """The context sets the steps declare (``AuditStep.contexts``), named ``<step>:<set>``."""
+    for s in audit_steps():
+        if s.contexts is None:
+            continue
+        for name, texts in s.contexts(step_data.get(s.name), lm).items():
+            ctx.add(f"{s.name}:{name}", list(texts))
+
+
 def single(lm: Any, words: list[str]) -> dict[str, int]:
     """``word -> token id`` of the words that are one token of ``lm``."""
     return dict(lm.word_tokens(list(words)).single)

@@ -15,10 +15,17 @@ is :func:`allornone.models.steering_check.measured_shift`.
 
 Each property module declares its :class:`allornone.registry.PropertySpec` (statistics,
 headline, witness) and registers it on import; a user's property registers the same way
-(docs/EXTENDING.md). :func:`spec` gives the spec of a registered property.
+(docs/EXTENDING.md). :func:`spec` gives the spec of a registered property. Every public
+module of this package is imported (so a new built-in property is one module here), and a
+registered property's function is reachable by its name (``aon.properties.<name>``).
 """
 
+import importlib as _importlib
+import pkgutil as _pkgutil
+from typing import Any as _Any
+
 from ..registry import property_spec as spec
+from ..registry import registered_names as _registered
 from ._common import split
 from ._result import PropertyResult, transport
 from .analogy import analogy_accuracy
@@ -56,3 +63,16 @@ __all__ = [
     "vector_from_contexts",
     "vector_from_tokens",
 ]
+
+for _m in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _m.name.startswith("_"):
+        _importlib.import_module(f"{__name__}.{_m.name}")
+
+
+def __getattr__(name: str) -> _Any:
+    """A registered property's function by its name (e.g. a module added to this package)."""
+    if name in _registered():
+        fn = spec(name).function
+        if fn is not None:
+            return fn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
