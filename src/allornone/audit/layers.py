@@ -167,7 +167,8 @@ def run_layers(
         select_subjects(lm, inp, cfg)  # the audit's own selection: the same main contexts
         ctx = ContextSets.build(inp, seed=cfg.seed)
         add_step_contexts(ctx, step_data, lm)
-        sets = ["main"]
+        sets = ["main"]  # and every context set a step with a per-layer summary added
+        sets += [n for n in ctx.sets if any(n.startswith(f"{s.name}:") for s in lsteps)]
         for step in lsteps:
             for name in step.layer.sets(inp, cfg.quick) if step.layer.sets else []:  # type: ignore[union-attr]
                 if name not in sets:
