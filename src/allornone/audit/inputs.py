@@ -435,12 +435,18 @@ def single_ids(model: Any, words: Sequence[str]) -> dict[str, int]:
 
 @dataclass
 class ContextSets:
-    """All context strings, deduplicated, with named index sets into them."""
+    """All context strings, deduplicated, with named index sets into them. Built once per run
+    (:meth:`build`, then the steps' own sets), then frozen: no set is added or replaced."""
 
     all: list[str] = field(default_factory=list)
     sets: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, name: str, texts: Sequence[str]) -> list[int]:
+        if getattr(self, "_frozen", False):
+            raise AllOrNoneError(
+                f"context set {name!r}: the contexts are fixed once the run has built them; "
+                "declare a step's contexts with AuditStep.contexts"
+            )
         index = getattr(self, "_index", None)
         if index is None:
             index = {}
@@ -453,6 +459,11 @@ class ContextSets:
             rows.append(index[t])
         self.sets[name] = rows
         return rows
+
+    def freeze(self) -> ContextSets:
+        """No set is added after this (the run embeds exactly these contexts); returns self."""
+        self._frozen = True
+        return self
 
     def rows(self, name: str) -> list[int]:
         return self.sets[name]

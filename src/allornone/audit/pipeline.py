@@ -127,6 +127,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     warn_dropped(inp, steps)
     ctx = ContextSets.build(inp, seed=cfg.seed)
     add_step_contexts(ctx, step_data, lm)
+    ctx.freeze()
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
     G = np.asarray(lm.unembedding())
     # float64 rows extracted from a float32 model: tolerances at float32 precision
