@@ -40,7 +40,7 @@ from .inputs import (
     word_model,
 )
 from .plugins import plugin_record
-from .results import AuditResults, PropertyRecord, normalise
+from .results import AuditResults, normalise, stored
 from .step import (
     Geometry,
     StepInputs,
@@ -174,7 +174,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
             res[step.section_key] = out
         else:
             results += results_of(step, out)
-    res["properties"] = [PropertyRecord.of(r) for r in results]
+    res["properties"] = [stored(r) for r in results]
     if inp.relations:
         res["equivalence_demo"] = steps.run(
             "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)

@@ -10,15 +10,17 @@ and the statistics their properties declare (:mod:`allornone.registry`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..properties import PropertyResult
 from ..registry import PropertySpec, property_spec, registered_names
 from ..report import Block, Explanation, Table, aligned_text, fmt, mark, write_pages
 from .explain import explain
 from .figures import write_figures
-from .results import AuditResults, PropertyRecord
+from .results import AuditResults
 from .step import AuditStep, audit_steps
 from .store import write_results
 
@@ -240,7 +242,7 @@ def _stat(
     return e if identified == "auto" else Explanation(e.text, identified)  # type: ignore[arg-type]
 
 
-def _checks(p: PropertyRecord) -> dict[str, Any]:
+def _checks(p: PropertyResult) -> dict[str, Any]:
     """Measurements made beside the property (``checks`` of the result, e.g. the steering
     forward-pass ``prediction_error``)."""
     return dict(p.checks or {})
@@ -278,7 +280,7 @@ def _model_correct_cell(d: dict[str, Any]) -> str:
     return f"{fmt(mc.get('dist_faithfulness'))}{interval} ({counts})"
 
 
-def _scalar_keys(parts: list[dict[str, Any]]) -> list[str]:
+def _scalar_keys(parts: Sequence[Mapping[str, Any]]) -> list[str]:
     keys: list[str] = []
     for part in parts:
         for k, v in (part or {}).items():
@@ -341,7 +343,7 @@ def write_report(res: AuditResults, folder: Path) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- terminal
-def _headline(p: PropertyRecord) -> str:
+def _headline(p: PropertyResult) -> str:
     key: str | None = property_spec(p.property).headline if _known(p.property) else None
     if key not in p.identified:
         key = next(iter(p.identified), None)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._io import to_jsonable
 from .._validation import AllOrNoneError
+from ..properties import PropertyResult
 
 #: Longest 1-D numeric list written inline in results.json; longer ones go to safetensors.
 MAX_INLINE = 64
@@ -63,6 +64,8 @@ def deep_equal(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(deep_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(deep_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, PropertyResult) and isinstance(b, PropertyResult):
+        return deep_equal(a.to_tree(), b.to_tree())
     if isinstance(a, Record) and isinstance(b, Record):
         return type(a) is type(b) and all(
             deep_equal(getattr(a, f.name), getattr(b, f.name))
@@ -144,7 +147,7 @@ def _required(f: Any) -> bool:
 
 
 def _tree(v: Any) -> Any:
-    if isinstance(v, Record):
+    if isinstance(v, (Record, PropertyResult)):
         return v.to_tree()
     if isinstance(v, tuple):
         return [_tree(x) for x in v]
@@ -209,35 +212,15 @@ class StructureSummary(Record):
         return {k: tree[k] for k in head} | {k: v for k, v in tree.items() if k not in head}
 
 
-@dataclass(frozen=True, eq=False)
-class PropertyRecord(Record):
-    """One :class:`allornone.properties.PropertyResult` as written (no witness).
+#: The stored form of a property result is the live type itself (without its witness):
+#: :class:`allornone.properties.PropertyResult`. The name is kept for older code.
+PropertyRecord = PropertyResult
 
-    ``checks`` (measurements made beside the property, e.g. a steering shift against a
-    forward pass) is None when the result has none; it is written only when present."""
 
-    property: str
-    name: str
-    raw: dict[str, Any]
-    identified: dict[str, Any]
-    all_or_none: bool
-    condition: str
-    condition_size: float | None
-    tol: float | None
-    baseline: dict[str, Any] = field(default_factory=dict)
-    excluded: list[Any] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    checks: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    _omit_none: ClassVar[frozenset[str]] = frozenset({"checks"})
-
-    @classmethod
-    def of(cls, result: Any) -> PropertyRecord:
-        """From a live ``PropertyResult`` (arrays in ``details`` kept as arrays)."""
-        tree = result.to_dict()
-        tree = {k: getattr(result, k, v) for k, v in tree.items()}
-        return cls.from_tree(normalise(tree))
+def stored(result: PropertyResult) -> PropertyResult:
+    """A live result as results.json stores it: no witness, values normalised (NaN as None,
+    short numeric arrays as lists, long or 2-D ones as arrays)."""
+    return PropertyResult.from_tree(normalise(result.to_tree()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,7 +308,7 @@ class AuditResults(Record):
     contexts: dict[str, Any]
     structure: StructureSummary
     restricted: tuple[StructureSummary, ...] = ()
-    properties: tuple[PropertyRecord, ...] = ()
+    properties: tuple[PropertyResult, ...] = ()
     analogy: Analogy = field(default_factory=Analogy)
     equivalence_demo: EquivalenceDemo | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -337,21 +320,21 @@ class AuditResults(Record):
         "model": ModelFacts,
         "structure": StructureSummary,
         "restricted": StructureSummary,
-        "properties": PropertyRecord,
+        "properties": PropertyResult,
         "analogy": Analogy,
         "equivalence_demo": EquivalenceDemo,
     }
     _sequence: ClassVar[frozenset[str]] = frozenset({"restricted", "properties"})
     _omit_none: ClassVar[frozenset[str]] = frozenset({"equivalence_demo"})
 
-    def of_kind(self, kind: str) -> tuple[PropertyRecord, ...]:
+    def of_kind(self, kind: str) -> tuple[PropertyResult, ...]:
         """The property results of one kind (``"parallelism"``, ``"relational"``, ...)."""
         return tuple(p for p in self.properties if p.property == kind)
 
     @property
-    def by_kind(self) -> dict[str, tuple[PropertyRecord, ...]]:
+    def by_kind(self) -> dict[str, tuple[PropertyResult, ...]]:
         """Property results grouped by kind, in the order first measured."""
-        out: dict[str, tuple[PropertyRecord, ...]] = {}
+        out: dict[str, tuple[PropertyResult, ...]] = {}
         for p in self.properties:
             out[p.property] = out.get(p.property, ()) + (p,)
         return out

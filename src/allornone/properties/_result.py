@@ -73,6 +73,13 @@ class PropertyResult(TableMixin):
         Measurements made beside the property by its caller (e.g. the audit's
         ``prediction_error`` of a steering shift against a real forward pass); empty from
         the property functions themselves.
+    extra : Mapping[str, Any]
+        Keys of a stored result (results.json) this version does not know, kept and written
+        back unchanged.
+
+    The live result and the stored one (:func:`allornone.audit.load_results`) are this one
+    type: :meth:`to_tree` / :meth:`from_tree` write and read it (the stored one has no
+    witness).
     """
 
     property: str
@@ -88,9 +95,10 @@ class PropertyResult(TableMixin):
     details: Mapping[str, Any] = field(default_factory=dict, repr=False)
     witness: Any = field(default=None, repr=False)
     checks: Mapping[str, float] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("raw", "identified", "baseline", "details", "checks"):
+        for name in ("raw", "identified", "baseline", "details", "checks", "extra"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         object.__setattr__(self, "excluded", tuple(dict(e) for e in self.excluded))
         object.__setattr__(self, "condition_size", float(self.condition_size))
@@ -152,6 +160,59 @@ class PropertyResult(TableMixin):
             name=self.name if name is None else name,
         )
 
+    #: The keys a stored result must have.
+    REQUIRED = ("property", "name", "raw", "identified", "all_or_none", "condition")
+
+    def to_tree(self) -> dict[str, Any]:
+        """A plain tree (dicts, lists, numbers; arrays stay ``numpy``), as results.json holds
+        it; ``checks`` only when present, unknown keys (``extra``) written back."""
+        out: dict[str, Any] = {
+            "property": self.property,
+            "name": self.name,
+            "raw": dict(self.raw),
+            "identified": dict(self.identified),
+            "all_or_none": bool(self.all_or_none),
+            "condition": self.condition,
+            "condition_size": _finite(self.condition_size),
+            "tol": _finite(self.tol),
+            "baseline": dict(self.baseline),
+            "excluded": [dict(e) for e in self.excluded],
+            "details": dict(self.details),
+        }
+        if self.checks:
+            out["checks"] = dict(self.checks)
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_tree(cls, tree: Mapping[str, Any]) -> PropertyResult:
+        """A stored result (no witness) from its tree; a missing key raises one line."""
+        if not isinstance(tree, Mapping):
+            raise AllOrNoneError(f"PropertyResult: expected an object, got {type(tree).__name__}")
+        missing = [k for k in cls.REQUIRED if k not in tree]
+        if missing:
+            raise AllOrNoneError(f"PropertyResult: missing key(s) {', '.join(missing)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"witness", "extra"}
+
+        def num(x: Any) -> float:
+            return float("nan") if x is None else float(x)
+
+        return cls(
+            property=tree["property"],
+            name=tree["name"],
+            raw=tree["raw"] or {},
+            identified=tree["identified"] or {},
+            all_or_none=bool(tree["all_or_none"]),
+            condition=tree["condition"],
+            condition_size=num(tree.get("condition_size")),
+            tol=num(tree.get("tol")),
+            baseline=tree.get("baseline") or {},
+            excluded=tuple(tree.get("excluded") or ()),
+            details=tree.get("details") or {},
+            checks=tree.get("checks") or {},
+            extra={k: v for k, v in tree.items() if k not in known},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays in ``details`` become lists; NaN/inf become None)."""
         out = {
@@ -170,6 +231,10 @@ class PropertyResult(TableMixin):
         if self.checks:
             out["checks"] = to_jsonable(dict(self.checks))
         return out
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x and abs(x) != float("inf") else None
 
 
 def transport(result: PropertyResult, eq: Any, **options: Any) -> Any:
