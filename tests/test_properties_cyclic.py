@@ -190,3 +190,39 @@ def test_builtin_sets() -> None:
     assert months.contexts()[0] == "It happened in January"
     years = builtin_orders()[-1]
     assert years.kind == "line" and years.items[0] == "1900" and years.items[-1] == "2020"
+
+
+def test_audit_reads_an_order_file(tmp_path, monkeypatch) -> None:
+    """``allornone audit --orders FILE``: the user's set, on tokens and on its template's
+    contexts, in results.json, report.md (with its legend) and a figure; a bad file is one
+    line (exit 2) before the model loads."""
+    import json
+
+    from audit_helpers import tiny_args, tiny_model
+
+    from allornone.audit import pipeline
+    from allornone.cli import main
+
+    loads: list[int] = []
+
+    def load(cfg):
+        loads.append(1)
+        return tiny_model()
+
+    monkeypatch.setattr(pipeline, "load_model", load)
+    f = tmp_path / "sizes.txt"
+    f.write_text("# line\n# template: It is {}\nsmall\nbig\ntall\nking\n")
+    out = tmp_path / "rep"
+    assert main([*tiny_args(out), "--orders", str(f)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    mine = [p for p in res["properties"] if p["property"] == "cyclic"]
+    assert [p["name"] for p in mine] == ["sizes (tokens)", "sizes (contexts)"]
+    assert res["config"]["options"]["orders"] == [str(f)]
+    md = (out / "report.md").read_text()
+    assert "## Cyclic and ordered concepts" in md and "- `rank_corr`:" in md
+    assert (out / "figures" / "orders.png").is_file()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("small\nbig\ntall\nking\n")
+    n = len(loads)
+    assert main([*tiny_args(tmp_path / "rep2"), "--orders", str(bad)]) == 2
+    assert len(loads) == n  # refused before the model loaded
