@@ -38,6 +38,113 @@ def _typed(res: Any) -> AuditResults:
     )
 
 
+# ---------------------------------------------------------------------------- the verdict first
+def _median(values: list[Any]) -> float | None:
+    vals = sorted(float(v) for v in values if isinstance(v, (int, float)) and v == v)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
+
+def verdict_summary(res: AuditResults) -> list[dict[str, Any]]:
+    """One row per measured property: its section, the number of items, the median of its
+    headline identified statistic and of its raw counterpart, and the verdicts (all-or-none,
+    not, undecided: too few held-out items)."""
+    out = []
+    for step in audit_steps():
+        if step.section_key is not None:
+            continue
+        ps = res.of_kind(step.property)
+        if not ps:
+            continue
+        spec = step.spec
+        undecided = sum(p.details.get("decided") is False for p in ps)
+        yes = sum(bool(p.all_or_none) for p in ps)
+        ident = _median([p.identified.get(spec.headline) for p in ps])
+        raw_key = spec.headline_raw
+        raw = _median([p.raw.get(raw_key) for p in ps]) if raw_key else None
+        out.append(
+            {
+                "property": spec.title,
+                "items": len(ps),
+                "identified": f"{spec.headline} {fmt(ident)}",
+                "raw": f"{raw_key} {fmt(raw)}" if raw_key else "-",
+                "verdict": f"all-or-none {yes}, not {len(ps) - yes - undecided}"
+                + (f", undecided {undecided}" if undecided else ""),
+            }
+        )
+    return out
+
+
+def _demo_line(res: AuditResults) -> str | None:
+    demo = res.equivalence_demo
+    if demo is None or len(demo.models) < 2:
+        return None
+    ok = sum(bool(x.equivalent) for x in demo.models[1:])
+    base = demo.models[0].stats
+    moved: list[str] = []
+    kept: list[str] = []
+    for stat, ident in demo.stat_identified.items():
+        a = base.get(stat)
+        same = all(_close(a, m.stats.get(stat)) for m in demo.models[1:])
+        (kept if same else moved).append(f"{stat}{'' if ident else ' (raw)'}")
+    return (
+        f"{ok} of {len(demo.models) - 1} sampled equivalent models have this distribution; "
+        f"they moved {', '.join(moved) or 'nothing'} and kept {', '.join(kept) or 'nothing'}."
+    )
+
+
+def _close(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(a)), abs(float(b)))
+
+
+def _summary_blocks(res: AuditResults) -> list[Block]:
+    m, st = res.model, res.structure
+    rows = verdict_summary(res)
+    out = [
+        Block("h2", "Summary"),
+        Block(
+            "p",
+            f"{m.name}: d = {m.d}, V = {m.V}; on {st.n} contexts k = {st.k} (energy rank "
+            f"{st.energy_rank}). Per property: the median over its items of the headline "
+            "identified statistic and of its raw counterpart, and how many items are "
+            "all-or-none; the sections below have every item.",
+        ),
+    ]
+    if rows:
+        cols = ["property", "items", "identified", "raw", "verdict"]
+        out.append(
+            Block(
+                "table",
+                Table(
+                    cols,
+                    [[r[c] for c in cols] for r in rows],
+                    {
+                        "items": Explanation(
+                            "results of this property (families, relations...)", None
+                        ),
+                        "identified": Explanation(
+                            "median of the headline identified statistic", True
+                        ),
+                        "raw": Explanation("median of its raw counterpart", False),
+                        "verdict": Explanation(
+                            "items whose raw property is all-or-none, not, or undecided (too "
+                            "few held-out items)",
+                            None,
+                        ),
+                    },
+                ),
+            )
+        )
+    line = _demo_line(res)
+    if line:
+        out.append(Block("p", line))
+    return out
+
+
 # ---------------------------------------------------------------------------- blocks
 def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
     """The report as blocks; ``figures``: figure name -> PNG file name in figures/."""
@@ -64,6 +171,7 @@ def build_blocks(res: AuditResults, figures: dict[str, str]) -> list[Block]:
             "transfer condition holds: then it holds in all equivalent models or in none.",
         )
     )
+    b += _summary_blocks(res)
     # model
     b.append(Block("h2", "Model"))
     rows: list[list[Any]] = [
@@ -362,7 +470,10 @@ def summary_table(res: AuditResults) -> str:
     """Plain aligned text: the headline numbers of the audit."""
     res = _typed(res)
     m, st = res.model, res.structure
-    rows: list[tuple[str, str, str]] = [("item", "value", "identified?")]
+    rows: list[tuple[str, str, str]] = [("item", "value", "identified? / verdict")]
+    for v in verdict_summary(res):  # the verdict first: one line per property
+        head = f"{v['property']} ({v['items']})"[:48]
+        rows.append((head, f"{v['identified']}; raw {v['raw']}", v["verdict"]))
     rows += [
         ("model", f"{m.name} (d={m.d}, V={m.V})", "fact"),
         ("logit check", fmt(m.logit_check), "fact"),
