@@ -70,6 +70,8 @@ class AuditConfig:
     plugins: list[str] = field(default_factory=list)
     #: values of the options registered audit steps declare (``StepOption.dest -> value``)
     options: dict[str, Any] = field(default_factory=dict)
+    #: run only these audit steps (and no equivalence class); None: every step
+    steps: list[str] | None = None
 
     def sized(self) -> AuditConfig:
         if not self.quick:

@@ -15,11 +15,13 @@ import sys
 import time
 from dataclasses import asdict, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
+from .._hashing import paths_sha256, texts_sha256
 from .._validation import AllOrNoneError
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
@@ -78,6 +80,12 @@ def step_names() -> list[str]:
     return head + [s.name for s in audit_steps()] + ["equivalence class"]
 
 
+def _names(cfg: AuditConfig) -> list[str]:
+    if cfg.steps is None:
+        return step_names()
+    return [n for n in step_names()[:5] + list(cfg.steps)]
+
+
 #: The steps of the audit with the built-in properties (plugins add theirs: :func:`step_names`).
 STEPS = step_names()
 
@@ -93,7 +101,7 @@ def run_audit(cfg: AuditConfig, model: Any = None) -> AuditResults:
     """
     cfg = cfg.sized()
     t0 = time.perf_counter()
-    with memoized_r_factors(), Steps(step_names(), cfg.progress) as steps:
+    with memoized_r_factors(), Steps(_names(cfg), cfg.progress) as steps:
         return _run(cfg, model, steps, t0)
 
 
@@ -168,6 +176,8 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     )
     results: list[PropertyResult] = []
     for step in audit_steps():
+        if cfg.steps is not None and step.name not in cfg.steps:
+            continue
         mine = replace(view, data=step_data.get(step.name), options=dict(cfg.options))
         out = steps.run(step.name, partial(step.run, mine))
         if step.section_key is not None:
@@ -175,15 +185,69 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         else:
             results += results_of(step, out)
     res["properties"] = [stored(r) for r in results]
-    if inp.relations:
+    if cfg.steps is not None:
+        res["inputs"]["notes"].append(f"only the steps {cfg.steps} were run")
+    elif inp.relations:
         res["equivalence_demo"] = steps.run(
             "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
         )
     else:  # the demonstration's restricted problem is a relation's prompts and answers
         res["inputs"]["notes"].append("equivalence demonstration skipped: no usable relation")
+    res["certificate"] = certificate(cfg, ctx.all, from_config=model is None)
     res["timings_s"] = steps.timings
     res["runtime_s"] = round(time.perf_counter() - t0, 2)
     return build_results(res)
+
+
+#: Packages whose versions the certificate records.
+CERTIFIED_PACKAGES = (
+    "allornone",
+    "numpy",
+    "scipy",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "gguf",
+    "gensim",
+)
+
+
+def certificate(cfg: AuditConfig, contexts: list[str], *, from_config: bool) -> dict[str, Any]:
+    """What another lab needs to check that the figures came from this model and these data:
+    the command line, package versions, the SHA-256 of the model files and of every input
+    file, a digest of the contexts (in order) and the seed (``allornone verify`` reads it)."""
+    import platform
+    from importlib import metadata
+
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    files: list[str] = []
+    for value in (cfg.concepts, cfg.relations, cfg.labels, *cfg.options.values()):
+        for v in [value] if isinstance(value, str) else list(value or []):
+            if isinstance(v, str) and Path(v).exists():
+                files.append(v)
+    model_files: dict[str, str] = {}
+    if from_config:
+        from ..models.files import model_files as files_of
+
+        model_files = paths_sha256(files_of(cfg.model))
+    return {
+        "argv": list(sys.argv),
+        "versions": {p: version(p) for p in CERTIFIED_PACKAGES},
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "model": cfg.model if from_config else None,
+        "model_files": model_files,
+        "input_files": paths_sha256(files),
+        "contexts_sha256": texts_sha256(contexts),
+        "n_contexts": len(contexts),
+        "seed": cfg.seed,
+    }
 
 
 def warn_dropped(inp: Inputs, steps: Steps | None = None) -> None:
