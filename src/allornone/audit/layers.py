@@ -166,7 +166,7 @@ def run_layers(
         want = parse_layers(layers, L)
         select_subjects(lm, inp, cfg)  # the audit's own selection: the same main contexts
         ctx = ContextSets.build(inp, seed=cfg.seed)
-        add_step_contexts(ctx, step_data, lm)
+        add_step_contexts(ctx, step_data, lm, cfg)
         sets = ["main"]  # and every context set a step with a per-layer summary added
         sets += [n for n in ctx.sets if any(n.startswith(f"{s.name}:") for s in lsteps)]
         for step in lsteps:

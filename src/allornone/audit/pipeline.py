@@ -134,7 +134,7 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
         rel_inputs = []
     warn_dropped(inp, steps)
     ctx = ContextSets.build(inp, seed=cfg.seed)
-    add_step_contexts(ctx, step_data, lm)
+    add_step_contexts(ctx, step_data, lm, cfg)
     ctx.freeze()
     F = steps.run("embed contexts", lambda: _embed(lm, ctx.all, cfg))
     G = np.asarray(lm.unembedding())

@@ -269,14 +269,20 @@ def results_of(step: AuditStep, out: Any) -> list[PropertyResult]:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _selected(cfg: Any) -> list[AuditStep]:
+    only = getattr(cfg, "steps", None)
+    return [s for s in audit_steps() if only is None or s.name in only]
+
+
 def load_step_data(cfg: Any) -> dict[str, Any]:
-    """Each registered step's own inputs (``AuditStep.load``), read before the model loads."""
-    return {s.name: s.load(dict(cfg.options), cfg) for s in audit_steps() if s.load is not None}
+    """Each selected step's own inputs (``AuditStep.load``), read before the model loads."""
+    return {s.name: s.load(dict(cfg.options), cfg) for s in _selected(cfg) if s.load is not None}
 
 
-def add_step_contexts(ctx: Any, step_data: dict[str, Any], lm: Any) -> None:
-    """The context sets the steps declare (``AuditStep.contexts``), named ``<step>:<set>``."""
-    for s in audit_steps():
+def add_step_contexts(ctx: Any, step_data: dict[str, Any], lm: Any, cfg: Any = None) -> None:
+    """The context sets the selected steps declare (``AuditStep.contexts``), named
+    ``<step>:<set>``."""
+    for s in _selected(cfg):
         if s.contexts is None:
             continue
         for name, texts in s.contexts(step_data.get(s.name), lm).items():
