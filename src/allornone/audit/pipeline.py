@@ -73,17 +73,21 @@ __all__ = [
 ]
 
 
+#: The last step: sampled equivalent models of a restricted problem (AuditConfig.steps may name it).
+DEMO = "equivalence class"
+
+
 def step_names() -> list[str]:
     """The progress-bar steps of one audit: loading, the structures, every registered
     property step (:func:`~allornone.audit.step.audit_steps`), the equivalence class."""
     head = ["load data", "load model", "embed contexts", "structure", "restricted structure"]
-    return head + [s.name for s in audit_steps()] + ["equivalence class"]
+    return head + [s.name for s in audit_steps()] + [DEMO]
 
 
 def _names(cfg: AuditConfig) -> list[str]:
     if cfg.steps is None:
         return step_names()
-    return [n for n in step_names()[:5] + list(cfg.steps)]
+    return step_names()[:5] + [n for n in step_names()[5:] if n in cfg.steps]
 
 
 #: The steps of the audit with the built-in properties (plugins add theirs: :func:`step_names`).
@@ -187,11 +191,10 @@ def _run(cfg: AuditConfig, model: Any, steps: Steps, t0: float) -> AuditResults:
     res["properties"] = [stored(r) for r in results]
     if cfg.steps is not None:
         res["inputs"]["notes"].append(f"only the steps {cfg.steps} were run")
-    elif inp.relations:
-        res["equivalence_demo"] = steps.run(
-            "equivalence class", lambda: equivalence_demo(P, ctx, inp, lm, cfg)
-        )
-    else:  # the demonstration's restricted problem is a relation's prompts and answers
+    demo = cfg.steps is None or DEMO in cfg.steps
+    if demo and inp.relations:
+        res["equivalence_demo"] = steps.run(DEMO, lambda: equivalence_demo(P, ctx, inp, lm, cfg))
+    elif demo:  # the demonstration's restricted problem is a relation's prompts and answers
         res["inputs"]["notes"].append("equivalence demonstration skipped: no usable relation")
     res["certificate"] = certificate(cfg, ctx.all, from_config=model is None)
     res["timings_s"] = steps.timings
