@@ -11,6 +11,7 @@ True
 
 from .inputs import AuditConfig
 from .pipeline import run_audit
+from .plugins import load_plugin, load_plugins
 from .report import summary_table, write_report
 from .results import (
     Analogy,
@@ -23,14 +24,37 @@ from .results import (
     PropertyRecord,
     StructureSummary,
 )
+from .step import (
+    AuditStep,
+    Column,
+    LayerInputs,
+    LayerSummary,
+    StepInputs,
+    StepOption,
+    audit_steps,
+    register_step,
+)
 from .steps import Steps
 from .store import SCHEMA_VERSION, load_results, read_tree, write_results
+from .verify import Verification, verify
 
 __all__ = [
     "SCHEMA_VERSION",
     "Analogy",
     "AnalogySection",
     "AuditConfig",
+    "AuditStep",
+    "Column",
+    "LayerInputs",
+    "LayerSummary",
+    "StepInputs",
+    "StepOption",
+    "Verification",
+    "audit_steps",
+    "load_plugin",
+    "load_plugins",
+    "register_step",
+    "verify",
     "AuditResults",
     "DemoModel",
     "DemoProblem",
