@@ -13,11 +13,12 @@ from allornone._validation import AllOrNoneError
 from allornone.data import (
     lre_relations,
     read_concepts,
+    read_labels_tsv,
     read_pairs_tsv,
     read_relations,
     read_relations_json,
 )
-from allornone.data.readers import MAX_LISTED, concept_format
+from allornone.data.readers import MAX_LISTED, concept_format, relation_file_problems
 from allornone.data.relations import lre_path
 
 
@@ -216,3 +217,54 @@ def test_shipped_lre_relations() -> None:
     assert "Hernandez" in comp.source and "linguistic/adj_comparative.json" in comp.source
     assert sum(len(r) for r in rels) == 10_837  # 10,876 less 39 repeats
     assert {r.properties["relation_type"] for r in rels} == {"commonsense", "factual", "linguistic"}
+
+
+# ---------------------------------------------------------------------------- byte-order mark
+_BOM = "\ufeff"
+
+
+def test_bom_tsv_with_header_reads_like_its_bom_free_copy(tmp_path: Path) -> None:
+    """Excel and Notepad save UTF-8 with a byte-order mark: the header stays a header."""
+    body = "a\tb\tfamily\nking\tqueen\tgender\nman\twoman\tgender\n"
+    plain = _w(tmp_path / "plain", "mine.tsv", body)
+    bom = _w(tmp_path / "bom", "mine.tsv", _BOM + body)
+    assert bom.read_bytes().startswith(b"\xef\xbb\xbf")
+    (want,) = read_pairs_tsv(plain)
+    (got,) = read_pairs_tsv(bom)
+    assert (
+        (got.name, got.pairs)
+        == (want.name, want.pairs)
+        == (
+            "gender",
+            [
+                ("king", "queen"),
+                ("man", "woman"),
+            ],
+        )
+    )
+    # a BOM'd first pair (no header) keeps its first word clean
+    (fam,) = read_concepts(_w(tmp_path, "nohead.tsv", _BOM + "king\tqueen\n")).families
+    assert fam.pairs == [("king", "queen")]
+
+
+def test_bom_relation_json_reads_like_its_bom_free_copy(tmp_path: Path) -> None:
+    text = json.dumps(_LRE, indent=2)
+    plain = _w(tmp_path / "plain", "adj.json", text)
+    bom = _w(tmp_path / "bom", "adj.json", _BOM + text)
+    (want,) = read_relations_json(plain)
+    (got,) = read_relations_json(bom)
+    assert (got.name, got.templates, got.templates_zs, got.samples, got.properties) == (
+        want.name,
+        want.templates,
+        want.templates_zs,
+        want.samples,
+        want.properties,
+    )
+    assert relation_file_problems(bom) == []
+
+
+def test_bom_labels_and_analogy_files(tmp_path: Path) -> None:
+    labels = read_labels_tsv(_w(tmp_path, "l.tsv", _BOM + "text\tlabel\nhi there\tx\nbye\ty\n"))
+    assert labels.texts == ["hi there", "bye"] and labels.labels == ["x", "y"]
+    got = read_concepts(_w(tmp_path, "q.txt", _BOM + ": caps\nAthens Greece Rome Italy\n"))
+    assert list(got.questions) == ["caps"]  # the ': section' line is still seen as one
