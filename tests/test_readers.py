@@ -11,6 +11,7 @@ import pytest
 
 from allornone._validation import AllOrNoneError
 from allornone.data import (
+    Relation,
     lre_relations,
     read_concepts,
     read_labels_tsv,
@@ -20,6 +21,7 @@ from allornone.data import (
 )
 from allornone.data.readers import MAX_LISTED, concept_format, relation_file_problems
 from allornone.data.relations import lre_path
+from allornone.data.types import relation_problems
 
 
 def _w(folder: Path, name: str, text: str) -> Path:
@@ -268,3 +270,59 @@ def test_bom_labels_and_analogy_files(tmp_path: Path) -> None:
     assert labels.texts == ["hi there", "bye"] and labels.labels == ["x", "y"]
     got = read_concepts(_w(tmp_path, "q.txt", _BOM + ": caps\nAthens Greece Rome Italy\n"))
     assert list(got.questions) == ["caps"]  # the ': section' line is still seen as one
+
+
+# ---------------------------------------------------------------------------- one validator
+def test_relation_lists_every_problem_at_once() -> None:
+    with pytest.raises(AllOrNoneError) as err:
+        Relation(" ", ["no slot", 3, "{} and {}"], [("a", ""), "x", ("b", "c")], templates_zs=[4])
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (
+        "'name' must be a non-empty string",
+        "template 0 ('no slot') must contain '{}' exactly once",
+        "template 1 is int, not a string",
+        "template 2 ('{} and {}') must contain",
+        "template_zs 0 is int",
+        "sample 0: object must be a non-empty string",
+        "sample 1 must be a (subject, object) pair of strings, got 'x'",
+    ):
+        assert part in msg
+    assert "sample 2" not in msg
+
+
+def test_relation_problems_each_line_says_the_fix() -> None:
+    problems = relation_problems(None, "{} is", [])
+    assert len(problems) == 3
+    assert all("\n" not in p and ": " in p for p in problems)
+    assert "add at least one" in problems[2]
+    assert relation_problems("ok", ["{} is"], [("a", "b")]) == []
+
+
+def test_relation_file_problems_are_what_read_relations_reports(tmp_path: Path) -> None:
+    bad = [
+        {**_LRE, "prompt_templates": ["no slot"], "properties": 3},
+        {"name": "", "templates": ["{}"], "samples": [{"subject": "a", "object": "b"}]},
+        _LRE,
+        _LRE,
+    ]
+    p = _w(tmp_path, "bad.json", json.dumps(bad))
+    problems = relation_file_problems(p)
+    assert len(problems) == 4
+    assert all(x.startswith(f"{p}: relation ") for x in problems)
+    assert "relation 0 ('adjective comparative'): 'properties' must be an object" in problems[0]
+    assert "prompt_template 0 ('no slot')" in problems[1]
+    assert "relation 1: 'name' must be a non-empty string" in problems[2]
+    assert "relation 3 ('adjective comparative'): relation name" in problems[3]
+    with pytest.raises(AllOrNoneError) as err:
+        read_relations(p)
+    assert str(err.value) == "4 problems in the --relations input: " + "; ".join(problems)
+    broken = _w(tmp_path, "broken.json", '{"name": "x",\n "templates": [,]}')
+    (only,) = relation_file_problems(broken)
+    assert only.startswith(f"{broken}, line 2, column ") and "invalid JSON" in only
+
+
+def test_packaged_lre_files_pass_the_same_validator() -> None:
+    files = sorted(lre_path().rglob("*.json"))
+    assert len(files) == 40
+    assert [x for f in files for x in relation_file_problems(f)] == []

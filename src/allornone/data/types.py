@@ -48,7 +48,9 @@ class PairFamily:
 
 def _template_problems(key: str, templates: Any) -> list[str]:
     if not isinstance(templates, list) or not templates:
-        return [f'{key!r} must be a non-empty list of strings, e.g. ["The capital of {{}} is"]']
+        return [
+            f'{key!r} must be a non-empty list of strings: write e.g. ["The capital of {{}} is"]'
+        ]
     out = []
     one = key.replace("templates", "template")  # "template 0", "prompt_template_zs 1"
     for i, t in enumerate(templates):
