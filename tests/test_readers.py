@@ -11,14 +11,17 @@ import pytest
 
 from allornone._validation import AllOrNoneError
 from allornone.data import (
+    Relation,
     lre_relations,
     read_concepts,
+    read_labels_tsv,
     read_pairs_tsv,
     read_relations,
     read_relations_json,
 )
-from allornone.data.readers import MAX_LISTED, concept_format
+from allornone.data.readers import MAX_LISTED, concept_format, relation_file_problems
 from allornone.data.relations import lre_path
+from allornone.data.types import relation_problems
 
 
 def _w(folder: Path, name: str, text: str) -> Path:
@@ -216,3 +219,110 @@ def test_shipped_lre_relations() -> None:
     assert "Hernandez" in comp.source and "linguistic/adj_comparative.json" in comp.source
     assert sum(len(r) for r in rels) == 10_837  # 10,876 less 39 repeats
     assert {r.properties["relation_type"] for r in rels} == {"commonsense", "factual", "linguistic"}
+
+
+# ---------------------------------------------------------------------------- byte-order mark
+_BOM = "\ufeff"
+
+
+def test_bom_tsv_with_header_reads_like_its_bom_free_copy(tmp_path: Path) -> None:
+    """Excel and Notepad save UTF-8 with a byte-order mark: the header stays a header."""
+    body = "a\tb\tfamily\nking\tqueen\tgender\nman\twoman\tgender\n"
+    plain = _w(tmp_path / "plain", "mine.tsv", body)
+    bom = _w(tmp_path / "bom", "mine.tsv", _BOM + body)
+    assert bom.read_bytes().startswith(b"\xef\xbb\xbf")
+    (want,) = read_pairs_tsv(plain)
+    (got,) = read_pairs_tsv(bom)
+    assert (
+        (got.name, got.pairs)
+        == (want.name, want.pairs)
+        == (
+            "gender",
+            [
+                ("king", "queen"),
+                ("man", "woman"),
+            ],
+        )
+    )
+    # a BOM'd first pair (no header) keeps its first word clean
+    (fam,) = read_concepts(_w(tmp_path, "nohead.tsv", _BOM + "king\tqueen\n")).families
+    assert fam.pairs == [("king", "queen")]
+
+
+def test_bom_relation_json_reads_like_its_bom_free_copy(tmp_path: Path) -> None:
+    text = json.dumps(_LRE, indent=2)
+    plain = _w(tmp_path / "plain", "adj.json", text)
+    bom = _w(tmp_path / "bom", "adj.json", _BOM + text)
+    (want,) = read_relations_json(plain)
+    (got,) = read_relations_json(bom)
+    assert (got.name, got.templates, got.templates_zs, got.samples, got.properties) == (
+        want.name,
+        want.templates,
+        want.templates_zs,
+        want.samples,
+        want.properties,
+    )
+    assert relation_file_problems(bom) == []
+
+
+def test_bom_labels_and_analogy_files(tmp_path: Path) -> None:
+    labels = read_labels_tsv(_w(tmp_path, "l.tsv", _BOM + "text\tlabel\nhi there\tx\nbye\ty\n"))
+    assert labels.texts == ["hi there", "bye"] and labels.labels == ["x", "y"]
+    got = read_concepts(_w(tmp_path, "q.txt", _BOM + ": caps\nAthens Greece Rome Italy\n"))
+    assert list(got.questions) == ["caps"]  # the ': section' line is still seen as one
+
+
+# ---------------------------------------------------------------------------- one validator
+def test_relation_lists_every_problem_at_once() -> None:
+    with pytest.raises(AllOrNoneError) as err:
+        Relation(" ", ["no slot", 3, "{} and {}"], [("a", ""), "x", ("b", "c")], templates_zs=[4])
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (
+        "'name' must be a non-empty string",
+        "template 0 ('no slot') must contain '{}' exactly once",
+        "template 1 is int, not a string",
+        "template 2 ('{} and {}') must contain",
+        "template_zs 0 is int",
+        "sample 0: object must be a non-empty string",
+        "sample 1 must be a (subject, object) pair of strings, got 'x'",
+    ):
+        assert part in msg
+    assert "sample 2" not in msg
+
+
+def test_relation_problems_each_line_says_the_fix() -> None:
+    problems = relation_problems(None, "{} is", [])
+    assert len(problems) == 3
+    assert all("\n" not in p and ": " in p for p in problems)
+    assert "add at least one" in problems[2]
+    assert relation_problems("ok", ["{} is"], [("a", "b")]) == []
+
+
+def test_relation_file_problems_are_what_read_relations_reports(tmp_path: Path) -> None:
+    bad = [
+        {**_LRE, "prompt_templates": ["no slot"], "properties": 3},
+        {"name": "", "templates": ["{}"], "samples": [{"subject": "a", "object": "b"}]},
+        _LRE,
+        _LRE,
+    ]
+    p = _w(tmp_path, "bad.json", json.dumps(bad))
+    problems = relation_file_problems(p)
+    assert len(problems) == 4
+    assert all(x.startswith(f"{p}: relation ") for x in problems)
+    assert "relation 0 ('adjective comparative'): 'properties' must be an object" in problems[0]
+    assert "prompt_template 0 ('no slot')" in problems[1]
+    assert "relation 1: 'name' must be a non-empty string" in problems[2]
+    assert "relation 3 ('adjective comparative'): relation name" in problems[3]
+    with pytest.raises(AllOrNoneError) as err:
+        read_relations(p)
+    assert str(err.value) == "4 problems in the --relations input: " + "; ".join(problems)
+    broken = _w(tmp_path, "broken.json", '{"name": "x",\n "templates": [,]}')
+    (only,) = relation_file_problems(broken)
+    assert only.startswith(f"{broken}, line 2, column ") and "invalid JSON" in only
+
+
+def test_packaged_lre_files_pass_the_same_validator() -> None:
+    files = sorted(lre_path().rglob("*.json"))
+    assert len(files) == 40
+    assert [x for f in files for x in relation_file_problems(f)] == []

@@ -85,7 +85,8 @@ def default_equiv_tol(eps: float) -> float:
 
 
 def read_user_file(path: Path, what: str) -> str:
-    """The UTF-8 text of a user's input file; a missing or non-UTF-8 file raises
+    """The UTF-8 text of a user's input file, without a leading byte-order mark (files saved
+    by Excel or Notepad start with one); a missing or non-UTF-8 file raises
     :class:`AllOrNoneError` naming it (``what``: "pairs", "labels", "relations", ...)."""
     path = Path(path)
     limit = max_input_lines()
@@ -98,7 +99,7 @@ def read_user_file(path: Path, what: str) -> str:
                 f"{what} file {path} has {size / 2**20:.0f} MiB; input files are limited to "
                 f"{MAX_INPUT_BYTES // 2**20} MiB: pass a sample of it"
             )
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise AllOrNoneError(f"{what} file {path} does not exist") from exc
     except UnicodeDecodeError as exc:

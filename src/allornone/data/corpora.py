@@ -1,24 +1,19 @@
 """Real English text: the King James Bible, Jane Austen's six novels, and Unix fortunes.
 
 All three come from Debian packages unpacked by ``scripts/install.sh`` (see
-:mod:`allornone.data.debian`); nothing needs network access at run time.
+:mod:`allornone.data.debian`); nothing needs network access at run time. Their formats are
+parsed by :mod:`allornone.data.readers`.
 """
 
 from __future__ import annotations
 
-import functools
-import gzip
 import os
-import re
-import struct
 import subprocess
-import warnings
-import zlib
-from pathlib import Path
 
 from allornone._io import atomic_write_text
 from allornone._validation import AllOrNoneError
 from allornone.data.debian import cache_dir, find_debian_file
+from allornone.data.readers import parse_kjv_output, read_fortune_file, read_janeaustenr
 
 __all__ = [
     "AUSTEN_SOURCE",
@@ -46,7 +41,6 @@ AUSTEN_TITLES = {
 }
 
 _KJV_CACHE_NAME = "kjv-verses-v1.txt"
-_KJV_REF = re.compile(r"^[1-3]?[A-Za-z]+\d+:\d+\s+")
 KJV_N_VERSES = 31102
 
 
@@ -72,23 +66,6 @@ def _run_bible() -> str:
     return proc.stdout
 
 
-def _parse_kjv(output: str) -> list[str]:
-    verses = []
-    for line in output.splitlines():
-        if not line.strip():
-            continue
-        match = _KJV_REF.match(line)
-        if match is None:
-            raise AllOrNoneError(f"unexpected line from the bible tool: {line[:80]!r}")
-        verses.append(line[match.end() :].strip())
-    if len(verses) != KJV_N_VERSES:
-        raise AllOrNoneError(
-            f"the bible tool gave {len(verses)} verses, expected {KJV_N_VERSES}; is the "
-            "bible-kjv-text package complete?"
-        )
-    return verses
-
-
 def kjv_verses() -> list[str]:
     """The 31,102 verses of the King James Bible, Genesis 1:1 to Revelation 22:21.
 
@@ -102,51 +79,9 @@ def kjv_verses() -> list[str]:
         verses = cached.read_text(encoding="utf-8").splitlines()
         if len(verses) == KJV_N_VERSES:
             return verses
-    verses = _parse_kjv(_run_bible())
+    verses = parse_kjv_output(_run_bible(), KJV_N_VERSES)
     atomic_write_text(cached, "\n".join(verses) + "\n")
     return verses
-
-
-def _parse_r(raw: bytes) -> object:
-    import rdata
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Unknown file type: assumed RDS"
-        return rdata.conversion.convert(rdata.parser.parse_data(raw, expand_altrep=True))
-
-
-@functools.lru_cache(maxsize=4)
-def _read_austen(data_dir: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Read janeaustenr's lazy-load database (``Rdata.rdx`` index + ``Rdata.rdb`` blobs).
-
-    The ``.rdx`` is gzip-compressed serialised R: a list whose ``variables`` element maps
-    each data set name to ``(offset, length)`` in the ``.rdb``. Each ``.rdb`` entry is a
-    4-byte big-endian uncompressed length followed by a zlib stream of serialised R.
-    """
-    folder = Path(data_dir)
-    try:
-        index = _parse_r(gzip.decompress((folder / "Rdata.rdx").read_bytes()))
-        rdb = (folder / "Rdata.rdb").read_bytes()
-        books = []
-        variables = index["variables"]  # type: ignore[index]
-        for var, title in AUSTEN_TITLES.items():
-            offset, length = (int(x) for x in variables[var])
-            blob = rdb[offset : offset + length]
-            (size,) = struct.unpack(">I", blob[:4])
-            raw = zlib.decompress(blob[4:])
-            if len(raw) != size:
-                raise ValueError(f"{var}: {len(raw)} bytes after zlib, header says {size}")
-            lines = tuple(str(x) for x in _parse_r(raw))  # type: ignore[attr-defined]
-            books.append((title, lines))
-    except AllOrNoneError:
-        raise
-    except Exception as exc:  # corrupt or unexpected package contents
-        raise AllOrNoneError(
-            f"could not read Jane Austen's novels from {folder}/Rdata.{{rdx,rdb}} "
-            f"({type(exc).__name__}: {exc}); reinstall r-cran-janeaustenr with "
-            "`bash scripts/install.sh`"
-        ) from exc
-    return tuple(books)
 
 
 def austen_books(keep_blank: bool = False) -> dict[str, list[str]]:
@@ -162,7 +97,8 @@ def austen_books(keep_blank: bool = False) -> dict[str, list[str]]:
         "usr/lib/R/site-library/janeaustenr/data/Rdata.rdx", "r-cran-janeaustenr"
     )
     out = {}
-    for title, lines in _read_austen(str(rdx.parent)):
+    books = read_janeaustenr(str(rdx.parent), tuple(AUSTEN_TITLES))
+    for title, lines in zip(AUSTEN_TITLES.values(), books):
         stripped = [line.strip() for line in lines]
         out[title] = stripped if keep_blank else [line for line in stripped if line]
     return out
@@ -185,9 +121,5 @@ def fortunes() -> list[str]:
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.suffix in (".dat", ".u8"):
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for chunk in re.split(r"^%\s*$", text, flags=re.MULTILINE):
-            chunk = chunk.strip("\n")
-            if chunk.strip():
-                cookies.append(chunk)
+        cookies += read_fortune_file(path)
     return cookies

@@ -1,21 +1,20 @@
-"""Labelled real text for probing: source-book passages, singular/plural noun contexts, user TSV.
+"""Built-in labelled real text for probing: source-book passages, singular/plural noun contexts.
 
 Every text and every label comes from real data: passages are verbatim word windows from
 the King James Bible and Jane Austen's novels; noun-number contexts are real sentences from
 those corpora (and the Unix fortunes) cut right after a noun from the Google analogy
-``gram8-plural`` section, labelled by which side of the singular/plural pair it is.
+``gram8-plural`` section, labelled by which side of the singular/plural pair it is. Users'
+labelled texts: :func:`allornone.data.read_labels_tsv`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from allornone._validation import AllOrNoneError, read_user_file
+from allornone._validation import AllOrNoneError
 from allornone.data.corpora import (
     AUSTEN_SOURCE,
     FORTUNES_SOURCE,
@@ -25,44 +24,9 @@ from allornone.data.corpora import (
     kjv_verses,
 )
 from allornone.data.pairs import ANALOGY_SOURCE, analogy_questions
+from allornone.data.types import LabelledTexts
 
-__all__ = ["LabelledTexts", "book_passages", "noun_number_contexts", "read_labels_tsv"]
-
-
-@dataclass
-class LabelledTexts:
-    """Texts with one class label each.
-
-    ``groups`` (optional, same length as ``texts``) names what each text was drawn from,
-    e.g. the final noun of a noun-number context or the book of a passage; use it for
-    group-aware train/test splits so one word or book does not leak across the split.
-    """
-
-    name: str
-    texts: list[str]
-    labels: list[str]
-    source: str = ""
-    groups: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if len(self.texts) != len(self.labels):
-            raise AllOrNoneError(
-                f"LabelledTexts {self.name!r}: {len(self.texts)} texts but "
-                f"{len(self.labels)} labels"
-            )
-        if self.groups and len(self.groups) != len(self.texts):
-            raise AllOrNoneError(
-                f"LabelledTexts {self.name!r}: {len(self.groups)} groups for "
-                f"{len(self.texts)} texts"
-            )
-
-    @property
-    def classes(self) -> list[str]:
-        """The distinct labels, sorted."""
-        return sorted(set(self.labels))
-
-    def __len__(self) -> int:
-        return len(self.texts)
+__all__ = ["book_passages", "noun_number_contexts"]
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
@@ -224,44 +188,3 @@ def noun_number_contexts(
         source,
         [r[2] for r in rows],
     )
-
-
-def read_labels_tsv(path: str | Path, name: str | None = None) -> LabelledTexts:
-    """Read labelled texts from a user TSV file: ``text<TAB>label`` per line.
-
-    An optional header ``text<TAB>label`` is skipped; blank lines and lines starting with
-    ``#`` are ignored (so a text cannot start with ``#``). Raises :class:`AllOrNoneError`
-    naming the file and line number for a wrong column count or an empty field, and when
-    the file has fewer than two distinct labels.
-    """
-    path = Path(path)
-    text = read_user_file(path, "labels")
-    texts: list[str] = []
-    labels: list[str] = []
-    first = True
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        cols = line.split("\t")
-        if first:
-            first = False
-            if [c.strip().lower() for c in cols] == ["text", "label"]:
-                continue
-        where = f"{path}, line {lineno}"
-        if len(cols) != 2:
-            raise AllOrNoneError(
-                f"{where}: expected 2 tab-separated columns (text, label), got {len(cols)}"
-            )
-        t, label = cols[0].strip(), cols[1].strip()
-        if not t or not label:
-            raise AllOrNoneError(f"{where}: empty {'text' if not t else 'label'}")
-        texts.append(t)
-        labels.append(label)
-    if not texts:
-        raise AllOrNoneError(f"labels file {path} holds no rows")
-    if len(set(labels)) < 2:
-        raise AllOrNoneError(
-            f"labels file {path} has a single class ({labels[0]!r}); a probe needs at least two"
-        )
-    return LabelledTexts(name or path.stem, texts, labels, str(path))

