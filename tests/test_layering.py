@@ -274,18 +274,7 @@ def _cycles(package: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        pytest.param(
-            p,
-            marks=pytest.mark.xfail(strict=False, reason="removed by the property-registry branch"),
-        )
-        if p == "properties"
-        else p
-        for p in _packages()
-    ],
-)
+@pytest.mark.parametrize("package", _packages())
 def test_no_import_cycle_inside_a_package(package: str) -> None:
     """Modules of one package import each other one way: no circle, not even one held
     together by imports inside functions."""
