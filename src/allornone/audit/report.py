@@ -376,18 +376,6 @@ def _baseline_explanation(spec: PropertySpec, key: str) -> Explanation:
     )
 
 
-def _model_correct_cell(d: dict[str, Any]) -> str:
-    mc = d.get("model_correct")
-    if not isinstance(mc, dict):
-        return "-"
-    counts = f"{mc.get('n_test')} held out of {mc.get('n_subjects')} model-correct"
-    if not mc.get("decided"):
-        return f"too few subjects to decide ({counts})"
-    ci = (mc.get("ci") or {}).get("dist_faithfulness")
-    interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and None not in ci else ""
-    return f"{fmt(mc.get('dist_faithfulness'))}{interval} ({counts})"
-
-
 def _scalar_keys(parts: Sequence[Mapping[str, Any]]) -> list[str]:
     keys: list[str] = []
     for part in parts:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from .._validation import AllOrNoneError
 from ..predictor import NextTokenPredictor
 from ..properties import PropertyResult
@@ -37,6 +39,8 @@ __all__ = [
     "StepOption",
     "add_step_contexts",
     "load_step_data",
+    "mean_finite",
+    "num",
     "answer_ids",
     "audit_steps",
     "register_step",
@@ -287,6 +291,17 @@ def add_step_contexts(ctx: Any, step_data: dict[str, Any], lm: Any, cfg: Any = N
             continue
         for name, texts in s.contexts(step_data.get(s.name), lm).items():
             ctx.add(f"{s.name}:{name}", list(texts))
+
+
+def mean_finite(values: Any) -> float | None:
+    """Mean of the finite values (None for none): the per-layer summaries' average."""
+    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def num(x: Any) -> float:
+    """``x`` as a float, None as NaN (for plotting stored figures)."""
+    return float("nan") if x is None else float(x)
 
 
 def single(lm: Any, words: list[str]) -> dict[str, int]:

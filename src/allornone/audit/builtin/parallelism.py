@@ -13,7 +13,16 @@ from ...properties import PropertyResult
 from ...properties import parallelism as par
 from ...properties.parallelism import SPEC
 from ...report import ID_C, RAW_C, pyplot, save_figure
-from ..step import AuditStep, LayerInputs, LayerSummary, StepInputs, register_step, single
+from ..step import (
+    AuditStep,
+    LayerInputs,
+    LayerSummary,
+    StepInputs,
+    mean_finite,
+    num,
+    register_step,
+    single,
+)
 
 
 def _family_pairs(lm: Any, fam: Any) -> tuple[list[tuple[int, int]], list[dict]]:
@@ -46,10 +55,6 @@ def run(inp: StepInputs) -> list[PropertyResult]:
     return out
 
 
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)
-
-
 def figure(res: Any, path: Path) -> Path | None:
     ps = res.of_kind(SPEC.name)
     if not ps:
@@ -57,10 +62,10 @@ def figure(res: Any, path: Path) -> Path | None:
     names = [p.name for p in ps]
     y = np.arange(len(ps))
     fig, ax = pyplot().subplots(figsize=(8, 0.38 * len(ps) + 1.6))
-    idv = [_num(p.identified.get("logodds_corr")) for p in ps]
-    raw = [_num(p.raw.get("euclid_cos")) for p in ps]
-    bid = [_num(p.baseline.get("logodds_corr")) for p in ps]
-    braw = [_num(p.baseline.get("euclid_cos")) for p in ps]
+    idv = [num(p.identified.get("logodds_corr")) for p in ps]
+    raw = [num(p.raw.get("euclid_cos")) for p in ps]
+    bid = [num(p.baseline.get("logodds_corr")) for p in ps]
+    braw = [num(p.baseline.get("euclid_cos")) for p in ps]
     ax.barh(y - 0.2, idv, 0.4, color=ID_C, label="identified: Cov(f) cosine (log-ratio corr.)")
     ax.barh(y + 0.2, raw, 0.4, color=RAW_C, label="raw: Euclidean cosine (NOT identified)")
     ax.scatter(bid, y - 0.2, marker="|", s=200, color="k", label="random-pair baseline", zorder=3)
@@ -72,11 +77,6 @@ def figure(res: Any, path: Path) -> Path | None:
     ax.set_title("Parallelism per family against random token pairs")
     ax.legend(fontsize=7, loc="lower right")
     return save_figure(fig, path)
-
-
-def _mean(values: Any) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
 
 
 def layer_row(inp: LayerInputs) -> dict[str, Any]:
@@ -97,8 +97,8 @@ def layer_row(inp: LayerInputs) -> dict[str, Any]:
                 )
             )
     return {
-        "logodds_corr": _mean(r.identified.get("logodds_corr") for r in rs),
-        "euclid_cos": _mean(r.raw.get("euclid_cos") for r in rs),
+        "logodds_corr": mean_finite(r.identified.get("logodds_corr") for r in rs),
+        "euclid_cos": mean_finite(r.raw.get("euclid_cos") for r in rs),
         "all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
         "families": len(rs),
     }

@@ -12,7 +12,7 @@ from ...predictor import NextTokenPredictor
 from ...properties import PropertyResult, probe
 from ...properties.probing import SPEC
 from ...report import ID_C, RAW_C, pyplot, save_figure
-from ..step import AuditStep, LayerInputs, LayerSummary, StepInputs, register_step
+from ..step import AuditStep, LayerInputs, LayerSummary, StepInputs, mean_finite, num, register_step
 
 
 def run(inp: StepInputs) -> list[PropertyResult]:
@@ -32,19 +32,15 @@ def probing(
     ]
 
 
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)
-
-
 def figure(res: Any, path: Path) -> Path | None:
     ps = res.of_kind(SPEC.name)
     if not ps:
         return None
     x = np.arange(len(ps))
     fig, ax = pyplot().subplots(figsize=(max(5, 1.8 * len(ps) + 2), 3.6))
-    raw = [_num(p.raw.get("test_accuracy", p.raw.get("probe_acc_raw"))) for p in ps]
+    raw = [num(p.raw.get("test_accuracy", p.raw.get("probe_acc_raw"))) for p in ps]
     idv = [
-        _num(p.identified.get("logodds_test_accuracy", p.identified.get("probe_acc_identified")))
+        num(p.identified.get("logodds_test_accuracy", p.identified.get("probe_acc_identified")))
         for p in ps
     ]
     ax.bar(x - 0.2, raw, 0.4, color=RAW_C, label="probe on raw f (NOT identified)")
@@ -61,16 +57,13 @@ def figure(res: Any, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _mean(values: Any) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
-
-
 def layer_row(inp: LayerInputs) -> dict[str, Any]:
     rs = probing(inp.P, inp.ctx, inp.inputs.labels, inp.seed)
     return {
-        "probe_test_accuracy": _mean(r.raw.get("test_accuracy") for r in rs),
-        "probe_logodds_test_accuracy": _mean(r.identified.get("logodds_test_accuracy") for r in rs),
+        "probe_test_accuracy": mean_finite(r.raw.get("test_accuracy") for r in rs),
+        "probe_logodds_test_accuracy": mean_finite(
+            r.identified.get("logodds_test_accuracy") for r in rs
+        ),
         "probe_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
     }
 

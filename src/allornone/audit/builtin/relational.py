@@ -22,6 +22,8 @@ from ..step import (
     LayerSummary,
     StepInputs,
     answer_ids,
+    mean_finite,
+    num,
     register_step,
 )
 
@@ -225,10 +227,6 @@ def _model_correct_cell(d: dict[str, Any]) -> str:
     return f"{fmt(mc.get('dist_faithfulness'))}{interval} ({counts})"
 
 
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)
-
-
 def figure(res: Any, path: Path) -> Path | None:
     ps = res.of_kind(SPEC.name)
     if not ps:
@@ -241,10 +239,10 @@ def figure(res: Any, path: Path) -> Path | None:
     fig, ax = pyplot().subplots(figsize=(max(5, 1.6 * len(ps) + 2), 3.8))
     w = 0.36
     for j, (k, lab, c) in enumerate(keys):
-        vals = [_num((p.identified | p.raw).get(k)) for p in ps]
+        vals = [num((p.identified | p.raw).get(k)) for p in ps]
         ax.bar(x + (j - 0.5) * w, vals, w, color=c, label=lab)
     for i, p in enumerate(ps):
-        ax.text(i, 1.02, f"cond. {_num(p.condition_size):.1e}", ha="center", fontsize=7)
+        ax.text(i, 1.02, f"cond. {num(p.condition_size):.1e}", ha="center", fontsize=7)
     ax.set_xticks(x, [p.name for p in ps], fontsize=8, rotation=15)
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("held-out faithfulness")
@@ -332,17 +330,12 @@ def layer_collect(layers: list[int], done: list[Any]) -> dict[int, dict[str, Any
     for i, layer in enumerate(layers):
         rs = done[i * n : (i + 1) * n]
         out[layer] = {
-            "rel_dist_r2_test": _mean(r[0] for r in rs),
-            "rel_kl_faithfulness": _mean(r[1] for r in rs),
+            "rel_dist_r2_test": mean_finite(r[0] for r in rs),
+            "rel_kl_faithfulness": mean_finite(r[1] for r in rs),
             "rel_all_or_none": int(sum(r[2] for r in rs)),
             "relations": len(rs),
         }
     return out
-
-
-def _mean(values: Any) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
 
 
 STEP = register_step(

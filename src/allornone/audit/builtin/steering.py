@@ -14,7 +14,15 @@ from ...properties import PropertyResult, split
 from ...properties import steering as steer
 from ...properties.steering import SPEC
 from ...report import RAW_C, pyplot, save_figure
-from ..step import AuditStep, Geometry, LayerInputs, LayerSummary, StepInputs, register_step
+from ..step import (
+    AuditStep,
+    Geometry,
+    LayerInputs,
+    LayerSummary,
+    StepInputs,
+    mean_finite,
+    register_step,
+)
 from .probing import label_sets
 
 
@@ -143,15 +151,10 @@ def figure(res: Any, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def _mean(values: Any) -> float | None:
-    vals = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
-
-
 def layer_row(inp: LayerInputs) -> dict[str, Any]:
     rs = steering(inp.P, inp.ctx, inp.inputs.labels, inp.geo, inp.seed)
     return {
-        "steer_selectivity": _mean(r.identified.get("selectivity") for r in rs),
+        "steer_selectivity": mean_finite(r.identified.get("selectivity") for r in rs),
         "steer_all_or_none": int(sum(bool(r.all_or_none) for r in rs)),
     }
 
