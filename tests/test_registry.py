@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from planted import planted
 
 import allornone as aon
 from allornone.audit import pipeline
-from allornone.audit.plugins import load_plugin
+from allornone.audit.plugins import load_plugin, unload_plugins
 from allornone.audit.step import audit_steps
 from allornone.registry import (
     PropertySpec,
@@ -130,6 +129,13 @@ def test_no_module_outside_a_property_names_it() -> None:
     assert not bad, "modules naming a built-in property by string:\n" + "\n".join(bad)
 
 
+@pytest.fixture(autouse=True)
+def _no_plugin_left():
+    """A plugin registered by a test is removed after it (other tests see the built-ins)."""
+    yield
+    unload_plugins()
+
+
 def _example():
     return load_plugin(str(EXAMPLE))
 
@@ -187,4 +193,5 @@ def test_plugin_section_in_the_audit(tmp_path, monkeypatch) -> None:
     assert (out / "figures" / "logodds_gap.png").is_file()
     loaded = aon.audit.load_results(out)
     assert [p.name for p in loaded.of_kind("logodds_gap")] == [p["name"] for p in mine]
-    assert sys.modules  # the plugin stays imported for the process
+    unload_plugins()
+    assert "logodds_gap" not in {s.name for s in property_specs()}

@@ -33,6 +33,8 @@ __all__ = [
     "property_spec",
     "property_specs",
     "register_property",
+    "registered_names",
+    "unregister_property",
 ]
 
 #: Where a statistic lives in a result: ``raw`` / ``identified`` / ``baseline`` / ``checks``
@@ -208,6 +210,11 @@ def register_property(spec: PropertySpec, *, replace: bool = False) -> PropertyS
         )
     _SPECS[spec.name] = spec
     return spec
+
+
+def unregister_property(name: str) -> None:
+    """Remove a registered property (a plugin's, e.g. between tests); unknown names are ignored."""
+    _SPECS.pop(name, None)
 
 
 def property_spec(name: str) -> PropertySpec:

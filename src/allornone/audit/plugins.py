@@ -23,7 +23,7 @@ from .._validation import AllOrNoneError
 from ..registry import registered_names
 from .step import audit_steps
 
-__all__ = ["load_plugin", "load_plugins", "plugin_record"]
+__all__ = ["load_plugin", "load_plugins", "plugin_record", "unload_plugins"]
 
 _LOADED: dict[str, ModuleType] = {}
 
@@ -67,6 +67,24 @@ def load_plugin(ref: str) -> ModuleType:
         )
     _LOADED[ref] = module
     return module
+
+
+def unload_plugins() -> None:
+    """Forget every loaded plugin and remove what it registered (properties and steps whose
+    functions live in the plugin's module)."""
+    from ..registry import property_specs, unregister_property
+    from .step import unregister_step
+
+    names = {m.__name__ for m in _LOADED.values()}
+    for step in audit_steps():
+        if getattr(step.run, "__module__", None) in names:
+            unregister_step(step.name)
+    for spec in property_specs():
+        if getattr(spec.function, "__module__", None) in names:
+            unregister_property(spec.name)
+    for name in names:
+        sys.modules.pop(name, None)
+    _LOADED.clear()
 
 
 def _from_file(path: Path) -> ModuleType:

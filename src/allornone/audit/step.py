@@ -44,6 +44,7 @@ __all__ = [
     "answer_ids",
     "audit_steps",
     "register_step",
+    "unregister_step",
     "single",
 ]
 
@@ -242,6 +243,11 @@ def register_step(step: AuditStep, *, replace: bool = False) -> AuditStep:
             )
     _STEPS[step.name] = step
     return step
+
+
+def unregister_step(name: str) -> None:
+    """Remove a registered step (a plugin's, e.g. between tests); unknown names are ignored."""
+    _STEPS.pop(name, None)
 
 
 def audit_steps(*, purpose: str = "audit") -> tuple[AuditStep, ...]:
