@@ -317,7 +317,7 @@ _MEANING = {
 def _stats() -> tuple[Statistic, ...]:
     out = []
     for key, text in _MEANING.items():
-        out.append(Statistic(key, f"{text}, Euclidean, in this model's coordinates", False, "raw"))
+        out.append(Statistic(key, f"{text} (raw vectors, Euclidean)", False, "raw"))
         out.append(Statistic(key, f"{text}, in the items' log-odds (identified metric)", True))
     out.append(Statistic("affine_rank", "affine dimension of the items' log-odds", True))
     for keys in ORDER_STATS.values():
