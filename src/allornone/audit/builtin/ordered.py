@@ -71,7 +71,8 @@ def run(inp: StepInputs) -> list[PropertyResult]:
             P = inp.P.subset(rows=rows)
             r = cyclic(P, list(range(len(rows))), kind=o.kind, side="f", seed=inp.seed,
                        name=f"{o.name} (contexts)")  # fmt: skip
-            out.append(dataclasses.replace(r, details={**r.details, "template": o.templates[0]}))
+            details = {**r.details, "template": o.templates[0], "labels": list(o.items)}
+            out.append(dataclasses.replace(r, details=details))
     return out
 
 
@@ -103,7 +104,9 @@ def figure(res: Any, path: Path) -> Path | None:
             ax.set_title(f"{p.name}: {what}\n{key_stat} = {_fmt(stat)}", fontsize=9)
             ax.set_aspect("equal", adjustable="datalim")
             ax.tick_params(labelsize=7)
-    fig.suptitle("Ordered items in the top-2 principal plane: raw against identified", fontsize=10)
+    fig.suptitle(
+        "Ordered items in the top-2 principal plane: raw against identified", fontsize=10, y=1.0
+    )
     return save_figure(fig, path)
 
 
