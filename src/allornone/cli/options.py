@@ -1,0 +1,64 @@
+"""Options several commands share, and the default names of their output folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+#: Help of ``--allow-nonlinear-head`` (every command that loads a transformers model).
+NONLINEAR_HEAD_HELP = (
+    "load a model whose LM head is not softmax(f^T g) (a tanh logit softcap, as in Gemma-2): "
+    "the predictor then describes the model's linear logits f^T g before the cap, not exactly "
+    "its distribution (recorded in the report's head warnings)"
+)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The options of audit and compare (model loading, output folder, sizes, display)."""
+    p.add_argument("--out", default=None, help="output folder (default: audit-<model>)")
+    p.add_argument(
+        "--force", action="store_true", help="replace a previous allornone report in --out"
+    )
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="compute dtype of the model (default: the model's own; bfloat16 halves GPU memory)",
+    )
+    p.add_argument(
+        "--device-map",
+        default=None,
+        choices=["auto"],
+        help="auto: spread a model larger than one GPU over all GPUs (then CPU), with accelerate",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sets (smoke test, ~1-2 min): 12 passages and 10 nouns per class (user "
+        "labels: 10 per class), 2 relations of 14 subjects, 40 analogy questions per "
+        "section, 40 pairs per concept family, 2 equivalent models",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
+    )
+
+
+def add_allow_nonlinear_head(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-nonlinear-head", action="store_true", help=NONLINEAR_HEAD_HELP)
+
+
+def out_path(args: argparse.Namespace, default: str) -> Path:
+    """``--out``, else ``default`` (in the current folder)."""
+    return Path(args.out) if args.out else Path(default)
+
+
+def safe_name(s: str) -> str:
+    """A model name or path as a folder-name part: its last component, [A-Za-z0-9-_.] only."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in Path(s).name)[:60]
