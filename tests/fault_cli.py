@@ -8,6 +8,8 @@ MODE is one of
                      ``READY`` on stderr just before (the test sends SIGINT at some moment);
   ``slow-write``     as ``run``, but the report, once written into its temporary folder,
                      prints ``WRITING`` and sleeps (the test kills the process there);
+  ``pause-write``    as ``slow-write``, but after ``WRITING`` it waits for a line on stdin,
+                     then publishes (the test changes ``--out`` meanwhile);
   ``slow-import:M``  module ``M`` sleeps while it is imported, after printing ``IMPORTING``
                      (the test sends SIGINT there); the CLI runs through the console entry
                      (allornone_cli), so nothing of allornone is imported before.
@@ -79,6 +81,20 @@ def _slow_write() -> None:
     report.write_report = slow
 
 
+def _pause_write() -> None:
+    from allornone.audit import report
+
+    real = report.write_report
+
+    def paused(res, folder):  # type: ignore[no-untyped-def]
+        out = real(res, folder)
+        print("WRITING", flush=True)
+        sys.stdin.readline()  # the test says when to go on
+        return out
+
+    report.write_report = paused
+
+
 def main() -> int:
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "run" or mode.startswith("slow-import:"):
@@ -90,6 +106,8 @@ def main() -> int:
     sys.meta_path.insert(0, _HookFinder(None))
     if mode == "slow-write":
         _slow_write()
+    elif mode == "pause-write":
+        _pause_write()
     from allornone.cli import main as cli_main
 
     return cli_main(args)

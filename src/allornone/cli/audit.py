@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise AllOrNoneError(f"--labels {args.labels}: no such file")
     cfg = audit_config(args)
     res = run_audit(cfg)
-    return publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res))
+    return publish(out, lambda tmp: write_report(res, tmp), lambda: summary_table(res), args.force)
 
 
 def audit_config(args: argparse.Namespace) -> Any:
@@ -119,4 +119,4 @@ def run_layers(args: argparse.Namespace) -> int:
     out = out_path(args, f"layers-{safe_name(args.model)}")
     prepare_out(out, args.force)
     res = run_layer_audit(audit_config(args), spec)
-    return publish(out, lambda tmp: write_layers(res, tmp), lambda: summary_table(res))
+    return publish(out, lambda tmp: write_layers(res, tmp), lambda: summary_table(res), args.force)

@@ -45,4 +45,4 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     res = run_compare(cfg)
-    return publish(out, lambda tmp: write_compare(res, tmp), lambda: summary_table(res))
+    return publish(out, lambda tmp: write_compare(res, tmp), lambda: summary_table(res), args.force)

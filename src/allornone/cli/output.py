@@ -150,18 +150,46 @@ def prepare_family_out(out: Path) -> None:
     check_parent(out)
 
 
-def write_atomically(out: Path, write: Callable[[Path], Any]) -> Any:
+def publish_refusal(force: bool) -> Callable[[Path], str | None]:
+    """The check made right before a report is moved to ``--out`` (under a lock, see
+    :func:`allornone._io.publish_dir`): why the folder found there may not be replaced, or
+    None. Without ``--force`` nothing is replaced (a folder that appeared during the run is
+    someone's); with it, only an empty folder or a report allornone wrote, as before the run."""
+
+    def refusal(folder: Path) -> str | None:
+        if not force:
+            return "a folder appeared there while this run was writing its report"
+        if folder.is_symlink() or not folder.is_dir():
+            return "it is no longer a folder"
+        if not any(folder.iterdir()):
+            return None
+        if not written_by_allornone(folder / "results.json"):
+            return "it is no longer an allornone report folder (no results.json it wrote)"
+        extra = foreign_entries(folder, REPORT_ENTRIES)
+        if extra:
+            return f"it now holds files allornone did not write ({shown(extra)})"
+        return None
+
+    return refusal
+
+
+def write_atomically(out: Path, write: Callable[[Path], Any], force: bool = False) -> Any:
     """Run ``write(tmp)`` on a temporary folder next to ``out``; then move it to ``out``.
 
-    An existing ``out`` is swapped away only after ``write`` succeeded. On any error or
-    interrupt the temporary folder is removed and ``out`` is untouched (:func:`atomic_dir`).
+    On any error or interrupt the temporary folder is removed and ``out`` is untouched
+    (:func:`atomic_dir`). The move replaces nothing it did not check at that moment
+    (:func:`publish_refusal`): a folder found at ``out`` then that may not be replaced is
+    left as it is, the new report is kept beside it (``OUT.new-<time>``) and
+    :class:`allornone._io.PublishRefused` (an AllOrNoneError: exit 2) says where.
     """
-    return atomic_dir(out, write)
+    return atomic_dir(out, write, may_replace=publish_refusal(force), what="report")
 
 
-def publish(out: Path, write: Callable[[Path], Any], summary: Callable[[], str]) -> int:
+def publish(
+    out: Path, write: Callable[[Path], Any], summary: Callable[[], str], force: bool = False
+) -> int:
     """Write a report atomically into ``out``, then print its summary and where it is."""
-    write_atomically(out, write)
+    write_atomically(out, write, force)
     print(summary())
     print(f"\nreport: {out / 'report.html'}  (also report.md, results.json, figures/)")
     return 0

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.bootstrap,
         permutations=args.permutations,
     )
-    write_atomically(out, lambda tmp: write_study_report(res, tmp, family))
+    write_atomically(out, lambda tmp: write_study_report(res, tmp, family), args.force)
     print(f"study of {family}: {len(res['members'])} transformers, {len(res['pairs'])} pairs")
     for p in res["pairs"]:
         print(
