@@ -459,6 +459,70 @@ def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
+def test_ctrl_c_in_train_says_what_it_kept(tmp_path: Path, monkeypatch) -> None:
+    """Issue 25 case 10: Ctrl-C in ``train`` after a checkpoint names the checkpoint it kept
+    and says that the next run resumes from it (it used to say that nothing was written)."""
+    from allornone.family import train
+
+    fam = tmp_path / "fam"
+    args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "--seeds", "0"]
+    args += ["--steps", "4", "--layers", "1", "--no-word2vec", "--no-progress"]
+    args += ["--device", "cpu"]
+    proc = _spawn("train-ckpt", args)
+    _wait_for(proc.stdout, "CHECKPOINT", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = err.strip()
+    assert "Traceback" not in err and line.count("\n") == 0, err
+    assert "nothing was written" not in line
+    assert line.startswith(f"allornone: interrupted; kept in {fam}: the tokenizer and data")
+    assert "the checkpoint(s) tf-d16-s0/checkpoint.pt" in line
+    assert "rerun the same command and it resumes from the checkpoint(s)" in line
+    assert (fam / "tf-d16-s0" / "checkpoint.pt").is_file()
+    # ... and it does: the next run reads that checkpoint and goes on from step 2
+    resumed: list[int] = []
+    real = train.load_checkpoint
+
+    def spy(ckpt, device):  # type: ignore[no-untyped-def]
+        state = real(ckpt, device)
+        resumed.append(state["step"])
+        return state
+
+    monkeypatch.setattr(train, "load_checkpoint", spy)
+    assert main(args) == 0
+    assert resumed == [2] and (fam / "tf-d16-s0" / "final").is_dir()
+    assert not (fam / "tf-d16-s0" / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_in_extract_names_the_shards_it_kept(tmp_path: Path) -> None:
+    import argparse
+
+    from allornone.cli.extract import interrupted_note
+    from allornone.cli.process import interrupted_note as line
+
+    args = argparse.Namespace(command="extract", out=str(tmp_path / "store"))
+    assert line(args) == "nothing was written (any previous report is intact)"
+    (tmp_path / "store").mkdir()
+    for i in range(2):
+        (tmp_path / "store" / f"F-{i:05d}.safetensors").write_bytes(b"x")
+    assert line(args) == interrupted_note(args)
+    assert line(args).startswith(f"kept in {tmp_path / 'store'}: 2 finished shard(s); rerun")
+
+
+def test_ctrl_c_before_train_wrote_anything_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    from allornone.family import train
+
+    def stop(*a, **k):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "prepare_family", stop)
+    fam = tmp_path / "fam"
+    assert main(["train", "--out", str(fam), "--prepare-only"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "allornone: interrupted; nothing was written (any previous report is intact)"
+
+
 @pytest.mark.parametrize(
     ("exc", "needle"),
     [

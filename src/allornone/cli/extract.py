@@ -75,3 +75,15 @@ def run(args: argparse.Namespace) -> int:
         f"({res.shards_written} written now, {res.shards_reused} reused)"
     )
     return 0
+
+
+def interrupted_note(args: argparse.Namespace) -> str | None:
+    """What an interrupted ``extract`` kept in its store (None: no shard was written)."""
+    out = Path(args.out)
+    shards = sorted(out.glob("F-*.safetensors")) if out.is_dir() else []
+    if not shards:
+        return None
+    return (
+        f"kept in {out}: {len(shards)} finished shard(s); rerun the same command to resume "
+        "(the finished shards are checked and reused)"
+    )

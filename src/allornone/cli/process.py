@@ -125,6 +125,24 @@ def _run_command(args: argparse.Namespace) -> int:
         return COMMANDS[args.command](args)
 
 
+def interrupted_note(args: argparse.Namespace | None) -> str:
+    """What an interrupted command kept: its module's ``interrupted_note(args)`` (train keeps
+    its finished models and checkpoints, extract its shards), else that nothing was written."""
+    from .parser import COMMAND_MODULES
+
+    nothing = "nothing was written (any previous report is intact)"
+    if args is None:
+        return nothing
+    for module in COMMAND_MODULES:
+        note = getattr(module, "interrupted_note", None)
+        if module.NAME == args.command and note is not None:
+            try:
+                return note(args) or nothing
+            except OSError:  # the folder cannot be read: say only what is sure
+                return f"what was written so far in {args.out} is kept"
+    return nothing
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0, 2 for an error, 130 interrupted).
 
@@ -152,10 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code, what = 128 + e.signum, "terminated"
         else:
             code, what = EXIT_INTERRUPTED, "interrupted"
-        print(
-            f"\nallornone: {what}; nothing was written (any previous report is intact)",
-            file=sys.stderr,
-        )
+        print(f"\nallornone: {what}; {interrupted_note(args)}", file=sys.stderr)
         return code
     except Exception as e:
         msg = user_error(e)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import AllOrNoneError
-from .output import prepare_family_out
+from .output import prepare_family_out, shown
 
 NAME = "train"
 
@@ -109,3 +109,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{m['name']:16s} {shown:>12s} {m['train_seconds']:8.0f}")
     print(f"total wall time {summary['wall_seconds']:.0f} s")
     return 0
+
+
+def interrupted_note(args: argparse.Namespace) -> str | None:
+    """What an interrupted ``train`` kept in its family folder, for the one line that
+    :func:`~allornone.cli.process.main` prints (None: nothing was written there)."""
+    out = Path(args.out)
+    checkpoints = sorted(p.parent.name for p in out.glob("tf-*/checkpoint.pt"))
+    finished = sorted(p.parent.name for p in out.glob("*/done.json"))
+    if not (out / "family.json").is_file() and not checkpoints and not finished:
+        return None
+    kept = ["the tokenizer and data"]
+    if finished:
+        kept.append(f"{len(finished)} finished model(s) ({shown(finished)})")
+    if checkpoints:
+        names = [f"{n}/checkpoint.pt" for n in checkpoints]
+        kept.append(f"the checkpoint(s) {shown(names)}")
+    resume = "resumes from the checkpoint(s)" if checkpoints else "goes on from there"
+    return (
+        f"kept in {out}: {', '.join(kept)}; rerun the same command and it {resume} "
+        "(no finished model is trained again)"
+    )
