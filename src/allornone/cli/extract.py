@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import AllOrNoneError
+from .options import add_allow_nonlinear_head
 
 NAME = "extract"
 
@@ -29,6 +30,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=2, help="Ray workers (--engine ray)")
     e.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     e.add_argument("--batch-size", type=int, default=None, help="contexts per forward batch")
+    add_allow_nonlinear_head(e)
     e.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     e.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return e
@@ -59,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
             out,
             workers=args.workers,
             shard_rows=args.shard_rows,
-            load_options={"device": args.device, "batch_size": args.batch_size},
+            load_options={
+                "device": args.device,
+                "batch_size": args.batch_size,
+                "allow_nonlinear_head": True if args.allow_nonlinear_head else None,
+            },
         )
     else:
-        lm = load(args.model, device=args.device, batch_size=args.batch_size)
+        head = {"allow_nonlinear_head": True} if args.allow_nonlinear_head else {}
+        lm = load(args.model, device=args.device, batch_size=args.batch_size, **head)
         progress = not args.no_progress
 
         def done(i: int, total: int) -> None:

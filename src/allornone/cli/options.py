@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 #: Help of ``--allow-nonlinear-head`` (every command that loads a transformers model).
 NONLINEAR_HEAD_HELP = (
-    "load a model whose LM head is not softmax(f^T g) (a tanh logit softcap, as in Gemma-2): "
-    "the predictor then describes the model's linear logits f^T g before the cap, not exactly "
-    "its distribution (recorded in the report's head warnings)"
+    "load a model whose LM head is not softmax(f^T g), a logit softcap c*tanh(z/c) as in "
+    "Gemma-2, instead of refusing it: the predictor then describes the model's linear logits "
+    "f^T g before the cap, so the results are about that linear model, not exactly about the "
+    "model's distribution"
 )
 
 
@@ -48,10 +53,32 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow gensim Word2Vec pickle files (unpickling runs code: only trusted files)",
     )
+    add_allow_nonlinear_head(p)
 
 
 def add_allow_nonlinear_head(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-nonlinear-head", action="store_true", help=NONLINEAR_HEAD_HELP)
+
+
+@contextlib.contextmanager
+def nonlinear_head_allowed() -> Iterator[None]:
+    """``--allow-nonlinear-head``: for the length of one command, every model loaded through
+    :func:`allornone.models.load` (the audit, ``--layers`` and compare pipelines look it up
+    when they load) gets ``allow_nonlinear_head=True``; then ``load`` is put back."""
+    from .. import models
+
+    real = models.load
+
+    @functools.wraps(real)
+    def load(name_or_path: Any, **options: Any) -> Any:
+        options.setdefault("allow_nonlinear_head", True)
+        return real(name_or_path, **options)
+
+    models.load = load
+    try:
+        yield
+    finally:
+        models.load = real
 
 
 def out_path(args: argparse.Namespace, default: str) -> Path:

@@ -118,6 +118,10 @@ def _run_command(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if getattr(args, "no_progress", False):
             stack.enter_context(hide_library_progress())
+        if getattr(args, "allow_nonlinear_head", False):
+            from .options import nonlinear_head_allowed
+
+            stack.enter_context(nonlinear_head_allowed())
         if getattr(args, "trust_pickle", False):
             from ..models import allow_pickle
 
