@@ -8,6 +8,11 @@ MODE is one of
                      ``READY`` on stderr just before (the test sends SIGINT at some moment);
   ``slow-write``     as ``run``, but the report, once written into its temporary folder,
                      prints ``WRITING`` and sleeps (the test kills the process there);
+  ``pause-write``    as ``slow-write``, but after ``WRITING`` it waits for a line on stdin,
+                     then publishes (the test changes ``--out`` meanwhile);
+  ``train-ckpt``     ``allornone train`` with a checkpoint every 2 steps; once the first
+                     checkpoint is written it prints ``CHECKPOINT`` and sleeps (the test
+                     sends SIGINT there);
   ``slow-import:M``  module ``M`` sleeps while it is imported, after printing ``IMPORTING``
                      (the test sends SIGINT there); the CLI runs through the console entry
                      (allornone_cli), so nothing of allornone is imported before.
@@ -79,6 +84,40 @@ def _slow_write() -> None:
     report.write_report = slow
 
 
+def _pause_write() -> None:
+    from allornone.audit import report
+
+    real = report.write_report
+
+    def paused(res, folder):  # type: ignore[no-untyped-def]
+        out = real(res, folder)
+        print("WRITING", flush=True)
+        sys.stdin.readline()  # the test says when to go on
+        return out
+
+    report.write_report = paused
+
+
+def _train_ckpt() -> None:
+    from contextlib import contextmanager
+    from dataclasses import replace
+
+    from allornone.family import train
+
+    real_preset, real_atomic_path = train.preset, train.atomic_path
+    train.preset = lambda name, **kw: replace(real_preset(name, **kw), checkpoint_every=2)
+
+    @contextmanager
+    def atomic_path(path, **kw):  # type: ignore[no-untyped-def]
+        with real_atomic_path(path, **kw) as tmp:
+            yield tmp
+        if path.name == "checkpoint.pt":
+            print("CHECKPOINT", flush=True)
+            time.sleep(60)
+
+    train.atomic_path = atomic_path
+
+
 def main() -> int:
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "run" or mode.startswith("slow-import:"):
@@ -90,6 +129,10 @@ def main() -> int:
     sys.meta_path.insert(0, _HookFinder(None))
     if mode == "slow-write":
         _slow_write()
+    elif mode == "pause-write":
+        _pause_write()
+    elif mode == "train-ckpt":
+        _train_ckpt()
     from allornone.cli import main as cli_main
 
     return cli_main(args)

@@ -154,3 +154,35 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "allornone: error:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "--model", "gemma-2-like"],
+        ["audit", "--model", "gemma-2-like", "--layers", "all"],
+        ["compare", "gemma-2-like", "other"],
+    ],
+)
+def test_allow_nonlinear_head_reaches_load(tmp_path: Path, monkeypatch, capsys, argv) -> None:
+    """--allow-nonlinear-head is passed to models.load (allow_nonlinear_head=True) by every
+    command that loads a model, for that command only; without it nothing is passed."""
+    from allornone import models
+
+    real = models.load
+    seen: list[dict] = []
+
+    def fake(name, **options):
+        seen.append(dict(options, name=name))
+        raise AllOrNoneError("stop after recording the options")
+
+    monkeypatch.setattr(models, "load", fake)
+    args = argv + ["--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(args) == 2
+    assert seen and "allow_nonlinear_head" not in seen[0]
+    seen.clear()
+    assert main(args + ["--allow-nonlinear-head"]) == 2
+    assert seen[0]["allow_nonlinear_head"] is True and seen[0]["name"] == "gemma-2-like"
+    assert models.load is fake  # put back after the command
+    assert "stop after recording the options" in capsys.readouterr().err
+    monkeypatch.setattr(models, "load", real)

@@ -156,3 +156,25 @@ def test_no_progress_switch_is_put_back_when_transformers_is_imported_during_the
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "True", "False"]
+
+
+def test_cli_extract_allow_nonlinear_head(tmp_path, capsys):
+    """A softcapped head (Gemma-2) is refused, naming the CLI flag's keyword; with
+    --allow-nonlinear-head the model loads and the store is written."""
+    from test_models_hf import _gemma2
+
+    gemma = tmp_path / "gemma2"
+    tok = _bpe_tokenizer()
+    _gemma2(len(tok)).save_pretrained(gemma)
+    tok.save_pretrained(gemma)
+    capsys.readouterr()  # save_pretrained's own progress bar
+    ctx = tmp_path / "ctx.txt"
+    ctx.write_text("\n".join(TEXTS[:8]), encoding="utf-8")
+    argv = ["extract", "--model", str(gemma), "--contexts", str(ctx), "--device", "cpu"]
+    argv += ["--no-progress", "--out", str(tmp_path / "store")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "non-linear LM head" in err and len(err.strip().splitlines()) == 1
+    assert main([*argv, "--allow-nonlinear-head"]) == 0
+    assert "n=8 x d=" in capsys.readouterr().out
+    assert RepresentationStore.open(tmp_path / "store").load().shape[0] == 8

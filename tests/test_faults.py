@@ -214,11 +214,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _spawn(mode: str, args: list[str]) -> subprocess.Popen:
+def _spawn(mode: str, args: list[str], stdin: int | None = None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]))
     return subprocess.Popen(
         [sys.executable, str(FAULT_CLI), mode, *args],
         env=env,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -315,6 +316,112 @@ def test_sweep_puts_back_a_report_moved_aside(tmp_path: Path) -> None:
     assert _tree(tmp_path / "rep") == before
 
 
+# ------------------------------------------------------------------ issue 25 case 1: publish
+def _go_on(proc: subprocess.Popen) -> tuple[str, str]:
+    """Let a ``pause-write`` child publish; returns its (stdout, stderr)."""
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    return proc.communicate(timeout=120)
+
+
+def _new_beside(parent: Path, name: str) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if p.name.startswith(f"{name}.new-"))
+
+
+def _refused_one_line(err: str, out: Path, kept: Path) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"allornone: error: {out.resolve()} was not replaced: ")
+    assert "It is left as it was; the new report is kept beside it, in " in lines[0]
+    assert lines[0].endswith(str(kept.resolve()))
+
+
+def test_folder_made_at_out_during_the_run_is_kept(tmp_path: Path) -> None:
+    """A user's folder created at --out while the audit runs survives: the new report is
+    kept beside it, with one line saying where, exit 2 (it used to be deleted, exit 0)."""
+    out = tmp_path / "rep"
+    proc = _spawn("pause-write", tiny_args(out), stdin=subprocess.PIPE)
+    _wait_for(proc.stdout, "WRITING", proc)
+    out.mkdir()  # another process: the user's shell
+    (out / "precious.txt").write_text("draft\n")
+    _, err = _go_on(proc)
+    assert proc.returncode == 2, err
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+    assert (out / "precious.txt").read_text() == "draft\n"
+    (kept,) = _new_beside(tmp_path, "rep")
+    assert "results.json" in {p.name for p in kept.iterdir()}
+    assert (kept / "report.html").is_file()
+    _refused_one_line(err, out, kept)
+    assert "a folder appeared there while this run was writing its report" in err
+    assert _leftovers(tmp_path) == []
+
+
+def test_force_keeps_user_files_added_during_the_run(tmp_path: Path) -> None:
+    """--force: the previous report is checked again right before it is replaced; a user's
+    file added meanwhile makes it not replaceable (nothing of it is deleted)."""
+    out = tmp_path / "rep"
+    assert main(tiny_args(out)) == 0
+    before = _tree(out)
+    proc = _spawn("pause-write", tiny_args(out) + ["--force", "--seed", "2"], stdin=subprocess.PIPE)
+    _wait_for(proc.stdout, "WRITING", proc)
+    (out / "notes.txt").write_text("mine")
+    _, err = _go_on(proc)
+    assert proc.returncode == 2, err
+    assert _tree(out) == {**before, "notes.txt": b"mine"}
+    (kept,) = _new_beside(tmp_path, "rep")
+    _refused_one_line(err, out, kept)
+    assert "it now holds files allornone did not write (notes.txt)" in err
+
+
+def test_two_runs_publishing_to_one_out(tmp_path: Path) -> None:
+    """Two audits with the same --out, publishing at the same moment: exactly one report
+    is at --out, the other is kept beside it with the one-line message; nothing is lost."""
+    out = tmp_path / "rep"
+    procs = [
+        _spawn("pause-write", tiny_args(out) + ["--seed", str(seed)], stdin=subprocess.PIPE)
+        for seed in (1, 2)
+    ]
+    for proc in procs:
+        _wait_for(proc.stdout, "WRITING", proc)
+    for proc in procs:  # both go on at once
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [proc.communicate(timeout=120) for proc in procs]
+    codes = sorted(proc.returncode for proc in procs)
+    assert codes == [0, 2], results
+    (kept,) = _new_beside(tmp_path, "rep")
+    loser = next(err for proc, (_, err) in zip(procs, results) if proc.returncode == 2)
+    _refused_one_line(loser, out, kept)
+    seeds = {json.loads((d / "results.json").read_text())["config"]["seed"] for d in (out, kept)}
+    assert seeds == {1, 2}  # both reports, one each
+    assert _leftovers(tmp_path) == []
+
+
+def test_publish_dir_in_process(tmp_path: Path) -> None:
+    """publish_dir: an absent place is claimed; a refused one is untouched and the folder
+    kept beside; an accepted one is replaced and the old one deleted."""
+    from allornone._io import PublishRefused, publish_dir
+
+    def fresh(name: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "f").write_text(name)
+        return d
+
+    final = tmp_path / "x"
+    assert publish_dir(fresh("a"), final, lambda p: "never") == final
+    assert (final / "f").read_text() == "a"
+    with pytest.raises(PublishRefused, match="x was not replaced: never") as e:
+        publish_dir(fresh("b"), final, lambda p: "never", what="report")
+    assert (final / "f").read_text() == "a" and (e.value.kept / "f").read_text() == "b"
+    assert e.value.kept.name.startswith("x.new-") and "new report" in str(e.value)
+    publish_dir(fresh("c"), final, lambda p: None)
+    assert (final / "f").read_text() == "c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x", e.value.kept.name]
+
+
 # ------------------------------------------------------------------ case 5: Ctrl-C, errors
 @pytest.mark.parametrize(
     "module",
@@ -350,6 +457,70 @@ def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path) -> None:
         codes.append(proc.returncode)
     assert codes[0] == 130  # interrupted while importing
     assert _leftovers(tmp_path) == []
+
+
+def test_ctrl_c_in_train_says_what_it_kept(tmp_path: Path, monkeypatch) -> None:
+    """Issue 25 case 10: Ctrl-C in ``train`` after a checkpoint names the checkpoint it kept
+    and says that the next run resumes from it (it used to say that nothing was written)."""
+    from allornone.family import train
+
+    fam = tmp_path / "fam"
+    args = ["train", "--out", str(fam), "--corpus", "lee", "--widths", "16", "--seeds", "0"]
+    args += ["--steps", "4", "--layers", "1", "--no-word2vec", "--no-progress"]
+    args += ["--device", "cpu"]
+    proc = _spawn("train-ckpt", args)
+    _wait_for(proc.stdout, "CHECKPOINT", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    line = err.strip()
+    assert "Traceback" not in err and line.count("\n") == 0, err
+    assert "nothing was written" not in line
+    assert line.startswith(f"allornone: interrupted; kept in {fam}: the tokenizer and data")
+    assert "the checkpoint(s) tf-d16-s0/checkpoint.pt" in line
+    assert "rerun the same command and it resumes from the checkpoint(s)" in line
+    assert (fam / "tf-d16-s0" / "checkpoint.pt").is_file()
+    # ... and it does: the next run reads that checkpoint and goes on from step 2
+    resumed: list[int] = []
+    real = train.load_checkpoint
+
+    def spy(ckpt, device):  # type: ignore[no-untyped-def]
+        state = real(ckpt, device)
+        resumed.append(state["step"])
+        return state
+
+    monkeypatch.setattr(train, "load_checkpoint", spy)
+    assert main(args) == 0
+    assert resumed == [2] and (fam / "tf-d16-s0" / "final").is_dir()
+    assert not (fam / "tf-d16-s0" / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_in_extract_names_the_shards_it_kept(tmp_path: Path) -> None:
+    import argparse
+
+    from allornone.cli.extract import interrupted_note
+    from allornone.cli.process import interrupted_note as line
+
+    args = argparse.Namespace(command="extract", out=str(tmp_path / "store"))
+    assert line(args) == "nothing was written (any previous report is intact)"
+    (tmp_path / "store").mkdir()
+    for i in range(2):
+        (tmp_path / "store" / f"F-{i:05d}.safetensors").write_bytes(b"x")
+    assert line(args) == interrupted_note(args)
+    assert line(args).startswith(f"kept in {tmp_path / 'store'}: 2 finished shard(s); rerun")
+
+
+def test_ctrl_c_before_train_wrote_anything_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
+    from allornone.family import train
+
+    def stop(*a, **k):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "prepare_family", stop)
+    fam = tmp_path / "fam"
+    assert main(["train", "--out", str(fam), "--prepare-only"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "allornone: interrupted; nothing was written (any previous report is intact)"
 
 
 @pytest.mark.parametrize(

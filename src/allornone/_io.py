@@ -12,9 +12,11 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from ._validation import AllOrNoneError
 
 
 @contextmanager
@@ -115,15 +117,151 @@ def sweep_leftovers(final: str | Path) -> list[Path]:
     return touched
 
 
-def replace_dir(tmp_dir: Path, final: Path) -> None:
-    """Move a fully written folder ``tmp_dir`` to ``final``, replacing any old one.
+class PublishRefused(AllOrNoneError):
+    """A folder was not published: something this process may not replace is at its place.
 
-    ``os.replace`` cannot replace a non-empty folder, so an existing ``final`` is first
-    renamed out of the way (atomically) and deleted after the new one is in place; if that
-    fails the old one is put back. If another process put a folder there in the meantime,
-    ours is discarded and theirs kept. A process killed between the two renames leaves the
-    old folder aside; :func:`sweep_leftovers` (run by the next write) puts it back.
+    The new folder is kept beside it, at ``kept``; ``final`` is left exactly as it was.
     """
+
+    def __init__(self, final: Path, kept: Path, reason: str, what: str = "folder") -> None:
+        self.final, self.kept, self.reason = final, kept, reason
+        super().__init__(
+            f"{final} was not replaced: {reason}. It is left as it was; the new {what} is "
+            f"kept beside it, in {kept}"
+        )
+
+
+@contextmanager
+def _publish_lock(parent: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder ``parent`` while a folder is published into it,
+    so two allornone processes never check and rename there at the same time. Where there
+    is no ``fcntl`` or the file system refuses the lock, the checks still run unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    try:
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder we may write but not open
+        yield
+        return
+    try:
+        with suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _move_beside(src: Path, final: Path, tag: str) -> Path:
+    """Move folder ``src`` to a new visible sibling ``FINAL.TAG-YYYYmmdd-HHMMSS[-N]`` of
+    ``final`` (claimed with ``mkdir``, so nothing is ever replaced); returns it."""
+    import time
+
+    stem = f"{final.name}.{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1, 1000):
+        beside = final.with_name(stem if i == 1 else f"{stem}-{i}")
+        try:
+            os.mkdir(beside)
+        except FileExistsError:
+            continue
+        try:
+            os.replace(src, beside)  # onto the empty folder just made
+        except OSError:
+            os.rmdir(beside)  # pragma: no cover - written into within microseconds
+            continue
+        return beside
+    raise AllOrNoneError(f"no free name beside {final} to keep {src} in")  # pragma: no cover
+
+
+def _claim_and_move(tmp_dir: Path, final: Path) -> str | None:
+    """Move ``tmp_dir`` to the absent ``final`` without replacing anything: ``mkdir`` claims
+    the name (it fails if the name exists), then the rename replaces that empty folder.
+    Returns why it could not, or None."""
+    try:
+        os.mkdir(final)
+    except FileExistsError:
+        return "it appeared while this run was publishing"
+    try:
+        os.replace(tmp_dir, final)
+    except OSError:
+        return "files were written into it while this run was publishing"
+    return None
+
+
+def publish_dir(
+    tmp_dir: Path,
+    final: Path,
+    may_replace: Callable[[Path], str | None],
+    *,
+    what: str = "folder",
+) -> Path:
+    """Move a fully written folder ``tmp_dir`` to ``final``, never replacing what it did not
+    check at that moment; returns ``final``.
+
+    Under an exclusive lock on the parent folder (:func:`_publish_lock`), right before the
+    rename: an absent ``final`` is claimed (``mkdir``) and ``tmp_dir`` renamed onto it; an
+    existing one is replaced only if ``may_replace(final)`` returns None (else it returns the
+    reason). The replaced folder is moved aside, checked again there and only then deleted.
+    Whenever ``final`` may not be replaced, ``tmp_dir`` is kept beside it as
+    ``FINAL.new-<time>`` and :class:`PublishRefused` (an AllOrNoneError) says where and why;
+    ``final`` is not touched. A process killed between the two renames leaves the old folder
+    aside; :func:`sweep_leftovers` (run by the next write) puts it back.
+    """
+    final = Path(final)
+    trash = None
+    with _publish_lock(final.parent):
+        if final.exists() or final.is_symlink():
+            reason = may_replace(final)
+            if reason is not None:
+                raise PublishRefused(final, _move_beside(tmp_dir, final, "new"), reason, what)
+            trash = final.with_name(_sibling_prefix(final, "old") + uuid.uuid4().hex[:8])
+            os.replace(final, trash)
+        reason = _claim_and_move(tmp_dir, final)
+        if reason is not None:
+            kept = _move_beside(tmp_dir, final, "new")
+            if trash is not None:  # the previous one is kept too, visibly (never swept)
+                old = _move_beside(trash, final, "old")
+                reason += f" (the folder it was to replace is in {old})"
+            raise PublishRefused(final, kept, reason, what)
+    if trash is not None:
+        if may_replace(trash) is None:  # still only what was checked: nothing added since
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            import warnings
+
+            old = _move_beside(trash, final, "old")
+            warnings.warn(
+                f"the folder replaced at {final} changed while it was replaced; kept in {old}",
+                stacklevel=2,
+            )
+    return final
+
+
+def replace_dir(
+    tmp_dir: Path,
+    final: Path,
+    *,
+    may_replace: Callable[[Path], str | None] | None = None,
+    what: str = "folder",
+) -> None:
+    """Move a fully written folder ``tmp_dir`` to ``final``.
+
+    With ``may_replace`` (reports in a user's folder): :func:`publish_dir`, which replaces
+    only what ``may_replace`` accepts at that moment and otherwise keeps ``tmp_dir`` beside
+    ``final`` and raises :class:`PublishRefused`.
+
+    Without it (folders only allornone writes: its caches, a family's model folders), any
+    existing ``final`` is replaced: ``os.replace`` cannot replace a non-empty folder, so it
+    is first renamed out of the way (atomically) and deleted after the new one is in place;
+    if the rename fails the old one is put back where nothing took its place, and ours is
+    discarded. A process killed between the two renames leaves the old folder aside;
+    :func:`sweep_leftovers` (run by the next write) puts it back.
+    """
+    if may_replace is not None:
+        publish_dir(tmp_dir, final, may_replace, what=what)
+        return
     trash = None
     if final.exists():
         trash = final.with_name(_sibling_prefix(final, "old") + uuid.uuid4().hex[:8])
@@ -156,8 +294,15 @@ def umask() -> int:
     return mask
 
 
-def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Any:
-    """Run ``write(tmp)`` on a temporary folder next to ``final``, then move it to ``final``.
+def atomic_dir(
+    final: str | Path,
+    write: Callable[[Path], Any],
+    *,
+    may_replace: Callable[[Path], str | None] | None = None,
+    what: str = "folder",
+) -> Any:
+    """Run ``write(tmp)`` on a temporary folder next to ``final``, then move it to ``final``
+    (:func:`replace_dir`; with ``may_replace``, only if :func:`publish_dir` may).
 
     Returns what ``write`` returned. On any error or interrupt (Ctrl-C included) the
     temporary folder is removed and an existing ``final`` is left as it was; leftovers of a
@@ -172,7 +317,7 @@ def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Any:
     try:
         os.chmod(tmp, 0o777 & ~umask())
         value = write(tmp)
-        replace_dir(tmp, final)
+        replace_dir(tmp, final, may_replace=may_replace, what=what)
         return value
     finally:
         if tmp.exists():
