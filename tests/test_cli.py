@@ -32,7 +32,15 @@ def test_audit_writes_all_outputs(tmp_path: Path, capsys: pytest.CaptureFixture)
     figs = {p.name for p in (out / "figures").iterdir()}
     assert figs == {
         f"{n}.png"
-        for n in ["spectrum", "parallelism", "relations", "probing", "steering", "equivalence"]
+        for n in [
+            "spectrum",
+            "parallelism",
+            "relations",
+            "probing",
+            "steering",
+            "orders",
+            "equivalence",
+        ]
     }
     res = json.loads((out / "results.json").read_text())
     assert res["schema_version"] == "2.0"
@@ -41,6 +49,7 @@ def test_audit_writes_all_outputs(tmp_path: Path, capsys: pytest.CaptureFixture)
         "relational",
         "probing",
         "steering",
+        "cyclic",
     }
     assert all(m["equivalent"] for m in res["equivalence_demo"]["models"])
     text = capsys.readouterr().out

@@ -97,3 +97,16 @@ def test_identified_figures_are_only_identified(report: Path) -> None:
             _, kind, name, stat = key.split("/", 3)
             rec = next(p for p in res.of_kind(kind) if p.name == name)
             assert stat in rec.identified
+
+
+def test_verify_command(report: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """``allornone verify REPORT``: exit 0 and 'reproduced'; a folder that is not a report is
+    one line and exit 2."""
+    from allornone.cli import main
+
+    monkeypatch.setattr(pipeline, "load_model", lambda cfg: tiny_model())
+    assert main(["verify", str(report), "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("reproduced: ")
+    assert main(["verify", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no results.json" in err[0]

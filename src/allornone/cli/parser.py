@@ -7,11 +7,11 @@ from collections.abc import Callable
 from types import ModuleType
 
 from .. import __version__
-from . import audit, compare, extract, study, train
+from . import audit, compare, extract, study, train, verify
 
 #: The command modules, in the order ``allornone --help`` lists them. Each has ``NAME``,
 #: ``add_parser(sub)`` (its sub-parser) and ``run(args)`` (its exit code).
-COMMAND_MODULES: tuple[ModuleType, ...] = (audit, compare, train, study, extract)
+COMMAND_MODULES: tuple[ModuleType, ...] = (audit, compare, train, study, extract, verify)
 
 #: Command name -> its ``run(args)``.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {m.NAME: m.run for m in COMMAND_MODULES}
