@@ -153,10 +153,10 @@ def inspect_head(
         )
         if not allow_nonlinear_head:
             raise AllOrNoneError(
-                f"{type(model).__name__} uses a non-linear LM head ({msg}). Pass "
-                "allow_nonlinear_head=True to load it anyway (it will be recorded in "
-                ".head_warnings), or set config.final_logit_softcapping = None if you want the "
-                "uncapped model"
+                f"{type(model).__name__} uses a non-linear LM head ({msg}). To load it anyway, "
+                "pass allow_nonlinear_head=True (CLI: --allow-nonlinear-head; it will be "
+                "recorded in .head_warnings), or set config.final_logit_softcapping = None if "
+                "you want the uncapped model"
             )
         warns.append(msg)
         notes.append(f"softcap {softcap:g} accepted (allow_nonlinear_head=True)")

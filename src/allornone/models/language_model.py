@@ -34,6 +34,7 @@ from ._logit_check import (
     device_deviation,
     failure_message,
 )
+from .architectures import Adapter, adapter_for_model
 from .tokens import WordTokens, special_layout, token_labels, word_tokens
 
 __all__ = ["LanguageModel"]
@@ -189,6 +190,9 @@ class LanguageModel(ForwardPasses):
         self.tokenizer = tokenizer
         self.name = name or str(getattr(hf_model, "name_or_path", "") or type(hf_model).__name__)
         self.dtype: torch.dtype = next(hf_model.parameters()).dtype
+        #: The registry's adapter (None: a causal model outside the registry, checked
+        #: numerically like every model); masked LMs and encoder-decoders are refused here.
+        self.adapter: Adapter | None = adapter_for_model(hf_model)
         self.head: HeadSpec = inspect_head(
             hf_model, allow_nonlinear_head=allow_nonlinear_head, logit_scale=logit_scale
         )

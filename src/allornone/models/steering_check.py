@@ -61,11 +61,16 @@ class ShiftCheck:
 def find_final_norm(hf_model: Any) -> tuple[str, Any] | None:
     """The module whose output feeds the LM head (the final norm), or None when unknown.
 
-    Tries the common attribute paths (``model.norm`` for Llama/Mistral/Qwen/Gemma,
+    The registry's :attr:`~.architectures.Adapter.f_module` of the model's ``model_type``
+    first, then the common attribute paths (``model.norm`` for Llama/Mistral/Qwen/Gemma,
     ``transformer.ln_f`` for GPT-2/GPT-J, ``gpt_neox.final_layer_norm``, ``model.final_layernorm``,
     ``model.decoder.final_layer_norm`` for OPT).
     """
+    from .architectures import REGISTRY
+
+    ad = REGISTRY.get(str(getattr(getattr(hf_model, "config", None), "model_type", "")))
     for path in (
+        *((ad.f_module,) if ad is not None and ad.supported else ()),
         "model.norm",
         "transformer.ln_f",
         "gpt_neox.final_layer_norm",
