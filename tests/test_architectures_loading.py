@@ -109,7 +109,7 @@ def test_missing_head_is_refused_not_reinitialised(folder, tmp_path):
 @pytest.mark.parametrize(
     ("model_type", "expect"),
     [
-        ("bert", "'bert' is a masked-lm model"),
+        ("bart", "'bart' is an encoder-decoder model"),
         ("t5", "'t5' is an encoder-decoder model"),
         ("my_new_arch", "architecture 'my_new_arch' is not in allornone's registry"),
     ],

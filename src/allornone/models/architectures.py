@@ -11,7 +11,8 @@ scaled          ``logits = s (h W^T)`` (``logit_scale``, ``logits_scaling``): ``
 softcapped      ``c tanh(h W^T / c)``: not of the form; refused unless the user allows it
                 (``allow_nonlinear_head=True``, CLI ``--allow-nonlinear-head``)
 state-space     a recurrent body (Mamba): ``f`` = its final normed output, head as plain
-masked-lm       BERT-style heads (transform + decoder): not supported yet
+masked-lm       BERT-style heads: ``f`` = the prediction transform at the last mask (appended
+                to a text without one), ``g`` = decoder rows, bias absorbed
 encoder-decoder T5/BART-style models: not supported yet
 =============== ===================================================================
 
@@ -56,12 +57,14 @@ HEAD_KINDS: dict[str, str] = {
     "pre-cap logits",
     "state-space": "recurrent body (Mamba); f = its final normed output at the last token, "
     "head as plain",
-    "masked-lm": "BERT-style prediction head (transform + decoder with bias): not supported yet",
+    "masked-lm": "BERT-style: f = the prediction head's transform of the state at the last mask "
+    "(a text without the mask token gets it appended), g = decoder rows with the bias absorbed; "
+    "checks inject v at the transform's output",
     "encoder-decoder": "T5/BART-style (encoder + decoder): not supported yet",
 }
 
 #: Kinds that load (the others are recognised and refused with one line).
-SUPPORTED_KINDS = ("plain", "biased", "scaled", "softcapped", "state-space")
+SUPPORTED_KINDS = ("plain", "biased", "scaled", "softcapped", "state-space", "masked-lm")
 
 DOC = "docs/ARCHITECTURES.md"
 
@@ -105,7 +108,6 @@ REGISTRY: dict[str, Adapter] = {
         _a("llama", "plain", "LlamaForCausalLM"),
         _a("mistral", "plain", "MistralForCausalLM"),
         _a("mixtral", "plain", "MixtralForCausalLM"),
-        _a("ministral", "plain", "MinistralForCausalLM"),
         _a("qwen2", "plain", "Qwen2ForCausalLM"),
         _a("qwen2_moe", "plain", "Qwen2MoeForCausalLM"),
         _a("qwen3", "plain", "Qwen3ForCausalLM"),
@@ -143,14 +145,15 @@ REGISTRY: dict[str, Adapter] = {
         # state-space
         _a("mamba", "state-space", "MambaForCausalLM", "backbone.norm_f"),
         _a("mamba2", "state-space", "Mamba2ForCausalLM", "backbone.norm_f"),
-        # recognised, not supported yet
+        # masked LMs: f = the prediction head's transform at the mask
         _a("bert", "masked-lm", "BertForMaskedLM", "cls.predictions.transform"),
         _a("roberta", "masked-lm", "RobertaForMaskedLM", "lm_head.layer_norm"),
         _a("xlm-roberta", "masked-lm", "XLMRobertaForMaskedLM", "lm_head.layer_norm"),
         _a("distilbert", "masked-lm", "DistilBertForMaskedLM", "vocab_layer_norm"),
         _a("albert", "masked-lm", "AlbertForMaskedLM", "predictions.LayerNorm"),
-        _a("electra", "masked-lm", "ElectraForMaskedLM", "generator_lm_head"),
+        _a("electra", "masked-lm", "ElectraForMaskedLM", "generator_predictions"),
         _a("modernbert", "masked-lm", "ModernBertForMaskedLM", "head"),
+        # recognised, not supported yet
         _a("t5", "encoder-decoder", "T5ForConditionalGeneration", "decoder.final_layer_norm"),
         _a("mt5", "encoder-decoder", "MT5ForConditionalGeneration", "decoder.final_layer_norm"),
         _a("bart", "encoder-decoder", "BartForConditionalGeneration", "model.decoder"),

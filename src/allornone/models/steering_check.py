@@ -151,14 +151,16 @@ def measured_shift(
     if v_bias != 0.0 and isinstance(raw_bias, torch.Tensor):
         add_out = float(alpha) * v_bias * raw_bias.detach()
 
+    at = [-1]  # the position read: the last token (masked LMs: the last mask)
+
     def _add_last(x: Any) -> Any:
         x = x.clone()
-        x[:, -1, :] += add.to(x.dtype)
+        x[:, at[0], :] += add.to(x.dtype)
         return x
 
     def _head_out(_m: Any, _inp: Any, out: Any) -> Any:
         out = out.clone()
-        out[:, -1, :] += add_out.to(out.dtype)
+        out[:, at[0], :] += add_out.to(out.dtype)
         return out
 
     target = None
@@ -192,13 +194,23 @@ def measured_shift(
     def run(ids: Any) -> np.ndarray:
         with torch.no_grad():
             out = hf_model(input_ids=ids)
-        lp = torch.log_softmax(out.logits[0, -1].double(), dim=-1)
+        lp = torch.log_softmax(out.logits[0, at[0]].double(), dim=-1)
         return (lp - lp.mean()).cpu().numpy()
 
+    layout = _masked_layout(hf_model, tokenizer)
     before, after = [], []
     device = W.device
     for ctx in contexts:
-        if tokenizer is not None and isinstance(ctx, str):
+        if layout is not None:  # masked LM: the context as LanguageModel.encode lays it out
+            body = (
+                list(tokenizer(ctx, add_special_tokens=False)["input_ids"])
+                if isinstance(ctx, str)
+                else [int(t) for t in ctx]
+            )
+            seq = layout.wrap(body) if isinstance(ctx, str) else layout.wrap_ids(body)
+            at[0] = len(seq) - 1 - layout.back(seq)
+            ids = torch.tensor([seq], dtype=torch.long)
+        elif tokenizer is not None and isinstance(ctx, str):
             ids = tokenizer(ctx, return_tensors="pt")["input_ids"]
         else:
             ids = torch.as_tensor(ctx, dtype=torch.long).reshape(1, -1)
@@ -241,6 +253,21 @@ def measured_shift(
         effect=effect,
         error_vs_effect=ratio,
     )
+
+
+def _masked_layout(hf_model: Any, tokenizer: Any) -> Any:
+    """The token layout of a masked LM of the registry (None for other models)."""
+    from ._masked import MaskedLayout
+    from .architectures import REGISTRY
+    from .tokens import special_layout
+
+    ad = REGISTRY.get(str(getattr(getattr(hf_model, "config", None), "model_type", "")))
+    if ad is None or ad.kind != "masked-lm":
+        return None
+    if tokenizer is None:
+        raise AllOrNoneError("a masked LM's steering check needs its tokenizer (mask token)")
+    prefix, n_suffix = special_layout(tokenizer)
+    return MaskedLayout(tokenizer, prefix, n_suffix, type(hf_model).__name__)
 
 
 def _centred_times(W: Any, x: np.ndarray, block: int = 8192) -> np.ndarray:
