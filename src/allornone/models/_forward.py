@@ -30,7 +30,7 @@ from ._batching import (
     warn_truncated,
 )
 from ._head import HeadSpec
-from ._masked import MaskedLayout, capture
+from ._masked import MaskedLayout, capture, capture_input
 from .tokens import encode_word
 
 __all__ = ["ForwardPasses"]
@@ -70,6 +70,10 @@ class ForwardPasses:
     #: whose output is ``f`` (the prediction head's transform); None for causal models.
     _masked: MaskedLayout | None
     _f_module: torch.nn.Module | None
+    #: Encoder-decoders: the decoder start token (a context is the source text; the target
+    #: prefix is empty) and the special tokens appended to the source; None otherwise.
+    _dec_start: int | None
+    _src_suffix: list[int]
 
     @property
     def d(self) -> int:
@@ -94,6 +98,7 @@ class ForwardPasses:
         keep = self.max_length - len(self._prefix)
         if masked is not None:  # room for the suffix and an appended mask
             keep -= len(masked.suffix) + 1
+        keep -= len(self._src_suffix) if self._dec_start is not None else 0
         out: list[list[int]] = []
         truncated: list[int] = []
         for i, ids in enumerate(enc):
@@ -105,7 +110,12 @@ class ForwardPasses:
             if len(ids) > keep:
                 truncated.append(i)
                 ids = ids[-keep:]
-            out.append(self._prefix + ids if masked is None else masked.wrap(ids))
+            if masked is not None:
+                out.append(masked.wrap(ids))
+            elif self._dec_start is not None:
+                out.append(self._prefix + ids + self._src_suffix)
+            else:
+                out.append(self._prefix + ids)
         if truncated and warn:
             warn_truncated(
                 f"{len(truncated)} of {len(texts)} contexts are longer than the model window "
@@ -150,6 +160,23 @@ class ForwardPasses:
         rows = torch.arange(out.shape[0], device=out.device)
         return out[rows, (last - back).to(out.device)]
 
+    def _encdec(
+        self, seqs: list[list[int]], run: Callable[[dict[str, Any]], Any], targets: Any = None
+    ) -> Any:
+        """Encoder-decoders: ``run(model kwargs)`` with the sources right padded and the
+        decoder fed its start token (then ``targets``, a (B, m) tensor, when given)."""
+        assert self._dec_start is not None
+        ids, mask, _, _ = self._pad(seqs, "right")
+        dec = torch.full((len(seqs), 1), self._dec_start, dtype=torch.long, device=ids.device)
+        if targets is not None:
+            dec = torch.cat([dec, targets.to(ids.device)], dim=1)
+        kw: dict[str, Any] = {"input_ids": ids, "decoder_input_ids": dec}
+        if mask is not None:
+            kw["attention_mask"] = mask
+        if self._pass_use_cache:
+            kw["use_cache"] = False
+        return run(kw)
+
     def _hidden_last(self, seqs: list[list[int]], side: str) -> torch.Tensor:
         """Final normed hidden state at the last real token, shape (B, hidden), model dtype
         (masked LMs: the prediction head's transform at the last mask)."""
@@ -157,6 +184,10 @@ class ForwardPasses:
             self.n_forward_batches += 1
             f_module = self._f_module
             return self._at_mask(seqs, lambda kw: capture(self.hf_model, f_module, kw))
+        if self._dec_start is not None:
+            self.n_forward_batches += 1
+            head: Any = self.hf_model.get_output_embeddings()  # type: ignore[operator]
+            return self._encdec(seqs, lambda kw: capture_input(self.hf_model, head, kw))[:, -1]
         ids, mask, pos, last = self._pad(seqs, side)
         if side == "right":
             # Right padding needs no mask for F: in a causal model the real positions never
@@ -340,6 +371,8 @@ class ForwardPasses:
         device the model puts them, in its dtype (masked LMs: at the last mask)."""
         if self._masked is not None:
             return self._at_mask(seqs, lambda kw: self.hf_model(**kw).logits)
+        if self._dec_start is not None:
+            return self._encdec(seqs, lambda kw: self.hf_model(**kw).logits)[:, -1]
         ids, mask, pos, _ = self._pad(seqs, "left")
         kw = self._model_kwargs(ids, mask, pos)
         if self._logits_to_keep:
@@ -384,6 +417,8 @@ class ForwardPasses:
             )
         if self._masked is not None:
             return self._masked_continuation(texts, conts, batch_size)
+        if self._dec_start is not None:
+            return self._encdec_continuation(texts, conts, batch_size)
         ctx_ids = self.encode(texts, warn=False)
         full = self.tokenizer([t + c for t, c in zip(texts, conts)], add_special_tokens=False)
         seqs: list[list[int]] = []
@@ -465,4 +500,34 @@ class ForwardPasses:
                 vals[idx] = v
         out = np.zeros(len(texts), dtype=np.float64)
         np.add.at(out, np.asarray(owner), vals)
+        return out
+
+    def _encdec_continuation(
+        self, texts: list[str], conts: list[str], batch_size: int | None
+    ) -> np.ndarray:
+        """Encoder-decoders: ``log p(target = continuation | source = context)``."""
+        sources = self.encode(texts, warn=False)
+        targets = []
+        for i, c in enumerate(conts):
+            stripped = c[1:] if c.startswith(" ") else c
+            t = encode_word(self.tokenizer, stripped, leading_space=c.startswith(" "))
+            if not t:
+                raise AllOrNoneError(f"continuations[{i}] = {c!r} encodes to no tokens")
+            targets.append(t)
+        out = np.empty(len(texts), dtype=np.float64)
+
+        def one(idx: np.ndarray) -> list[float]:
+            vals = []
+            for i in idx:  # one row at a time: targets of different lengths
+                tgt = torch.tensor([targets[i]], dtype=torch.long)
+                logits = self._encdec(
+                    [sources[i]], lambda kw: self.hf_model(**kw).logits, tgt[:, :-1]
+                )[0]
+                lp = torch.log_softmax(logits.to(torch.float64), dim=-1)
+                vals.append(float(lp.gather(-1, tgt.to(lp.device).T).sum()))
+            return vals
+
+        with torch.inference_mode():
+            for idx, v in self._run_batches(sources, batch_size, one):
+                out[idx] = v
         return out

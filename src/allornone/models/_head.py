@@ -136,6 +136,10 @@ def inspect_head(
             notes.append(f"config.logits_scaling = {float(s):g}: f <- f / {float(s):g}")
 
     bias = getattr(head, "bias", None)
+    flb = getattr(model, "final_logits_bias", None)  # BART, mBART, Pegasus, Marian
+    if not isinstance(bias, torch.Tensor) and isinstance(flb, torch.Tensor):
+        bias = flb.reshape(-1)
+        notes.append("final_logits_bias of the model is the LM-head bias")
     if isinstance(bias, torch.Tensor):
         notes.append("LM-head bias absorbed: f <- [f, 1], g <- [g, b] (d grows by one)")
         bias = bias.detach() * scale

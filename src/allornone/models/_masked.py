@@ -18,7 +18,7 @@ import torch
 
 from .._validation import AllOrNoneError
 
-__all__ = ["MaskedLayout", "capture", "get_module"]
+__all__ = ["MaskedLayout", "capture", "capture_input", "get_module"]
 
 
 class _Captured(Exception):  # noqa: N818 - control flow, never escapes
@@ -57,6 +57,38 @@ def capture(model: Any, module: torch.nn.Module, kwargs: dict[str, Any]) -> torc
     finally:
         handle.remove()
     raise AllOrNoneError(f"the forward pass of {type(model).__name__} never ran {module}")
+
+
+def capture_input(model: Any, module: torch.nn.Module, kwargs: dict[str, Any]) -> torch.Tensor:
+    """Run ``model(**kwargs)`` until ``module`` is called and return its first input (the
+    encoder-decoders' ``f``: the LM head's input, any output scaling included)."""
+
+    def pre(_m: Any, args: Any) -> None:
+        raise _Captured(args[0])
+
+    handle = module.register_forward_pre_hook(pre)
+    try:
+        model(**kwargs)
+    except _Captured as got:
+        return got.value
+    finally:
+        handle.remove()
+    raise AllOrNoneError(f"the forward pass of {type(model).__name__} never ran {module}")
+
+
+def decoder_start(model: Any, name: str) -> int:
+    """The decoder start token of an encoder-decoder (the empty target prefix)."""
+    cfg = getattr(model, "config", None)
+    start = getattr(cfg, "decoder_start_token_id", None)
+    if start is None:
+        gen = getattr(model, "generation_config", None)
+        start = getattr(gen, "decoder_start_token_id", None)
+    if start is None:
+        raise AllOrNoneError(
+            f"{name} is an encoder-decoder without config.decoder_start_token_id: set it "
+            "(the token that starts the target) before loading"
+        )
+    return int(start)
 
 
 class MaskedLayout:

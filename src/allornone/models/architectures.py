@@ -13,7 +13,8 @@ softcapped      ``c tanh(h W^T / c)``: not of the form; refused unless the user 
 state-space     a recurrent body (Mamba): ``f`` = its final normed output, head as plain
 masked-lm       BERT-style heads: ``f`` = the prediction transform at the last mask (appended
                 to a text without one), ``g`` = decoder rows, bias absorbed
-encoder-decoder T5/BART-style models: not supported yet
+encoder-decoder T5/BART-style: ``f`` = the LM head's input at the decoder's first
+                position (source text, empty target prefix)
 =============== ===================================================================
 
 The forward-pass checks (:mod:`.steering_check`) inject a vector ``v`` given in ``G``'s
@@ -60,11 +61,22 @@ HEAD_KINDS: dict[str, str] = {
     "masked-lm": "BERT-style: f = the prediction head's transform of the state at the last mask "
     "(a text without the mask token gets it appended), g = decoder rows with the bias absorbed; "
     "checks inject v at the transform's output",
-    "encoder-decoder": "T5/BART-style (encoder + decoder): not supported yet",
+    "encoder-decoder": "T5/BART-style: a context is the source text with an empty target "
+    "prefix (the decoder start token); f = the LM head's input at the last decoder position "
+    "(T5's output scaling included), g = LM-head rows (BART's final_logits_bias absorbed); "
+    "checks inject v at the LM head's input",
 }
 
 #: Kinds that load (the others are recognised and refused with one line).
-SUPPORTED_KINDS = ("plain", "biased", "scaled", "softcapped", "state-space", "masked-lm")
+SUPPORTED_KINDS = (
+    "plain",
+    "biased",
+    "scaled",
+    "softcapped",
+    "state-space",
+    "masked-lm",
+    "encoder-decoder",
+)
 
 DOC = "docs/ARCHITECTURES.md"
 
@@ -153,13 +165,13 @@ REGISTRY: dict[str, Adapter] = {
         _a("albert", "masked-lm", "AlbertForMaskedLM", "predictions.LayerNorm"),
         _a("electra", "masked-lm", "ElectraForMaskedLM", "generator_predictions"),
         _a("modernbert", "masked-lm", "ModernBertForMaskedLM", "head"),
-        # recognised, not supported yet
-        _a("t5", "encoder-decoder", "T5ForConditionalGeneration", "decoder.final_layer_norm"),
-        _a("mt5", "encoder-decoder", "MT5ForConditionalGeneration", "decoder.final_layer_norm"),
-        _a("bart", "encoder-decoder", "BartForConditionalGeneration", "model.decoder"),
-        _a("mbart", "encoder-decoder", "MBartForConditionalGeneration", "model.decoder"),
-        _a("pegasus", "encoder-decoder", "PegasusForConditionalGeneration", "model.decoder"),
-        _a("marian", "encoder-decoder", "MarianMTModel", "model.decoder"),
+        # encoder-decoders: f = the LM head's input (hooked there)
+        _a("t5", "encoder-decoder", "T5ForConditionalGeneration", "lm_head"),
+        _a("mt5", "encoder-decoder", "MT5ForConditionalGeneration", "lm_head"),
+        _a("bart", "encoder-decoder", "BartForConditionalGeneration", "lm_head"),
+        _a("mbart", "encoder-decoder", "MBartForConditionalGeneration", "lm_head"),
+        _a("pegasus", "encoder-decoder", "PegasusForConditionalGeneration", "lm_head"),
+        _a("marian", "encoder-decoder", "MarianMTModel", "lm_head"),
     )
 }
 

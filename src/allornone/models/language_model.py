@@ -34,7 +34,7 @@ from ._logit_check import (
     device_deviation,
     failure_message,
 )
-from ._masked import MaskedLayout, get_module
+from ._masked import MaskedLayout, decoder_start, get_module
 from .architectures import Adapter, adapter_for_model
 from .tokens import WordTokens, special_layout, token_labels, word_tokens
 
@@ -214,6 +214,13 @@ class LanguageModel(ForwardPasses):
         self._prefix, self._n_suffix = special_layout(tokenizer)
         self._masked = None
         self._f_module = None
+        self._dec_start = None
+        self._src_suffix = []
+        if self.adapter is not None and self.adapter.kind == "encoder-decoder":
+            self._dec_start = decoder_start(hf_model, self.name)
+            ids = list(tokenizer("a b c", add_special_tokens=True)["input_ids"])
+            self._src_suffix = ids[len(ids) - self._n_suffix :] if self._n_suffix else []
+            padding_side = "right"  # the source: right padded with an attention mask
         if self.adapter is not None and self.adapter.kind == "masked-lm":
             self._masked = MaskedLayout(tokenizer, self._prefix, self._n_suffix, self.name)
             self._f_module = get_module(hf_model, self.adapter.f_module)
@@ -383,6 +390,7 @@ class LanguageModel(ForwardPasses):
                 "max_length": self.max_length,
                 "prefix": self._prefix,
                 **({"masked": self._masked.suffix} if self._masked is not None else {}),
+                **({"source_suffix": self._src_suffix} if self._dec_start is not None else {}),
                 "extractor": "base" if self._base is not None else "hidden_states",
             }
             key = _cache.embedding_key(self._identity(), texts, settings)

@@ -69,6 +69,8 @@ def find_final_norm(hf_model: Any) -> tuple[str, Any] | None:
     from .architectures import REGISTRY
 
     ad = REGISTRY.get(str(getattr(getattr(hf_model, "config", None), "model_type", "")))
+    if ad is not None and ad.kind == "encoder-decoder":
+        return None  # f is the LM head's input (T5 scales after its final norm)
     for path in (
         *((ad.f_module,) if ad is not None and ad.supported else ()),
         "model.norm",
@@ -145,6 +147,9 @@ def measured_shift(
     add = float(alpha) * vt[:hidden] / scale  # f = s h: f + alpha v  <=>  h + alpha v / s
     v_bias = float(vt[hidden]) if vt.shape[0] > hidden else 0.0
     raw_bias = getattr(lm_head, "bias", None)
+    if not isinstance(raw_bias, torch.Tensor):  # BART-style: the model's final_logits_bias
+        flb = getattr(hf_model, "final_logits_bias", None)
+        raw_bias = flb.reshape(-1) if isinstance(flb, torch.Tensor) else None
     if v_bias != 0.0 and not isinstance(raw_bias, torch.Tensor):
         raise AllOrNoneError("v has a bias entry but the LM head module has no bias tensor")
     add_out: Any = None
@@ -191,9 +196,22 @@ def measured_shift(
         hooks.append(lambda: lm_head.register_forward_hook(_head_out))
         where += " + bias entry on the LM head (output)"
 
+    from ._masked import decoder_start
+    from .architectures import REGISTRY
+
+    ad = REGISTRY.get(str(getattr(getattr(hf_model, "config", None), "model_type", "")))
+    start = (
+        decoder_start(hf_model, type(hf_model).__name__)
+        if ad is not None and ad.kind == "encoder-decoder"
+        else None
+    )
+
     def run(ids: Any) -> np.ndarray:
+        kw: dict[str, Any] = {"input_ids": ids}
+        if start is not None:  # encoder-decoder: the source, an empty target prefix
+            kw["decoder_input_ids"] = torch.full((1, 1), start, device=ids.device)
         with torch.no_grad():
-            out = hf_model(input_ids=ids)
+            out = hf_model(**kw)
         lp = torch.log_softmax(out.logits[0, at[0]].double(), dim=-1)
         return (lp - lp.mean()).cpu().numpy()
 
