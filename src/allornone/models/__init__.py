@@ -18,7 +18,9 @@
 - a path to a ``.gguf`` file, a ``save_pretrained`` directory, or a word2vec folder written
   by :meth:`Word2VecModel.save` / ``allornone train`` (pickle-free: JSON + safetensors);
   gensim ``Word2Vec.save`` pickle files only with ``trust_pickle=True`` (they can run code);
-- a transformers causal-LM object (pass ``tokenizer=``) or a gensim ``Word2Vec`` object;
+- a transformers model object (pass ``tokenizer=``) of an architecture of the registry
+  (:mod:`.architectures`, docs/ARCHITECTURES.md: causal LMs, state-space models, masked LMs
+  and encoder-decoders) or a gensim ``Word2Vec`` object;
 - a hub id ``"org/name"`` (only from the local HF cache when offline).
 
 GGUF models are de-quantised once and cached under ``$ALLORNONE_CACHE`` (default

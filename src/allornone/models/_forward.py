@@ -30,6 +30,7 @@ from ._batching import (
     warn_truncated,
 )
 from ._head import HeadSpec
+from ._masked import MaskedLayout, capture, capture_input
 from .tokens import encode_word
 
 __all__ = ["ForwardPasses"]
@@ -65,6 +66,14 @@ class ForwardPasses:
     _pass_positions: bool
     _pass_use_cache: bool
     _logits_to_keep: bool
+    #: Masked LMs: the token layout (mask appended when a text has none) and the module
+    #: whose output is ``f`` (the prediction head's transform); None for causal models.
+    _masked: MaskedLayout | None
+    _f_module: torch.nn.Module | None
+    #: Encoder-decoders: the decoder start token (a context is the source text; the target
+    #: prefix is empty) and the special tokens appended to the source; None otherwise.
+    _dec_start: int | None
+    _src_suffix: list[int]
 
     @property
     def d(self) -> int:
@@ -85,7 +94,11 @@ class ForwardPasses:
         no trailing special tokens, truncated from the left to :attr:`max_length`."""
         texts = self._as_list(contexts)
         enc = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        masked = self._masked
         keep = self.max_length - len(self._prefix)
+        if masked is not None:  # room for the suffix and an appended mask
+            keep -= len(masked.suffix) + 1
+        keep -= len(self._src_suffix) if self._dec_start is not None else 0
         out: list[list[int]] = []
         truncated: list[int] = []
         for i, ids in enumerate(enc):
@@ -97,7 +110,12 @@ class ForwardPasses:
             if len(ids) > keep:
                 truncated.append(i)
                 ids = ids[-keep:]
-            out.append(self._prefix + ids)
+            if masked is not None:
+                out.append(masked.wrap(ids))
+            elif self._dec_start is not None:
+                out.append(self._prefix + ids + self._src_suffix)
+            else:
+                out.append(self._prefix + ids)
         if truncated and warn:
             warn_truncated(
                 f"{len(truncated)} of {len(texts)} contexts are longer than the model window "
@@ -129,8 +147,47 @@ class ForwardPasses:
             pass_use_cache=self._pass_use_cache,
         )
 
+    def _at_mask(self, seqs: list[list[int]], run: Callable[[dict[str, Any]], Any]) -> Any:
+        """Masked LMs: ``run(model kwargs)`` (B, T, ...) read at each row's last mask; right
+        padding with an attention mask, the model's own position ids."""
+        assert self._masked is not None
+        ids, mask, _, last = self._pad(seqs, "right")
+        kw: dict[str, Any] = {"input_ids": ids}
+        if mask is not None:
+            kw["attention_mask"] = mask
+        back = torch.tensor([self._masked.back(q) for q in seqs], device=last.device)
+        out = run(kw)
+        rows = torch.arange(out.shape[0], device=out.device)
+        return out[rows, (last - back).to(out.device)]
+
+    def _encdec(
+        self, seqs: list[list[int]], run: Callable[[dict[str, Any]], Any], targets: Any = None
+    ) -> Any:
+        """Encoder-decoders: ``run(model kwargs)`` with the sources right padded and the
+        decoder fed its start token (then ``targets``, a (B, m) tensor, when given)."""
+        assert self._dec_start is not None
+        ids, mask, _, _ = self._pad(seqs, "right")
+        dec = torch.full((len(seqs), 1), self._dec_start, dtype=torch.long, device=ids.device)
+        if targets is not None:
+            dec = torch.cat([dec, targets.to(ids.device)], dim=1)
+        kw: dict[str, Any] = {"input_ids": ids, "decoder_input_ids": dec}
+        if mask is not None:
+            kw["attention_mask"] = mask
+        if self._pass_use_cache:
+            kw["use_cache"] = False
+        return run(kw)
+
     def _hidden_last(self, seqs: list[list[int]], side: str) -> torch.Tensor:
-        """Final normed hidden state at the last real token, shape (B, hidden), model dtype."""
+        """Final normed hidden state at the last real token, shape (B, hidden), model dtype
+        (masked LMs: the prediction head's transform at the last mask)."""
+        if self._masked is not None and self._f_module is not None:
+            self.n_forward_batches += 1
+            f_module = self._f_module
+            return self._at_mask(seqs, lambda kw: capture(self.hf_model, f_module, kw))
+        if self._dec_start is not None:
+            self.n_forward_batches += 1
+            head: Any = self.hf_model.get_output_embeddings()  # type: ignore[operator]
+            return self._encdec(seqs, lambda kw: capture_input(self.hf_model, head, kw))[:, -1]
         ids, mask, pos, last = self._pad(seqs, side)
         if side == "right":
             # Right padding needs no mask for F: in a causal model the real positions never
@@ -241,6 +298,8 @@ class ForwardPasses:
                 raise AllOrNoneError(f"token_ids[{i}] is empty: a context needs a token")
             if min(ids) < 0 or max(ids) >= self.V:
                 raise AllOrNoneError(f"token_ids[{i}] has ids outside [0, {self.V})")
+            if self._masked is not None and self._masked.mask_id not in ids:
+                ids = encoded[i] = self._masked.wrap_ids(ids)  # the next word, masked
             if len(ids) > self.max_length:
                 encoded[i], truncated = ids[-self.max_length :], truncated + 1
         if truncated:
@@ -309,7 +368,11 @@ class ForwardPasses:
 
     def _logits_last(self, seqs: list[list[int]]) -> torch.Tensor:
         """The model's logits at the last token of each (left-padded) row, (B, V), on the
-        device the model puts them, in its dtype."""
+        device the model puts them, in its dtype (masked LMs: at the last mask)."""
+        if self._masked is not None:
+            return self._at_mask(seqs, lambda kw: self.hf_model(**kw).logits)
+        if self._dec_start is not None:
+            return self._encdec(seqs, lambda kw: self.hf_model(**kw).logits)[:, -1]
         ids, mask, pos, _ = self._pad(seqs, "left")
         kw = self._model_kwargs(ids, mask, pos)
         if self._logits_to_keep:
@@ -335,7 +398,10 @@ class ForwardPasses:
     ) -> np.ndarray:
         """``log p(continuation | context)``, summed over the continuation's tokens; (n,).
 
-        ``continuations`` is one string per context, or a single string for all. The
+        ``continuations`` is one string per context, or a single string for all. For a
+        masked LM, token ``j`` of the continuation is scored at a mask appended to the
+        context and the continuation's first ``j`` tokens (the next word masked, as in
+        :meth:`embed`), and the log-probabilities are summed. The
         continuation is tokenised as in running text: the tokens of ``context +
         continuation`` after those of ``context`` (if the two merge at the boundary, the
         continuation is tokenised on its own, as after a space when it starts with one).
@@ -349,6 +415,10 @@ class ForwardPasses:
             raise AllOrNoneError(
                 f"continuations has {len(conts)} entries but contexts has {len(texts)}"
             )
+        if self._masked is not None:
+            return self._masked_continuation(texts, conts, batch_size)
+        if self._dec_start is not None:
+            return self._encdec_continuation(texts, conts, batch_size)
         ctx_ids = self.encode(texts, warn=False)
         full = self.tokenizer([t + c for t, c in zip(texts, conts)], add_special_tokens=False)
         seqs: list[list[int]] = []
@@ -389,4 +459,75 @@ class ForwardPasses:
         with torch.inference_mode():
             for idx, vals in self._run_batches(seqs, batch_size, one):
                 out[idx] = vals
+        return out
+
+    def _masked_continuation(
+        self, texts: list[str], conts: list[str], batch_size: int | None
+    ) -> np.ndarray:
+        """Masked LMs: ``sum_j log p(c_j | context c_<j [MASK])``."""
+        masked = self._masked
+        assert masked is not None
+        keep = self.max_length - len(self._prefix) - len(masked.suffix) - 1
+        bodies = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        full = self.tokenizer([t + c for t, c in zip(texts, conts)], add_special_tokens=False)
+        queries: list[list[int]] = []
+        owner: list[int] = []
+        targets: list[int] = []
+        for i, c in enumerate(conts):
+            body, f = list(bodies[i]), list(full["input_ids"][i])
+            if f[: len(body)] == body and len(f) > len(body):
+                cont = f[len(body) :]
+            else:
+                stripped = c[1:] if c.startswith(" ") else c
+                cont = encode_word(self.tokenizer, stripped, leading_space=c.startswith(" "))
+            if not cont:
+                raise AllOrNoneError(f"continuations[{i}] = {c!r} encodes to no tokens")
+            for j, tgt in enumerate(cont):
+                queries.append(masked.wrap((body + cont[:j])[-keep:]))
+                owner.append(i)
+                targets.append(tgt)
+        tgt_all = np.asarray(targets)
+        vals = np.empty(len(queries), dtype=np.float64)
+
+        def one(idx: np.ndarray) -> np.ndarray:
+            logits = self._logits_last([queries[i] for i in idx]).to(torch.float64)
+            lp = torch.log_softmax(logits, dim=-1)
+            tgt = torch.as_tensor(tgt_all[idx], device=lp.device)
+            return lp.gather(-1, tgt[:, None])[:, 0].cpu().numpy()
+
+        with torch.inference_mode():
+            for idx, v in self._run_batches(queries, batch_size, one):
+                vals[idx] = v
+        out = np.zeros(len(texts), dtype=np.float64)
+        np.add.at(out, np.asarray(owner), vals)
+        return out
+
+    def _encdec_continuation(
+        self, texts: list[str], conts: list[str], batch_size: int | None
+    ) -> np.ndarray:
+        """Encoder-decoders: ``log p(target = continuation | source = context)``."""
+        sources = self.encode(texts, warn=False)
+        targets = []
+        for i, c in enumerate(conts):
+            stripped = c[1:] if c.startswith(" ") else c
+            t = encode_word(self.tokenizer, stripped, leading_space=c.startswith(" "))
+            if not t:
+                raise AllOrNoneError(f"continuations[{i}] = {c!r} encodes to no tokens")
+            targets.append(t)
+        out = np.empty(len(texts), dtype=np.float64)
+
+        def one(idx: np.ndarray) -> list[float]:
+            vals = []
+            for i in idx:  # one row at a time: targets of different lengths
+                tgt = torch.tensor([targets[i]], dtype=torch.long)
+                logits = self._encdec(
+                    [sources[i]], lambda kw: self.hf_model(**kw).logits, tgt[:, :-1]
+                )[0]
+                lp = torch.log_softmax(logits.to(torch.float64), dim=-1)
+                vals.append(float(lp.gather(-1, tgt.to(lp.device).T).sum()))
+            return vals
+
+        with torch.inference_mode():
+            for idx, v in self._run_batches(sources, batch_size, one):
+                out[idx] = v
         return out

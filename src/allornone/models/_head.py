@@ -136,6 +136,10 @@ def inspect_head(
             notes.append(f"config.logits_scaling = {float(s):g}: f <- f / {float(s):g}")
 
     bias = getattr(head, "bias", None)
+    flb = getattr(model, "final_logits_bias", None)  # BART, mBART, Pegasus, Marian
+    if not isinstance(bias, torch.Tensor) and isinstance(flb, torch.Tensor):
+        bias = flb.reshape(-1)
+        notes.append("final_logits_bias of the model is the LM-head bias")
     if isinstance(bias, torch.Tensor):
         notes.append("LM-head bias absorbed: f <- [f, 1], g <- [g, b] (d grows by one)")
         bias = bias.detach() * scale
@@ -153,10 +157,10 @@ def inspect_head(
         )
         if not allow_nonlinear_head:
             raise AllOrNoneError(
-                f"{type(model).__name__} uses a non-linear LM head ({msg}). Pass "
-                "allow_nonlinear_head=True to load it anyway (it will be recorded in "
-                ".head_warnings), or set config.final_logit_softcapping = None if you want the "
-                "uncapped model"
+                f"{type(model).__name__} uses a non-linear LM head ({msg}). To load it anyway, "
+                "pass allow_nonlinear_head=True (CLI: --allow-nonlinear-head; it will be "
+                "recorded in .head_warnings), or set config.final_logit_softcapping = None if "
+                "you want the uncapped model"
             )
         warns.append(msg)
         notes.append(f"softcap {softcap:g} accepted (allow_nonlinear_head=True)")

@@ -17,6 +17,7 @@ from typing import Any
 from .._validation import AllOrNoneError
 from . import cache as _cache
 from ._gguf import assembled_file, load_gguf, offline
+from .architectures import adapter_for_config, check_no_remote_code, model_class
 from .w2v_format import is_word2vec_dir, looks_like_pickle, read_word2vec
 
 __all__ = ["KNOWN_MODELS", "resolve"]
@@ -130,31 +131,68 @@ def _qwen_path() -> Path:
     return assembled_file(target, build, sha256=QWEN_SHA256)
 
 
-def _load_dir(path: Path, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _from_pretrained(
+    src: str | Path, where: str, hf_options: dict[str, Any], local_only: bool
+) -> tuple[Any, Any]:
+    """Model + tokenizer of a folder or hub id, the model class resolved by the registry
+    (:mod:`.architectures`) from ``model_type``; never any code of the model's own
+    (``trust_remote_code=False``), never a head left at its random initialisation."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    with offline():
-        try:
-            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                path, local_files_only=True, **(hf_options or {})
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            raise AllOrNoneError(
-                f"could not load a causal LM + tokenizer from the directory {path}: {exc}"
-            ) from exc
+    config = AutoConfig.from_pretrained(src, local_files_only=local_only, trust_remote_code=False)
+    adapter = adapter_for_config(config, where)
+    cls = model_class(adapter)
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=local_only, trust_remote_code=False)
+    model, info = cls.from_pretrained(
+        src, config=config, local_files_only=local_only, output_loading_info=True, **hf_options
+    )
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise AllOrNoneError(
+            f"{where}: the weights lack {len(missing)} tensor(s) of {adapter.model_class} "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); transformers "
+            "would initialise them at random, so the model is refused: save the complete "
+            "model (model.save_pretrained) or load the class it was saved from"
+        )
     return model, tok
 
 
-def _load_hub(name: str, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _weights_error(path: Path, exc: Exception) -> AllOrNoneError:
+    files = sorted(p.name for p in path.glob("*.safetensors")) or ["its weights file"]
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return AllOrNoneError(
+        f"{path / files[0]}: not a readable safetensors file ({first}); the file is "
+        "truncated or damaged: save the model again (model.save_pretrained)"
+    )
 
+
+def _load_dir(path: Path, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    from safetensors import SafetensorError
+
+    adapter_for_config(check_no_remote_code(path), str(path))  # before transformers reads it
+    with offline():
+        try:
+            return _from_pretrained(path, str(path), hf_options or {}, True)
+        except AllOrNoneError:
+            raise
+        except SafetensorError as exc:
+            raise _weights_error(path, exc) from exc
+        except (OSError, ValueError, KeyError) as exc:
+            if "safetensors" in str(exc).lower() or "header" in str(exc).lower():
+                raise _weights_error(path, exc) from exc
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AllOrNoneError(
+                f"could not load a model + tokenizer from the directory {path}: {first}"
+            ) from exc
+
+
+def _load_hub(name: str, hf_options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     hf_options = hf_options or {}
     try:  # the local HF cache first
         with offline():
-            tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True, **hf_options)
-        return model, tok
+            return _from_pretrained(name, name, hf_options, True)
+    except AllOrNoneError:
+        raise
     except Exception as local_exc:
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
             raise AllOrNoneError(
@@ -165,8 +203,9 @@ def _load_hub(name: str, hf_options: dict[str, Any] | None = None) -> tuple[Any,
                 "object"
             ) from local_exc
     try:
-        tok = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name, **hf_options)
+        return _from_pretrained(name, name, hf_options, False)
+    except AllOrNoneError:
+        raise
     except Exception as exc:
         raise AllOrNoneError(
             f"{name!r} is not a local directory and could not be loaded from the Hugging Face "
@@ -175,7 +214,6 @@ def _load_hub(name: str, hf_options: dict[str, Any] | None = None) -> tuple[Any,
             "fail: pass a local directory, a .gguf file, a built-in name "
             f"({', '.join(sorted(set(KNOWN_MODELS.values())))}) or a transformers model object"
         ) from exc
-    return model, tok
 
 
 #: What ``load()`` accepts, for error messages.

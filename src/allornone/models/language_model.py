@@ -34,6 +34,8 @@ from ._logit_check import (
     device_deviation,
     failure_message,
 )
+from ._masked import MaskedLayout, decoder_start, get_module
+from .architectures import Adapter, adapter_for_model
 from .tokens import WordTokens, special_layout, token_labels, word_tokens
 
 __all__ = ["LanguageModel"]
@@ -189,6 +191,9 @@ class LanguageModel(ForwardPasses):
         self.tokenizer = tokenizer
         self.name = name or str(getattr(hf_model, "name_or_path", "") or type(hf_model).__name__)
         self.dtype: torch.dtype = next(hf_model.parameters()).dtype
+        #: The registry's adapter (None: a causal model outside the registry, checked
+        #: numerically like every model); masked LMs and encoder-decoders are refused here.
+        self.adapter: Adapter | None = adapter_for_model(hf_model)
         self.head: HeadSpec = inspect_head(
             hf_model, allow_nonlinear_head=allow_nonlinear_head, logit_scale=logit_scale
         )
@@ -207,6 +212,19 @@ class LanguageModel(ForwardPasses):
         self._pass_use_cache = accepts(fwd.forward, "use_cache")
         self._logits_to_keep = accepts(hf_model.forward, "logits_to_keep")
         self._prefix, self._n_suffix = special_layout(tokenizer)
+        self._masked = None
+        self._f_module = None
+        self._dec_start = None
+        self._src_suffix = []
+        if self.adapter is not None and self.adapter.kind == "encoder-decoder":
+            self._dec_start = decoder_start(hf_model, self.name)
+            ids = list(tokenizer("a b c", add_special_tokens=True)["input_ids"])
+            self._src_suffix = ids[len(ids) - self._n_suffix :] if self._n_suffix else []
+            padding_side = "right"  # the source: right padded with an attention mask
+        if self.adapter is not None and self.adapter.kind == "masked-lm":
+            self._masked = MaskedLayout(tokenizer, self._prefix, self._n_suffix, self.name)
+            self._f_module = get_module(hf_model, self.adapter.f_module)
+            padding_side = "right"  # bidirectional: right padding, own position ids
         self.max_length = int(max_length) if max_length else self._window()
         if self.max_length <= len(self._prefix):
             raise AllOrNoneError(f"max_length={self.max_length} leaves no room for any token")
@@ -286,9 +304,16 @@ class LanguageModel(ForwardPasses):
         for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
             v = getattr(cfg, attr, None)
             if isinstance(v, int) and v > 0:
-                return v
+                return self._masked_window(v) if self._masked is not None else v
         v = getattr(self.tokenizer, "model_max_length", None)
         return int(v) if isinstance(v, int) and 0 < v < 10**7 else 2048
+
+    def _masked_window(self, n: int) -> int:
+        """Masked LMs: RoBERTa-style position tables hold ``max_position_embeddings`` rows
+        of which the first ``pad_token_id + 1`` are never used; the tokenizer's
+        ``model_max_length`` is then the usable window."""
+        v = getattr(self.tokenizer, "model_max_length", None)
+        return min(n, int(v)) if isinstance(v, int) and 0 < v < 10**7 else n
 
     # ------------------------------------------------------------------ words
     def word_tokens(self, words: Sequence[str] | str, leading_space: bool = True) -> WordTokens:
@@ -364,6 +389,8 @@ class LanguageModel(ForwardPasses):
                 "dtype": str(self.dtype),
                 "max_length": self.max_length,
                 "prefix": self._prefix,
+                **({"masked": self._masked.suffix} if self._masked is not None else {}),
+                **({"source_suffix": self._src_suffix} if self._dec_start is not None else {}),
                 "extractor": "base" if self._base is not None else "hidden_states",
             }
             key = _cache.embedding_key(self._identity(), texts, settings)
