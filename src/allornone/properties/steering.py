@@ -225,6 +225,13 @@ SPEC = register_property(
                 "checks",
                 "log-odds",
             ),
+            Statistic(
+                "prediction_error_vs_effect",
+                "the check's prediction_error divided by the largest measured shift: above 1 "
+                "the check is larger than the effect it measures (a warning is given)",
+                None,
+                "checks",
+            ),
             Statistic("v_norm", "Euclidean norm of the steering vector v", False, "details"),
         ),
         headline="target_shift",

@@ -89,7 +89,14 @@ def _steer(
     if hf is not None and P.contexts is not None and src_rows:
         from ...models.steering_check import measured_shift
 
-        chk = measured_shift(hf, lm.tokenizer, [P.contexts[i] for i in src_rows], v, alpha)
+        chk = measured_shift(
+            hf,
+            lm.tokenizer,
+            [P.contexts[i] for i in src_rows],
+            v,
+            alpha,
+            head=getattr(lm, "head", None),
+        )
         meas = np.asarray(chk.measured)
         how = f"real model forward, hook: {chk.hooked}"
     if meas is None:
@@ -112,7 +119,13 @@ def _steer(
             "measured_off": meas[:, off].mean(axis=0).tolist(),
         }
     )
-    return r.with_checks({"prediction_error": float(np.abs(meas - pred).max())}, details=details)
+    err = float(np.abs(meas - pred).max())
+    effect = float(np.abs(meas).max())
+    checks = {
+        "prediction_error": err,
+        "prediction_error_vs_effect": err / effect if effect > 0 else float("inf"),
+    }
+    return r.with_checks(checks, details=details)
 
 
 def figure(res: Any, path: Path) -> Path | None:
