@@ -42,7 +42,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nallornone: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except ImportError as e:
+        # a Ctrl-C inside a C extension's import (numpy) surfaces as an ImportError whose
+        # cause or context is the KeyboardInterrupt
+        if not _caused_by_interrupt(e):
+            raise
+        print("\nallornone: interrupted; nothing was written", file=sys.stderr)
+        return 130
     return cli_main(argv)
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def run(argv: Sequence[str] | None = None) -> None:
