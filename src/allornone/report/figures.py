@@ -25,7 +25,7 @@ def pyplot() -> Any:
     return plt
 
 
-PLAIN_TEXT = {"text.parse_math": False, "text.usetex": False}
+PLAIN_TEXT: Any = {"text.parse_math": False, "text.usetex": False}
 """matplotlib settings under which every string is drawn as it is (no math text, no TeX)."""
 
 
