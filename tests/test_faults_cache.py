@@ -1,0 +1,99 @@
+"""Every cache is optional (issue 25, cases 4b and 5): a cache that cannot be written (not a
+folder, read-only, full) is skipped with one warning naming the path and the reason, and the
+run goes on with what it computed; a full disk under an atomic write names the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allornone.models import load
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from test_models_hf import _bpe_tokenizer
+
+    return _bpe_tokenizer()
+
+
+def test_an_unwritable_embeddings_cache_is_skipped_with_one_warning(tok, tmp_path, monkeypatch):
+    from test_models_hf import CONTEXTS, _llama
+
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ALLORNONE_CACHE", str(blocker))
+    lm = load(_llama(len(tok)), tokenizer=tok)
+    fresh, fresh3 = lm.embed(CONTEXTS, cache=False), lm.embed(CONTEXTS[:3], cache=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        F1 = lm.embed(CONTEXTS)
+        F2 = lm.embed(CONTEXTS[:3])  # a second write to the same cache: no second warning
+    np.testing.assert_array_equal(F1, fresh)
+    np.testing.assert_array_equal(F2, fresh3)
+    msgs = [str(w.message) for w in seen if "cache" in str(w.message)]
+    assert len(msgs) == 1, msgs
+    assert msgs[0].startswith(f"cache not written: {blocker}{os.sep}embeddings")
+    assert "Not a directory; going on without caching it" in msgs[0]
+    assert blocker.read_text() == "not a folder"
+
+
+_FULL_DISK = textwrap.dedent(
+    """
+    import json, resource, signal, sys, warnings
+    from pathlib import Path
+    import numpy as np
+    from allornone._io import atomic_write_text, write_cache_text
+    from allornone.models import cache
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+    out = {}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out["saved"] = str(cache.save_embeddings("k" * 64, np.ones((500, 100)), {"m": "x"}))
+        out["text_cache"] = write_cache_text(Path(sys.argv[1]) / "kjv.txt", "v" * 100000)
+    out["warnings"] = [str(w.message) for w in seen]
+    try:
+        atomic_write_text(Path(sys.argv[1]) / "report.md", "r" * 100000)
+    except OSError as exc:
+        out["error"] = [exc.filename, exc.strerror]
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_full_cache_disk_is_skipped_and_a_full_disk_names_the_file(tmp_path):
+    cache_dir = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "ALLORNONE_CACHE": str(cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["saved"] == "None" and out["text_cache"] is False
+    emb = cache_dir / "embeddings" / ("k" * 64 + ".safetensors")
+    assert out["warnings"] == [
+        f"cache not written: {emb}: File too large; going on without caching it (set "
+        "ALLORNONE_CACHE to a writable folder to keep the cache)",
+        f"cache not written: {tmp_path / 'kjv.txt'}: File too large; going on without caching "
+        "it (set ALLORNONE_CACHE to a writable folder to keep the cache)",
+    ]
+    # nothing half-written is left: no data file, no manifest, no temporary files
+    assert list((cache_dir / "embeddings").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    # an atomic write that is not a cache still fails, and now says where
+    assert out["error"] == [str(tmp_path / "report.md"), "File too large"]
