@@ -97,3 +97,51 @@ def test_a_full_cache_disk_is_skipped_and_a_full_disk_names_the_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
     # an atomic write that is not a cache still fails, and now says where
     assert out["error"] == [str(tmp_path / "report.md"), "File too large"]
+
+
+_FULL_MODEL_CACHE = r"""
+import json, resource, signal, sys, warnings
+from pathlib import Path
+sys.path[:0] = [sys.argv[2]]
+import test_faults_models as T
+from test_models_hf import CONTEXTS, _bpe_tokenizer, tiny_gguf
+from allornone.models import load
+
+
+class MP:
+    def setattr(self, obj, name, value):
+        setattr(obj, name, value)
+
+
+T._mock_gguf_conversion(_bpe_tokenizer(), MP())  # transformers' conversion: a tiny Llama
+gguf = tiny_gguf(Path(sys.argv[1]))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+with warnings.catch_warnings(record=True) as seen:
+    warnings.simplefilter("always")
+    lm = load(str(gguf))
+    F = lm.embed(CONTEXTS[:2])
+print(json.dumps({"shape": list(F.shape), "warnings": [str(w.message) for w in seen]}))
+"""
+
+
+def test_a_full_disk_under_the_model_cache_still_runs_the_model(tmp_path):
+    cache_dir = tmp_path / "cache"
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "ALLORNONE_CACHE": str(cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FULL_MODEL_CACHE, str(tmp_path / "toy.gguf"), tests],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["shape"][0] == 2
+    skipped = [w for w in out["warnings"] if w.startswith("cache not written: ")]
+    assert len(skipped) == 1, out["warnings"]
+    assert skipped[0].startswith(f"cache not written: {cache_dir / 'models'}")
+    assert ": File too large; going on without caching it" in skipped[0]
+    # the half-written model folder was removed: nothing is left to be trusted later
+    assert [p.name for p in (cache_dir / "models").iterdir()] == []

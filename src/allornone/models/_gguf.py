@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .._io import replace_dir
+from .._io import replace_dir, warn_cache_skipped
 from .._validation import AllOrNoneError
 from . import cache as _cache
 from ._fs import (
@@ -305,6 +305,7 @@ def _from_cache(final: Path) -> tuple[Any, Any] | None:
 def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
     """De-quantise a GGUF once, cache it with save_pretrained, and load the cached copy."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     st = path.stat()
@@ -348,15 +349,8 @@ def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
             }
             atomic_write_bytes(tmp / MANIFEST, json.dumps(meta, indent=1).encode())
             replace_dir(tmp, final)
-    except OSError as exc:  # read-only cache: still usable, just slower next time
-        import warnings
-
-        from ._batching import user_stacklevel
-
-        warnings.warn(
-            f"could not cache the de-quantised model in {root}: {exc}",
-            stacklevel=user_stacklevel(),
-        )
+    except (OSError, SafetensorError) as exc:  # a read-only or full cache: still usable
+        warn_cache_skipped(getattr(exc, "filename", None) or final, exc)
     return model, tok
 
 
