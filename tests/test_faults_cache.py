@@ -48,6 +48,27 @@ def test_an_unwritable_embeddings_cache_is_skipped_with_one_warning(tok, tmp_pat
     assert blocker.read_text() == "not a folder"
 
 
+def test_an_audit_with_an_unwritable_cache_writes_its_report(tok, tmp_path, monkeypatch):
+    """The reported case: the model ran, then writing the embeddings cache failed the audit."""
+    from audit_helpers import CONCEPTS, LABELS, RELATIONS
+    from test_models_hf import _llama
+
+    from allornone.cli import main
+
+    folder = tmp_path / "model"
+    _llama(len(tok)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ALLORNONE_CACHE", str(blocker))
+    out = tmp_path / "rep"
+    args = ["audit", "--model", str(folder), "--concepts", str(CONCEPTS), "--quick"]
+    args += ["--relations", str(RELATIONS), "--labels", str(LABELS), "--out", str(out)]
+    with pytest.warns(UserWarning, match="cache not written: .*: Not a directory; going on"):
+        assert main([*args, "--no-progress"]) == 0
+    assert (out / "report.md").is_file() and (out / "results.json").is_file()
+
+
 _FULL_DISK = textwrap.dedent(
     """
     import json, resource, signal, sys, warnings
