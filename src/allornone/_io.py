@@ -26,6 +26,8 @@ def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
     For writers that want a file name (``np.save``, ``torch.save``, ``fig.savefig``,
     safetensors). On any exception the temporary file is removed and ``path`` is untouched.
     The file gets ``mode`` (default: 0666 less the user's umask, as ``open`` would give).
+    An ``OSError`` that names no file (a full disk: ``No space left on device``) is raised
+    again naming ``path``, so the message says where.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +38,10 @@ def atomic_path(path: str | Path, *, mode: int | None = None) -> Iterator[Path]:
         # mkstemp makes files private; give the permissions a plain open() would
         os.chmod(tmp, (0o666 & ~umask()) if mode is None else mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -53,6 +59,60 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+_CACHE_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_cache_skipped(path: str | Path, exc: BaseException | str) -> None:
+    """The one warning that a cache could not be written: it names the path and the reason
+    (``exc``: the error, or its text) and says the run goes on; each folder and reason is
+    reported once per process."""
+    import re
+    import warnings
+
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    else:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        # safetensors wraps the OS error: "Error while serializing: I/O error: File too large
+        # (os error 27)" -> "File too large"
+        found = re.search(r"I/O error: (.+?)(?: \(os error \d+\))?$", reason)
+        reason = found.group(1) if found else reason
+    key = (str(Path(path).parent), reason)
+    if key in _CACHE_WARNED:
+        return
+    _CACHE_WARNED.add(key)
+    warnings.warn(
+        f"cache not written: {path}: {reason}; going on without caching it (set "
+        "ALLORNONE_CACHE to a writable folder to keep the cache)",
+        UserWarning,
+        stacklevel=_outside_stacklevel(),
+    )
+
+
+def _outside_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this package."""
+    import sys
+
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)  # noqa: SLF001
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+def write_cache_text(path: str | Path, text: str) -> bool:
+    """Write a cache file atomically, if the cache can be written: a read-only or full cache
+    (any ``OSError``) is skipped with :func:`warn_cache_skipped`, and the caller goes on with
+    the value it computed. Returns whether the file was written."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        warn_cache_skipped(path, exc)
+        return False
+    return True
 
 
 def _host_tag() -> str:

@@ -26,6 +26,7 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:
         raise AllOrNoneError(f"{name} is None: pass a 2-D array of floats")
     torch = sys.modules.get("torch")  # a tensor exists only if torch is imported already
     if torch is not None and isinstance(x, torch.Tensor):
+        check_has_data(x, name)
         if not x.dtype.is_floating_point or x.dtype.is_complex:
             raise AllOrNoneError(
                 f"{name} is a torch tensor of dtype {x.dtype}; expected a floating dtype "
@@ -44,6 +45,58 @@ def to_numpy(x: Any, name: str) -> tuple[np.ndarray, float]:
         )
     eps = float(np.finfo(arr.dtype).eps)
     return _check_finite(arr.astype(np.float64, copy=False), name), eps
+
+
+def check_has_data(x: Any, name: str) -> None:
+    """Refuse a torch tensor on the ``meta`` device: it has a shape but no values."""
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        raise AllOrNoneError(
+            f"{name} is a torch tensor on the meta device (shape {tuple(x.shape)}): it holds no "
+            "values; load the weights first (e.g. from_pretrained without device_map='meta', "
+            "or to_empty() then load_state_dict())"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate, as far as can be told: the smaller of the
+    system's available memory (``MemAvailable`` on Linux, else the physical memory) and the
+    room left under an address-space limit (``RLIMIT_AS``); None when unknown."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):
+            pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            used = 0
+            with open("/proc/self/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+            found.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return min(found) if found else None
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes as a short text, e.g. ``3.9 GiB``, ``728 TiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" or abs(n) >= 100 else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.0f} PiB"  # pragma: no cover - the loop returns
 
 
 def _check_finite(arr: np.ndarray, name: str) -> np.ndarray:

@@ -213,10 +213,28 @@ def principal_cosines(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.clip(np.linalg.svd(A.T @ B, compute_uv=False), 0.0, 1.0)
 
 
+#: Squares of numbers inside this range neither overflow nor underflow in float64; outside
+#: it, :func:`norm2` and :func:`energy_rank` divide by the largest value first.
+_SAFE_SQUARE = (1e-150, 1e150)
+
+
+def norm2(s: np.ndarray) -> float:
+    """Euclidean norm of the vector ``s``, without overflow or underflow at any scale (the
+    plain ``sqrt(sum(s**2))`` inside :data:`_SAFE_SQUARE`, bit for bit)."""
+    top = float(np.max(np.abs(s))) if s.size else 0.0
+    if top == 0 or not np.isfinite(top):
+        return top
+    if _SAFE_SQUARE[0] < top < _SAFE_SQUARE[1]:
+        return float(np.sqrt(np.sum(s**2)))
+    return top * float(np.sqrt(np.sum((s / top) ** 2)))
+
+
 def energy_rank(s: np.ndarray, energy: float) -> int:
-    """Smallest ``r`` with ``sum_{i<=r} s_i^2 >= energy * sum s_i^2``."""
+    """Smallest ``r`` with ``sum_{i<=r} s_i^2 >= energy * sum s_i^2`` (any scale of ``s``)."""
     if s.size == 0 or s[0] <= 0:
         return 0
+    if not _SAFE_SQUARE[0] < s[0] < _SAFE_SQUARE[1]:
+        s = s / s[0]
     c = np.cumsum(s**2)
     return int(np.searchsorted(c, energy * c[-1] * (1 - 1e-15)) + 1)
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import AllOrNoneError, AllOrNoneTypeError, as_matrix, to_numpy
+from ._validation import (
+    AllOrNoneError,
+    AllOrNoneTypeError,
+    as_matrix,
+    check_has_data,
+    to_numpy,
+)
 
 #: Largest number of entries a dense log-odds / logits block may have unless the caller
 #: passes ``allow_large=True`` (5e7 float64 entries = 400 MB).
@@ -424,6 +430,7 @@ def _as_factor(x: Any, name: str) -> tuple[np.ndarray, float]:
     torch = sys.modules.get("torch")
     arr: np.ndarray | None = None
     if torch is not None and isinstance(x, torch.Tensor):
+        check_has_data(x, name)
         if x.dtype in (torch.float32, torch.bfloat16, torch.float16):
             eps = float(torch.finfo(x.dtype).eps)
             arr = x.detach().to("cpu", dtype=torch.float32).numpy()

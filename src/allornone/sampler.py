@@ -133,6 +133,7 @@ def sample_equivalent(
             f"dim={dim} is below the effective complexity k={k}: no model narrower than k "
             "produces this distribution"
         )
+    _check_sample_memory(dim, n, V)
     d_u, d_w = sizes if sizes is not None else ((dim - k) // 2, dim - k - (dim - k) // 2)
     if k + d_u + d_w > dim:
         raise AllOrNoneError(f"k + d_u + d_w = {k}+{d_u}+{d_w} exceeds dim={dim}")
@@ -169,6 +170,31 @@ def sample_equivalent(
         f_map=T[:, :k] @ A @ U.T,
         g_map=T_inv_T[:, :k] @ np.linalg.inv(A).T @ U.T,
         junk="explicit" if explicit else str(junk),
+    )
+
+
+def sample_bytes(dim: int, n: int, V: int) -> int:
+    """Peak memory (bytes, float64) of one sample of width ``dim`` for ``n`` contexts and
+    ``V`` tokens: the ``dim x dim`` transform, its inverse and their QR/solve work arrays
+    (about 5 of them), and the new factors with their padded blocks (about 3 of each)."""
+    return 8 * (5 * dim * dim + 3 * (n + V) * dim)
+
+
+def _check_sample_memory(dim: int, n: int, V: int) -> None:
+    """Refuse up front a width whose sample cannot fit in memory (numpy would otherwise grow
+    for minutes and end in a raw MemoryError)."""
+    from ._validation import available_memory, human_bytes
+
+    need, free = sample_bytes(dim, n, V), available_memory()
+    if free is None or need <= free:
+        return
+    # the widest sample that fits: 40 dim^2 + 24 (n + V) dim <= free
+    b = 24 * (n + V)
+    fits = int((-b + (b * b + 160 * free) ** 0.5) / 80)
+    raise AllOrNoneError(
+        f"dim={dim}: a sample that wide needs about {human_bytes(need)} of memory (the "
+        f"{dim} x {dim} transform T and its inverse, and the new F and G), more than the "
+        f"{human_bytes(free)} available; pass a smaller dim (about {fits:,} fits)"
     )
 
 

@@ -30,6 +30,7 @@ from ._validation import AllOrNoneError, default_rank_tol
 from .linalg import (
     energy_rank,
     factor_svd,
+    norm2,
     principal_cosines,
     r_factor,
     row_basis,
@@ -240,6 +241,7 @@ def structure(
     sF, VtF = factor_svd(model.F, gram=gram)
     sG, VtG = factor_svd(model.G, shift=shift, gram=gram)
 
+    _check_log_odds_scale(sF, sG)
     # Spectrum of L from the small core K = R_F R_G^T.
     P, s, Qt = np.linalg.svd((sF[:, None] * VtF) @ (sG[:, None] * VtG).T, full_matrices=False)
     if s.size == 0 or s[0] <= 0 or not np.isfinite(s[0]):
@@ -251,7 +253,7 @@ def structure(
         # Rounding floor: entries of F and G0 carry relative errors ~eps, so
         # ||dF|| <= eps ||F||_F and sigma_i(L) moves by at most
         # eps (||F||_F ||G0|| + ||F|| ||G0||_F); NOISE_FACTOR is a safety margin.
-        fro_F, fro_G = float(np.sqrt(np.sum(sF**2))), float(np.sqrt(np.sum(sG**2)))
+        fro_F, fro_G = norm2(sF), norm2(sG)  # no overflow for factors of 1e160
         c = NOISE_FACTOR * model.eps
         if model.eps > HALF_EPS:
             # bfloat16/float16: the worst case (errors aligned with the spectrum) would cut at
@@ -301,6 +303,33 @@ def structure(
         g_singular_values=sG,
         _f_right=VtF,
         _g_right=VtG,
+    )
+
+
+#: Largest singular value of ``L = F G0^T`` that float64 holds with room for its spectrum:
+#: beyond, ``L`` (or ``F G^T``) overflows; below the lower end its spectrum underflows.
+LOG_ODDS_RANGE = (1e-290, 1e290)
+
+
+def _check_log_odds_scale(sF: np.ndarray, sG: np.ndarray) -> None:
+    """Refuse factors whose log-odds ``F G0^T`` cannot be represented in float64.
+
+    ``sigma_max(L) <= sigma_max(F) sigma_max(G0)``: when that product overflows (or the
+    spectrum would sink below the smallest normal numbers) the rank cut is meaningless, and
+    ``k`` came out as 0 with only a numpy overflow warning. The structure does not depend on
+    the scale of ``F`` or ``G`` separately, so the fix is to divide one of them.
+    """
+    if not (sF.size and sG.size and sF[0] > 0 and sG[0] > 0):
+        return
+    top = float(sF[0]) * float(sG[0])
+    if LOG_ODDS_RANGE[0] <= top <= LOG_ODDS_RANGE[1]:
+        return
+    side = "overflow" if not top < LOG_ODDS_RANGE[1] else "underflow"
+    raise AllOrNoneError(
+        f"the log-odds F G^T would {side} float64: the largest singular values of F and G "
+        f"(centred) are {float(sF[0]):.1e} and {float(sG[0]):.1e}, product {top:.1e}, outside "
+        f"[{LOG_ODDS_RANGE[0]:.0e}, {LOG_ODDS_RANGE[1]:.0e}]; divide F or G by a constant "
+        "first (k and the subspaces do not depend on their scale)"
     )
 
 

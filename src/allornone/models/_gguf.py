@@ -3,7 +3,11 @@
 :func:`check_gguf` reads the header and tensor table (no tensor data) and checks that the
 file holds every tensor it declares: a file cut short anywhere (a 4 KB stub, a half-finished
 download) is reported as "truncated or damaged" instead of a ``struct.error`` or reshape
-error from deep inside the conversion.
+error from deep inside the conversion. It also reads the model sizes the metadata declares
+(:func:`declared_parameters`): transformers allocates the model from them before reading a
+tensor, so a small file with a crafted header (no tensors, ``embedding_length`` 16384,
+``block_count`` 64) is refused in one line instead of allocating hundreds of GB, as is a
+model whose float32 copy cannot fit in the memory available.
 
 :func:`load_gguf` de-quantises a GGUF once with transformers (about 18 s for SmolLM2), saves
 the float32 result with ``save_pretrained`` under ``cache_root()/models/<name>-<hash>/`` and
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .._io import replace_dir
+from .._io import replace_dir, warn_cache_skipped
 from .._validation import AllOrNoneError
 from . import cache as _cache
 from ._fs import (
@@ -39,7 +43,14 @@ from ._fs import (
     warn_damaged,
 )
 
-__all__ = ["assembled_file", "check_gguf", "load_gguf", "offline", "safe_name"]
+__all__ = [
+    "assembled_file",
+    "check_gguf",
+    "declared_parameters",
+    "load_gguf",
+    "offline",
+    "safe_name",
+]
 
 MANIFEST = "allornone_cache.json"
 # GGUF metadata value types -> struct format (8 string, 9 array handled apart)
@@ -49,6 +60,10 @@ _SCALAR.update({10: "Q", 11: "q", 12: "d"})
 
 class _Damaged(Exception):
     pass
+
+
+class _Array(int):
+    """A metadata array, kept as its length only (e.g. the vocabulary's token list)."""
 
 
 def _read(fh: BinaryIO, n: int) -> bytes:
@@ -83,7 +98,7 @@ def _value(fh: BinaryIO, vtype: int, limit: int) -> Any:
         else:
             for _ in range(count):
                 _value(fh, etype, limit)
-        return None
+        return _Array(count)
     raise _Damaged(f"unknown metadata value type {vtype} at byte {fh.tell()}")
 
 
@@ -113,12 +128,14 @@ def check_gguf(path: Path) -> None:
             if n_tensors > size or n_kv > size:
                 raise _Damaged(f"{n_tensors} tensors / {n_kv} metadata entries declared")
             alignment = 32
+            meta: dict[bytes, Any] = {}
             for _ in range(n_kv):
                 key = _string(fh, size)
                 value = _value(fh, _u(fh, "I"), size)
-                if key == b"general.alignment" and isinstance(value, int) and value > 0:
+                meta[key] = value
+                if key == b"general.alignment" and type(value) is int and value > 0:
                     alignment = value
-            end = 0
+            end = present = 0
             for _ in range(n_tensors):
                 name = _string(fh, size)
                 dims = [_u(fh, "Q") for _ in range(_u(fh, "I"))]
@@ -131,11 +148,71 @@ def check_gguf(path: Path) -> None:
                 for d in dims:
                     n *= d
                 end = max(end, offset + n // block * type_size)
+                present += n
             data_start = -(-fh.tell() // alignment) * alignment
     except _Damaged as exc:
         raise _damaged(path, str(exc)) from None
     if data_start + end > size:
         raise _damaged(path, f"its header and tensors need {data_start + end:,} bytes")
+    _check_declared_size(path, meta, present)
+
+
+#: Room (parameters) between what a GGUF's metadata implies and the tensors it holds.
+_SIZE_SLACK = 1_000_000
+
+
+def declared_parameters(meta: dict[bytes, Any]) -> tuple[int, str]:
+    """A lower bound on the parameters transformers allocates for a GGUF's metadata, and the
+    metadata it came from (text); ``(0, "")`` when the sizes are not declared.
+
+    transformers builds the model from the metadata (``ARCH.embedding_length`` d,
+    ``ARCH.block_count`` b, ``ARCH.feed_forward_length`` f, the vocabulary V) before it reads
+    a single tensor; every block has at least one d x d attention matrix and two d x f MLP
+    matrices, and the embedding has V x d: ``b (d^2 + 2 d f) + V d``.
+    """
+    arch = meta.get(b"general.architecture")
+    if not isinstance(arch, bytes):
+        return 0, ""
+
+    def num(key: str) -> int:
+        v = meta.get(arch + b"." + key.encode())
+        return int(v) if isinstance(v, int) and not isinstance(v, _Array) and v > 0 else 0
+
+    d, b, f = num("embedding_length"), num("block_count"), num("feed_forward_length")
+    tokens = meta.get(b"tokenizer.ggml.tokens")
+    V = num("vocab_size") or (int(tokens) if isinstance(tokens, _Array) else 0)
+    if not (d and b):
+        return 0, ""
+    how = f"{arch.decode(errors='replace')[:40]}: embedding_length {d:,}, block_count {b:,}"
+    how += f", feed_forward_length {f:,}" if f else ""
+    how += f", {V:,} tokens" if V else ""
+    return b * (d * d + 2 * d * f) + V * d, how
+
+
+def _check_declared_size(path: Path, meta: dict[bytes, Any], present: int) -> None:
+    """Refuse a GGUF whose metadata would make transformers allocate more than the tensors
+    the file holds (a crafted header), or more float32 memory than is available."""
+    from .._validation import available_memory, human_bytes
+
+    params, how = declared_parameters(meta)
+    if not params:
+        return
+    split = meta.get(b"split.count")
+    need = 4 * params  # de-quantised to float32
+    if not (isinstance(split, int) and split > 1) and params > present + _SIZE_SLACK:
+        raise AllOrNoneError(
+            f"GGUF file {path} declares a model of at least {params:,} parameters ({how}; "
+            f"{human_bytes(need)} as float32) but holds tensors for only {present:,}: it is "
+            "damaged or crafted, and building it would allocate that memory for nothing; "
+            "re-download it"
+        )
+    free = available_memory()
+    if free is not None and need > free:
+        raise AllOrNoneError(
+            f"GGUF file {path} declares a model of at least {params:,} parameters ({how}): "
+            f"de-quantised to float32 it needs at least {human_bytes(need)}, more than the "
+            f"{human_bytes(free)} of memory available; use a smaller model or free memory"
+        )
 
 
 @contextlib.contextmanager
@@ -228,6 +305,7 @@ def _from_cache(final: Path) -> tuple[Any, Any] | None:
 def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
     """De-quantise a GGUF once, cache it with save_pretrained, and load the cached copy."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     st = path.stat()
@@ -271,15 +349,8 @@ def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
             }
             atomic_write_bytes(tmp / MANIFEST, json.dumps(meta, indent=1).encode())
             replace_dir(tmp, final)
-    except OSError as exc:  # read-only cache: still usable, just slower next time
-        import warnings
-
-        from ._batching import user_stacklevel
-
-        warnings.warn(
-            f"could not cache the de-quantised model in {root}: {exc}",
-            stacklevel=user_stacklevel(),
-        )
+    except (OSError, SafetensorError) as exc:  # a read-only or full cache: still usable
+        warn_cache_skipped(getattr(exc, "filename", None) or final, exc)
     return model, tok
 
 

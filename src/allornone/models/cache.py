@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import warn_cache_skipped
 from ..store import contexts_digest  # one digest of ordered contexts: the store and this cache
 from ._fs import atomic_file, atomic_write_bytes, clean_stale, sha256_file, warn_damaged
 
@@ -107,23 +108,37 @@ def _emb_dir() -> Path:
     return cache_root() / "embeddings"
 
 
-def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path:
+def save_embeddings(key: str, F: np.ndarray, metadata: dict[str, Any]) -> Path | None:
     """Write ``F`` (n x d), then its manifest (metadata + SHA-256), each atomically; returns
-    the safetensors path."""
+    the safetensors path.
+
+    The cache is optional: when it cannot be written (a read-only or full disk, no
+    permission) nothing is left half-written, one warning names the path and the reason, and
+    None is returned; the caller goes on with ``F``.
+    """
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     d = _emb_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    clean_stale(d)
-    meta = {**metadata, "version": CACHE_VERSION, "key": key}
     path = d / f"{key}.safetensors"
-    with atomic_file(path) as tmp:
-        save_file(
-            {"F": np.ascontiguousarray(F)}, str(tmp), metadata={"allornone": json.dumps(meta)}
-        )
-        meta["sha256"], meta["bytes"] = sha256_file(tmp), tmp.stat().st_size
-    text = json.dumps(meta, sort_keys=True, indent=1)
-    atomic_write_bytes(d / f"{key}.json", text.encode())
+    meta = {**metadata, "version": CACHE_VERSION, "key": key}
+    data_written = False
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        clean_stale(d)
+        with atomic_file(path) as tmp:
+            save_file(
+                {"F": np.ascontiguousarray(F)}, str(tmp), metadata={"allornone": json.dumps(meta)}
+            )
+            meta["sha256"], meta["bytes"] = sha256_file(tmp), tmp.stat().st_size
+        data_written = True
+        text = json.dumps(meta, sort_keys=True, indent=1)
+        atomic_write_bytes(d / f"{key}.json", text.encode())
+    except (OSError, SafetensorError) as exc:  # safetensors wraps a full disk in its own error
+        if data_written:  # data without its manifest is never read: do not leave it
+            _drop(path)
+        warn_cache_skipped(getattr(exc, "filename", None) or path, exc)
+        return None
     return path
 
 

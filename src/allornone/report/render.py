@@ -100,10 +100,30 @@ def _html_table(t: Table) -> str:
     return "".join(out)
 
 
+def _one_line(s: str) -> str:
+    """``s`` on one line: every line break (``\\n``, ``\\r``, and the others Python's
+    ``splitlines`` knows) becomes a space, so a name cannot start a new Markdown line."""
+    return " ".join(str(s).splitlines()) if s else str(s)
+
+
 def _md(s: str) -> str:
     """Markdown text that cannot open an HTML tag (every ``<`` becomes ``&lt;``) nor a link
-    or image (``[`` and ``]`` are backslash-escaped, so ``[x](javascript:...)`` stays text)."""
-    return str(s).replace("\\", "\\\\").replace("<", "&lt;").replace("[", "\\[").replace("]", "\\]")
+    or image (``[`` and ``]`` are backslash-escaped, so ``[x](javascript:...)`` stays text),
+    nor a new line (a ``# heading``, a list item or a table row): line breaks become spaces."""
+    return (
+        _one_line(s)
+        .replace("\\", "\\\\")
+        .replace("<", "&lt;")
+        .replace("[", "\\[")
+        .replace("]", "\\]")
+    )
+
+
+def _md_block(s: str) -> str:
+    """:func:`_md` for a text that starts a line: a leading ``#`` or ``>`` (a heading, a
+    quote) is backslash-escaped."""
+    text = _md(s)
+    return "\\" + text if text.lstrip()[:1] in ("#", ">") else text
 
 
 def _md_cell(s: str) -> str:
@@ -121,7 +141,7 @@ def render_md(blocks: Sequence[Block]) -> str:
         elif bl.kind == "h3":
             lines += [f"### {_md(bl.content)}", ""]
         elif bl.kind == "p":
-            lines += [_md(bl.content), ""]
+            lines += [_md_block(bl.content), ""]
         elif bl.kind == "note":
             lines += [bl.content.replace("<b>", "**").replace("</b>", "**"), ""]
         elif bl.kind == "figure":
