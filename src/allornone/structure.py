@@ -71,8 +71,9 @@ class Structure(TableMixin):
     E, E_prime : ndarray (d, k)
         Bases of ``E = P_N(M)`` and ``E' = P_M(N)``, in the order of the spectrum of ``L``:
         ``G0 E[:, :j]`` spans the top ``j`` right singular vectors of ``L`` and
-        ``F E'[:, :j]`` the top ``j`` left ones (so ``e_f[:, :j]`` are its leading
-        coordinates).
+        ``F E'[:, :j]`` the top ``j`` left ones. The leading context coordinates are
+        therefore :meth:`leading_f` (``F E'[:, :j]``), not ``e_f[:, :j]`` (``F E[:, :j]``,
+        ordered by the right singular vectors).
     J_f, J_g : ndarray
         Junk: ``M`` minus ``E'`` (parts of ``f`` no logit reads) and ``N`` minus ``E``
         (parts of ``g0`` no context reads).
@@ -182,6 +183,15 @@ class Structure(TableMixin):
         if self._e_g is None:
             self._e_g = self.model.G0_matmul(self.E, self.pivot)
         return self._e_g
+
+    def leading_f(self, r: int) -> np.ndarray:
+        """``F E'[:, :r]``, shape (n, r): coordinates of ``f(x)`` whose span is that of the top
+        ``r`` left singular vectors of ``L`` (a function of the distribution), so two
+        equivalent models give them up to an invertible ``r x r`` map. ``e_f[:, :r]`` does
+        not have that property (``E`` is ordered by the right singular vectors)."""
+        if not isinstance(r, int | np.integer) or isinstance(r, bool) or not 1 <= r <= self.k:
+            raise AllOrNoneError(f"r must be an integer in [1, k={self.k}], got {r!r}")
+        return self.model.F_matmul(self.E_prime[:, : int(r)])
 
     def effective(self) -> tuple[np.ndarray, np.ndarray]:
         """The effective model ``(e_f, e_g)`` with ``e_f e_g^T = L``."""
@@ -302,6 +312,13 @@ def structure(
         _f_right=VtF,
         _g_right=VtG,
     )
+
+
+def leading_rank(a: Structure, b: Structure, n: int) -> int:
+    """How many leading context coordinates (:meth:`Structure.leading_f`) a map between two
+    models uses: ``min`` of the energy ranks, at most a third of the training contexts (70 %
+    of ``n``, so a least-squares map cannot interpolate) and at most both ``k``."""
+    return max(1, min(a.energy_rank, b.energy_rank, int(0.7 * n) // 3, a.k, b.k))
 
 
 def _split(s: np.ndarray, Vt: np.ndarray, rtol: float, X: np.ndarray):

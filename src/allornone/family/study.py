@@ -30,7 +30,7 @@ import numpy as np
 
 from .._validation import AllOrNoneError
 from ..equivalence import REPORT_ROWS, Equivalence, equivalence
-from ..structure import Structure
+from ..structure import Structure, leading_rank
 from .stats import MIN_SEEDS_FOR_CI, row_ratio_interval, stability_questions
 from .train import FAMILY_VERSION
 
@@ -300,11 +300,11 @@ def _pair_similarity(
 
     d = distances(preds[a], preds[b], seed=seed)
     sa, sb = structures[a], structures[b]
-    r = max(1, min(sa.energy_rank, sb.energy_rank, int(0.7 * preds[a].n) // 3))
+    r = leading_rank(sa, sb, preds[a].n)
     c = calibrate(
         lambda x, y: map_similarity(x, y, seed=seed),
-        sa.e_f[:, :r],
-        sb.e_f[:, :r],
+        sa.leading_f(r),
+        sb.leading_f(r),
         seed=seed,
         name="map_similarity",
         permutations=permutations,

@@ -79,9 +79,24 @@ def build_blocks(res: dict[str, Any]) -> list[Block]:
             "p",
             f"Maps fitted on {mp['n_train']} contexts and evaluated on "
             f"{mp['n_test']} held-out ones, between the leading r = {mp['r']} "
-            "effective coordinates (relative residual; 0 = exact map).",
+            "context coordinates of each model (F E', spanning the top r left singular "
+            "vectors of L; relative residual; 0 = exact map).",
         )
     )
+    rec = mp.get("recovered")
+    if rec:
+        off = rec["off_diagonal_share"]
+        bl.append(
+            Block(
+                "p",
+                f"Recovered map (allornone.equivalence, THEORY.md 4): A is {rec['k_b']} x "
+                f"{rec['k_a']}, cond {fmt(rec['cond_A'])}; residuals f side "
+                f"{fmt(rec['residual_f'])}, g side {fmt(rec['residual_g'])} (0 = the two "
+                "models are the same distribution through this map); ambient map "
+                f"{rec['ambient_shape'][0]} x {rec['ambient_shape'][1]}"
+                + ("." if off is None else f", share of its norm off the diagonal {fmt(off)}."),
+            )
+        )
     if res.get("similarity"):
         bl.extend(_similarity_blocks(res["similarity"]))
     if res["properties"]:
@@ -244,6 +259,11 @@ def summary_table(res: dict[str, Any]) -> str:
             fmt(res["map"]["map_residual_ba"]),
         )
     )
+    rec = res["map"].get("recovered")
+    if rec:
+        rows.append(
+            ("recovered map residual f / g", fmt(rec["residual_f"]), fmt(rec["residual_g"]))
+        )
     sim = res.get("similarity")
     if sim:
         rows.append(("d_LLV / d_fg", fmt(sim["distances"]["d_llv"]), fmt(sim["distances"]["d_fg"])))
