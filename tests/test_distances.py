@@ -190,3 +190,27 @@ def test_study_pair_rows_get_the_distances_and_calibrated_map():
     assert same["map_similarity_calibrated"] > 1 - 1e-9 and same["map_similarity_p"] == 0.01
     other = _pair_similarity(preds, sts, "a", "c", seed=0)
     assert other["d_llv"] > 1e-3 and other["d_fg"] <= other["d_fg_bound"] + 1e-12
+
+
+def test_results_do_not_depend_on_the_storage_dtype():
+    # the same two models stored as float32 and as float64 (equal values): every product is
+    # float64, so the distances agree to float64 rounding (float32 products gave 4.9e-7
+    # between a model and its float64 copy)
+    rng = np.random.default_rng(5)
+    a, _ = planted(rng, n=60, V=300, d=16, k=10, jf=2, jg=3)
+    b = _perturbed(a, 0.05, rng)
+    f32 = [aon.NextTokenPredictor(m.F.astype(np.float32), m.G.astype(np.float32)) for m in (a, b)]
+    f64 = [aon.NextTokenPredictor(m.F.astype(np.float64), m.G.astype(np.float64)) for m in f32]
+    assert f32[0].G.dtype == np.float32 and f64[0].G.dtype == np.float64
+    r32, r64 = aon.distances(*f32, block=64), aon.distances(*f64, block=64)
+    for key, val in r64.summary().items():
+        assert getattr(r32, key) == pytest.approx(val, rel=1e-12, abs=1e-14), key
+    same = aon.distances(f32[0], f64[0], block=64)
+    assert same.d_llv < 1e-12 and same.d_fg < 1e-12 and same.mean_kl < 1e-14
+    d32 = aon.representation_dissimilarity(
+        *f32, tokens=[1, 2, 3], contexts=[4, 5, 6], pivot_token=0, pivot_context=0
+    )
+    d64 = aon.representation_dissimilarity(
+        *f64, tokens=[1, 2, 3], contexts=[4, 5, 6], pivot_token=0, pivot_context=0
+    )
+    assert d32 == pytest.approx(d64, rel=1e-12, abs=1e-14)

@@ -7,7 +7,9 @@ paper defines a distance between distributions, the log-likelihood variance dist
 ``d_LLV``, and a dissimilarity between representations, ``d_{f,g}``, with a bound linking the
 two. Both are computed here for two :class:`~allornone.NextTokenPredictor` on the same
 contexts and tokens, streamed over blocks of the vocabulary (the ``n x V`` matrix is never
-formed).
+formed). Every product is computed in float64 (row blocks of a float32 ``G`` are cast one at a
+time), so the results do not depend on the storage dtype: a model stored in float32 and its
+float64 copy are at distance 0.
 
 Definitions (``lp(y|x) = log p(y|x)``; variances over contexts are over the ``n`` given
 contexts, variances over tokens over the whole vocabulary, both with weight ``1/count``):
@@ -295,10 +297,16 @@ def _int(x: Any, name: str) -> int:
 def _pivot_token(a: NextTokenPredictor, pivot: int | str | None) -> int:
     if pivot is None:
         # mean log-odds over contexts = mean_x f(x)^T g(y) + const
-        return int(np.argmax(a.G_matmul(a.F.mean(axis=0))))  # streamed over G
+        return int(np.argmax(a.G_matmul(a.F.mean(axis=0, dtype=np.float64))))  # streamed
     if isinstance(pivot, bool):
         raise AllOrNoneError(f"pivot_token must be an index or a token label, got {pivot!r}")
     return a.token_index(pivot)
+
+
+def _f64(X: np.ndarray) -> np.ndarray:
+    """``X`` in float64 (a copy only when stored in float32: used for ``F``, n x d, and for
+    row blocks and selections of ``G``, never for the whole vocabulary)."""
+    return X.astype(np.float64, copy=False)
 
 
 def _blocks(V: int, blk: int):
@@ -333,11 +341,12 @@ class _Moments:
 def _first_pass(a, b, x0: int, blk: int):
     """Log-normalisers of every context and ``tau_x = sd_y(lp(y|x) - lp(y|x0))``."""
     n = a.n
+    Fa, Fb = _f64(a.F), _f64(b.F)
     ma, mb = np.full(n, -np.inf), np.full(n, -np.inf)
     sa, sb = np.zeros(n), np.zeros(n)
     ua, ub = _Moments(n), _Moments(n)
     for sl in _blocks(a.V, blk):
-        la, lb = a.F @ a.G[sl].T, b.F @ b.G[sl].T
+        la, lb = Fa @ _f64(a.G[sl]).T, Fb @ _f64(b.G[sl]).T
         for L, m, s in ((la, ma, sa), (lb, mb, sb)):
             bm = L.max(axis=1)
             new = np.maximum(m, bm)
@@ -353,7 +362,8 @@ def _second_pass(a, b, y0: int, x0: int, Za, Zb, tau_a, tau_b, blk: int):
     """Token terms (per token), context terms (per context), the mean KL and the covariance
     of the stacked centred unembeddings ``[g_a, g_b]`` over the vocabulary."""
     n, V = a.n, a.V
-    la0, lb0 = a.F @ a.G[y0], b.F @ b.G[y0]  # logits of the pivot token, (n,)
+    Fa, Fb = _f64(a.F), _f64(b.F)
+    la0, lb0 = Fa @ _f64(a.G[y0]), Fb @ _f64(b.G[y0])  # logits of the pivot token, (n,)
     lpa0, lpb0 = la0 - Za, lb0 - Zb
     sig_a, sig_b = np.zeros(V), np.zeros(V)
     t_tok = np.zeros(V)
@@ -367,8 +377,8 @@ def _second_pass(a, b, y0: int, x0: int, Za, Zb, tau_a, tau_b, blk: int):
     D = a.d + b.d
     cov = np.zeros((D, D))
     for sl in _blocks(V, blk):
-        Ga, Gb = a.G[sl], b.G[sl]
-        la, lb = a.F @ Ga.T, b.F @ Gb.T
+        Ga, Gb = _f64(a.G[sl]), _f64(b.G[sl])
+        la, lb = Fa @ Ga.T, Fb @ Gb.T
         lpa, lpb = la - Za[:, None], lb - Zb[:, None]
         # token side: variances over the contexts, per token column
         sa = (la - la0[:, None]).std(axis=0)
@@ -395,7 +405,7 @@ def _unembedding_cov(a, b, blk: int):
     D = a.d + b.d
     cov = np.zeros((D, D))
     for sl in _blocks(a.V, blk):
-        X = np.hstack([a.G[sl] - a.g_mean, b.G[sl] - b.g_mean])
+        X = np.hstack([_f64(a.G[sl]) - a.g_mean, _f64(b.G[sl]) - b.g_mean])
         cov += X.T @ X
     return cov / a.V, a.d
 
@@ -433,8 +443,8 @@ def _m_svd(Xa: np.ndarray, Xb: np.ndarray, Caa, Cab, Cbb) -> float:
 
 def _d_svd_f(a, b, S: np.ndarray, y0: int) -> float:
     """``1 - m_SVD`` of the log-odds of the tokens ``S`` against ``y0`` over the contexts."""
-    A = a.F @ (a.G[S] - a.G[y0]).T
-    B = b.F @ (b.G[S] - b.G[y0]).T
+    A = a.F_matmul((_f64(a.G[S]) - _f64(a.G[y0])).T)
+    B = b.F_matmul((_f64(b.G[S]) - _f64(b.G[y0])).T)
     A -= A.mean(axis=0)
     B -= B.mean(axis=0)
     n = A.shape[0]
@@ -445,8 +455,8 @@ def _d_svd_g(a, b, X: np.ndarray, x0: int, cov) -> float:
     """``1 - m_SVD`` of ``(f(x_i) - f(x0))^T g(y)`` over the vocabulary, from the covariance of
     the stacked centred unembeddings."""
     C, da = cov
-    Na = a.F[X] - a.F[x0]
-    Nb = b.F[X] - b.F[x0]
+    Na = _f64(a.F[X]) - _f64(a.F[x0])
+    Nb = _f64(b.F[X]) - _f64(b.F[x0])
     Caa = Na @ C[:da, :da] @ Na.T
     Cab = Na @ C[:da, da:] @ Nb.T
     Cbb = Nb @ C[da:, da:] @ Nb.T
