@@ -134,7 +134,8 @@ _PAIR_X |= {
         "PLS-SVD dissimilarity of the two representations, 0 to 1 (THEORY.md 10.2)", None
     ),
     "map sim. calibrated": Explanation(
-        "held-out map similarity rescaled by its shuffled-contexts null m: (raw - m) / (1 - m)",
+        "held-out map similarity calibrated by its shuffled-contexts null (arXiv 2602.14486): "
+        "clamp((raw - tau) / (1 - tau), 0, 1), tau the 95 % critical value",
         None,
     ),
     "map sim. p": Explanation("permutation p-value of the map similarity", None),

@@ -315,6 +315,7 @@ def _pair_similarity(
         "d_fg_bound": d.bound,
         "map_similarity_raw": c.raw,
         "map_similarity_calibrated": c.calibrated,
+        "map_similarity_median_calibrated": c.median_calibrated,
         "map_similarity_p": c.p_value,
     }
 

@@ -166,7 +166,10 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             f"({d['draws']} draws, the worst kept); 0 means linearly equivalent on those sets. "
             "Calibrated values compare each score with the same score after shuffling which "
             f"context of one model is paired with which of the other ({sim['permutations']} "
-            "shuffles, arXiv 2602.14486): 1 = identical, about 0 = what unrelated models get.",
+            "shuffles) by the formula of arXiv 2602.14486: clamp((raw - tau) / (1 - tau), 0, "
+            "1), tau the 95 % critical value of the shuffled scores; 1 = identical, 0 = not "
+            "above what 95 % of the shuffles get. The median form (raw - null median) / "
+            "(1 - null median), not the paper's, is kept under its own name.",
         )
     )
     rows = []
@@ -176,7 +179,9 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             f"map similarity (r = {m['r']})",
             m["raw"],
             m["null_median"],
+            m["threshold"],
             m["calibrated"],
+            m["median_calibrated"],
             m["p_value"],
         ]
     )
@@ -186,7 +191,9 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
                 f"log-ratio agreement: {f['name']} ({f['n_pairs']} pairs)",
                 f["raw"],
                 f["null_median"],
+                f["threshold"],
                 f["calibrated"],
+                f["median_calibrated"],
                 f["p_value"],
             ]
         )
@@ -194,11 +201,17 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
         Block(
             "table",
             Table(
-                ["statistic", "raw", "null median", "calibrated", "p"],
+                ["statistic", "raw", "null median", "tau", "calibrated", "median form", "p"],
                 rows,
                 {
                     "raw": Explanation("the statistic on the paired contexts", True),
-                    "calibrated": Explanation("(raw - null median) / (1 - null median)", True),
+                    "tau": Explanation("95 % critical value of raw and the shuffles", True),
+                    "calibrated": Explanation(
+                        "clamp((raw - tau) / (1 - tau), 0, 1) (arXiv 2602.14486)", True
+                    ),
+                    "median form": Explanation(
+                        "(raw - null median) / (1 - null median), not the paper's", True
+                    ),
                     "p": Explanation("share of shuffles at least as good (with the raw)", True),
                 },
             ),
