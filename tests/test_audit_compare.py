@@ -76,3 +76,17 @@ def test_equivalent_pair_maps_exactly_and_reports_the_recovered_map(kind: str) -
         assert rec["off_diagonal_share"] > 0.1
     text = summary_table(res)
     assert "recovered map residual" in text
+    dist = res["similarity"]["distances"]
+    pp = dist["paper_d_llv"]
+    assert dist["d_llv"] < 1e-6 and pp["d_llv"] < 1e-6 and pp["d_llv_worst"] < 1e-6
+
+
+def test_compare_reports_the_papers_d_llv_beside_the_default(tmp_path: Path) -> None:
+    cfg = CompareConfig("a", "b", labels=str(LABELS), relations=str(RELATIONS), progress=False)
+    res = run_compare(cfg, models=(tiny_model(d=24), tiny_model(d=32)))
+    dist = res["similarity"]["distances"]
+    pp = dist["paper_d_llv"]
+    assert 0 < pp["d_llv"] <= pp["d_llv_worst"] and 0 < dist["d_llv"]
+    assert pp["label_terms_min"] <= pp["label_terms_max"] and pp["pivots_tried"] == 16
+    write_compare(res, tmp_path)
+    assert "The paper's estimator" in (tmp_path / "report.md").read_text()

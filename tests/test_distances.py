@@ -214,3 +214,103 @@ def test_results_do_not_depend_on_the_storage_dtype():
         *f64, tokens=[1, 2, 3], contexts=[4, 5, 6], pivot_token=0, pivot_context=0
     )
     assert d32 == pytest.approx(d64, rel=1e-12, abs=1e-14)
+
+
+def _reference_d_prob(a, b, y0, lo, sets, lam):
+    """The estimator of the paper's code (``d_prob`` of bemigini/close-dist-rep-sim with
+    dist_type="max", sum_or_max="max"), written out literally on dense log-probabilities:
+    unbiased variances, labels without the left-out one, the input set whose largest input term
+    is smallest. Returns (d, label term, input term, chosen set)."""
+    P1, P2 = a.log_probs(allow_large=True).T, b.log_probs(allow_large=True).T  # labels x inputs
+
+    def var(x, axis):
+        return np.var(x, axis=axis, ddof=1)
+
+    keep = [y for y in range(P1.shape[0]) if y not in (y0, lo)]
+    t1, t3 = [], []
+    for y in keep:
+        va, vb = var(P1[y] - P1[y0], 0), var(P2[y] - P2[y0], 0)
+        t1.append(np.sqrt(var(P1[y] / np.sqrt(va) - P2[y] / np.sqrt(vb), 0)))
+        t1.append(np.sqrt(var(P1[y0] / np.sqrt(va) - P2[y0] / np.sqrt(vb), 0)))
+        t3.append(abs(np.sqrt(va) - np.sqrt(vb)))
+
+    def input_terms(s):
+        x0, rest = s[0], s[1:]
+        t2, t4 = [], []
+        for x in rest:
+            va, vb = var(P1[:, x] - P1[:, x0], 0), var(P2[:, x] - P2[:, x0], 0)
+            t2.append(np.sqrt(var(P1[:, x] / np.sqrt(va) - P2[:, x] / np.sqrt(vb), 0)))
+            t2.append(np.sqrt(var(P1[:, x0] / np.sqrt(va) - P2[:, x0] / np.sqrt(vb), 0)))
+            t4.append(abs(np.sqrt(va) - np.sqrt(vb)))
+        return max(t2), max(t4)
+
+    best = min(sets, key=lambda s: input_terms(s)[0])
+    t2, t4 = input_terms(best)
+    return max(max(t1), t2, lam * max(t3), lam * t4), max(t1), t2, list(best)
+
+
+def _reference_pivot_and_left_out(a, b):
+    """The paper's code's search: the (pivot, left-out) pair whose largest remaining label term
+    is smallest (first in row-major order on ties)."""
+    P1, P2 = a.log_probs(allow_large=True).T, b.log_probs(allow_large=True).T
+    V = P1.shape[0]
+    best, arg = np.inf, None
+    for k in range(V):
+        per = {}
+        for y in range(V):
+            if y == k:
+                continue
+            va, vb = np.var(P1[y] - P1[k], ddof=1), np.var(P2[y] - P2[k], ddof=1)
+            r = np.sqrt(np.var(P1[y] / np.sqrt(va) - P2[y] / np.sqrt(vb), ddof=1))
+            p = np.sqrt(np.var(P1[k] / np.sqrt(va) - P2[k] / np.sqrt(vb), ddof=1))
+            per[y] = max(r, p)
+        for lo in per:
+            val = max(v for y, v in per.items() if y != lo)
+            if val < best:
+                best, arg = val, (k, lo)
+    return arg
+
+
+def test_paper_estimator_equals_the_reference_on_fixed_pivots_and_sets():
+    rng = np.random.default_rng(11)
+    a, _ = planted(rng, n=40, V=15, d=6, k=4, jf=1, jg=1)
+    b = _perturbed(a, 0.05, rng)
+    sets = [[0, 3, 5, 7, 9], [10, 12, 14, 16, 18], [20, 21, 22, 23, 24]]
+    r = aon.paper_d_llv(a, b, pivot_token=2, left_out=6, input_sets=sets, block=4)
+    d, t1, t2, best = _reference_d_prob(a, b, 2, 6, sets, r.lam)
+    assert r.d_llv == pytest.approx(d, rel=1e-10)
+    assert r.label_term == pytest.approx(t1, rel=1e-10)
+    assert r.input_term == pytest.approx(t2, rel=1e-10)
+    assert [r.input_pivot, *r.input_set] == best
+    assert (r.pivot_token, r.left_out) == (2, 6)
+    # with lam = 1 the sd terms (unbiased variances) count too
+    r1 = aon.paper_d_llv(a, b, pivot_token=2, left_out=6, input_sets=sets[:1], lam=1.0)
+    assert r1.d_llv == pytest.approx(_reference_d_prob(a, b, 2, 6, sets[:1], 1.0)[0], rel=1e-10)
+    # the searched pivot and left-out label are the reference's; never above distances()
+    s = aon.paper_d_llv(a, b, input_sets=sets)
+    assert (s.pivot_token, s.left_out) == _reference_pivot_and_left_out(a, b)
+    assert len(s.candidates) == a.V and s.label_term == pytest.approx(s.label_terms.min())
+    full = aon.distances(a, b, pivot_token=s.pivot_token, pivot_context=s.input_pivot)
+    assert s.label_term <= full.token_term + 1e-12 and s.input_term <= full.context_term + 1e-12
+    assert s.d_llv <= s.d_llv_worst and s.summary()["pivots_tried"] == a.V
+
+
+def test_paper_estimator_is_zero_on_equivalent_models_and_reports_sensitivity():
+    rng = np.random.default_rng(4)
+    m, _ = planted(rng, n=60, V=80)
+    s = aon.sample_equivalent(m, dim=m.d + 2, junk="adversarial", seed=5).model
+    r = aon.paper_d_llv(m, s, seed=1, candidates=5)
+    assert r.d_llv < 1e-9 and r.d_llv_worst < 1e-9
+    assert len(r.candidates) == 5 and r.dim == min(m.d, m.n - 1)
+    b = _perturbed(m, 0.1, rng)
+    p = aon.paper_d_llv(m, b, seed=1, candidates=5, samples=4)
+    full = aon.distances(m, b)
+    summ = p.summary()
+    assert 0 < p.d_llv <= p.d_llv_worst <= full.d_llv + 1e-12
+    assert summ["label_terms_min"] <= summ["label_terms_median"] <= summ["label_terms_max"]
+    assert summ["input_sets_tried"] == min(4, m.n // (p.dim + 1))
+    assert "d_llv" in p.to_frame().attrs["identified"]
+    with pytest.raises(aon.AllOrNoneError, match="left_out"):
+        aon.paper_d_llv(m, b, pivot_token=3, left_out=3)
+    with pytest.raises(aon.AllOrNoneError, match="input_sets"):
+        aon.paper_d_llv(m, b, input_sets=[[1]])

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 from ._tables import to_frame
 from ._validation import AllOrNoneError, AllOrNoneTypeError
 from .calibration import Calibrated, calibrate, logratio_agreement, map_similarity
-from .distances import Distances, distances, representation_dissimilarity
+from .distances import (
+    Distances,
+    PaperDLLV,
+    distances,
+    paper_d_llv,
+    representation_dissimilarity,
+)
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
 from .sampler import EquivalentSample, sample_equivalent
@@ -43,6 +49,7 @@ __all__ = [
     "Equivalence",
     "EquivalentSample",
     "NextTokenPredictor",
+    "PaperDLLV",
     "Structure",
     "__version__",
     "as_predictor",
@@ -51,6 +58,7 @@ __all__ = [
     "equivalence",
     "logratio_agreement",
     "map_similarity",
+    "paper_d_llv",
     "sample_equivalent",
     "structure",
     "representation_dissimilarity",

@@ -158,6 +158,21 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             ),
         )
     )
+    pp = d.get("paper_d_llv")
+    if pp:
+        out.append(
+            Block(
+                "p",
+                "d_llv above takes its terms over every token and context. The paper's "
+                f"estimator (THEORY.md 10.1: one label left out, one input set of {pp['dim']} "
+                f"contexts, pivots chosen to make the terms small) gives {fmt(pp['d_llv'])} "
+                f"(label term {fmt(pp['label_term'])}, input term {fmt(pp['input_term'])}); "
+                f"over the {pp['pivots_tried']} pivots and {pp['input_sets_tried']} input sets "
+                f"tried the label term ranges {fmt(pp['label_terms_min'])} to "
+                f"{fmt(pp['label_terms_max'])}, the input term {fmt(pp['input_terms_min'])} to "
+                f"{fmt(pp['input_terms_max'])} (worst {fmt(pp['d_llv_worst'])}).",
+            )
+        )
     out.append(
         Block(
             "p",
