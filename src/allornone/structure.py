@@ -16,6 +16,15 @@ cut (``NOISE_FACTOR``), reported back as the relative ``tol``. ``dim M`` and ``d
 relative to the largest singular value of each matrix (``L``, ``F``, ``G0``).
 Trained models have no sharp rank: read :attr:`Structure.energy_rank` and the spectrum, and
 the gap the decision was taken on (:attr:`Structure.gap`).
+
+The cut above bounds the rounding of the factors as given, so it depends on the
+parametrisation (rescaling ``f`` and ``g`` by ``D`` and ``D^-1`` moves it), and whatever lies
+below it is that parametrisation's rounding noise. The gap is therefore measured against the
+**identified noise floor** (:attr:`Structure.noise_floor`): the same bound for the balanced
+form of the distribution, ``F = U_k S^1/2``, ``G0 = W_k S^1/2`` (``||F||_F = sqrt(sum sigma)``,
+``||F||_2 = sqrt(sigma_max)``), which is a function of the kept spectrum alone and the smallest
+such bound over every factorisation (``||F||_F ||G0||_F >= sum sigma`` and
+``||F||_2 ||G0||_2 >= sigma_max``).
 """
 
 from __future__ import annotations
@@ -63,7 +72,12 @@ class Structure(TableMixin):
     tol, threshold : float
         Relative tolerance and the absolute cut ``tol * sigma_max`` that decided ``k``.
     gap : float
-        ``sigma_k / sigma_{k+1}`` (inf when nothing was cut); ``sharp`` is ``gap >= 1e3``.
+        ``sigma_k / max(sigma_{k+1}, noise_floor)`` (inf when nothing was cut and the floor is
+        0); ``sharp`` is ``gap >= 1e3``. A ``sigma_{k+1}`` below the identified floor is
+        rounding noise of the given factors and would make the gap depend on them.
+    noise_floor : float
+        The identified rounding floor (module docstring): ``NOISE_FACTOR eps`` times the
+        rounding bound of the balanced form of the kept spectrum.
     energy_rank : int
         Smallest ``r`` keeping ``energy`` of ``sum sigma^2`` (useful for trained models).
     M, N : ndarray
@@ -91,6 +105,7 @@ class Structure(TableMixin):
     threshold: float
     gap: float
     energy: float
+    noise_floor: float
     energy_rank: int
     M: np.ndarray = field(repr=False)
     N: np.ndarray = field(repr=False)
@@ -283,7 +298,9 @@ def structure(
     else:
         rtol = rtol_F = rtol_G = float(tol)
     k = int((s > rtol * s[0]).sum())
-    gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
+    floor = identified_floor(s, k, model.eps, model.n, model.V)
+    nxt = max(float(s[k]), floor) if k < s.size else floor
+    gap = float(s[k - 1] / nxt) if nxt > 0 else float("inf")
 
     # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
     # E = G0^+ (row space of L) = R_G^+ Q[:, :k] and E' = R_F^+ P[:, :k], with pseudo-inverses
@@ -300,6 +317,7 @@ def structure(
         threshold=float(rtol * s[0]),
         gap=gap,
         energy=energy,
+        noise_floor=floor,
         energy_rank=energy_rank(s, energy),
         M=M,
         N=N,
@@ -312,6 +330,22 @@ def structure(
         _f_right=VtF,
         _g_right=VtG,
     )
+
+
+def identified_floor(s: np.ndarray, k: int, eps: float, n: int, V: int) -> float:
+    """``NOISE_FACTOR eps (||F||_F ||G0||_2 + ||F||_2 ||G0||_F)`` for the balanced form
+    ``F = U_k S^1/2``, ``G0 = W_k S^1/2`` of the top ``k`` singular values ``s`` (with the
+    random-rounding scaling of :func:`structure` for bfloat16/float16 sources): a function of
+    the distribution alone, and at most the floor of any factorisation of it."""
+    if k < 1 or s.size == 0:
+        return 0.0
+    fro, two = float(np.sqrt(np.sum(s[:k]))), float(np.sqrt(s[0]))
+    fro_F = fro_G = fro
+    if eps > HALF_EPS:
+        unit = 0.5 / np.sqrt(3.0)
+        fro_F = fro * unit * (1 / np.sqrt(k) + 1 / np.sqrt(n))
+        fro_G = fro * unit * (1 / np.sqrt(k) + 1 / np.sqrt(V))
+    return float(NOISE_FACTOR * eps * (fro_F * two + two * fro_G))
 
 
 def leading_rank(a: Structure, b: Structure, n: int) -> int:
