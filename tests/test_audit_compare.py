@@ -79,6 +79,7 @@ def test_equivalent_pair_maps_exactly_and_reports_the_recovered_map(kind: str) -
     dist = res["similarity"]["distances"]
     pp = dist["paper_d_llv"]
     assert dist["d_llv"] < 1e-6 and pp["d_llv"] < 1e-6 and pp["d_llv_worst"] < 1e-6
+    assert dist["logit"]["d_logit"] < 1e-6 and dist["logit"]["d_rep"] < 1e-6
 
 
 def test_compare_reports_the_papers_d_llv_beside_the_default(tmp_path: Path) -> None:
@@ -89,4 +90,7 @@ def test_compare_reports_the_papers_d_llv_beside_the_default(tmp_path: Path) -> 
     assert 0 < pp["d_llv"] <= pp["d_llv_worst"] and 0 < dist["d_llv"]
     assert pp["label_terms_min"] <= pp["label_terms_max"] and pp["pivots_tried"] == 16
     write_compare(res, tmp_path)
-    assert "The paper's estimator" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "The paper's estimator" in md and "Logit distance" in md
+    lg = dist["logit"]
+    assert 0 < lg["d_rep_sq"] <= lg["bound"] and lg["d_logit"] > 0

@@ -314,3 +314,75 @@ def test_paper_estimator_is_zero_on_equivalent_models_and_reports_sensitivity():
         aon.paper_d_llv(m, b, pivot_token=3, left_out=3)
     with pytest.raises(aon.AllOrNoneError, match="input_sets"):
         aon.paper_d_llv(m, b, input_sets=[[1]])
+
+
+def _reference_d_rep(a, b, n_pivots, combinations, seed):
+    """``calculate_d_rep`` of the authors' code (bemigini/logit-distance-bounds-rep-sim) written
+    out literally in numpy: the same draws, and its normalisation (each draw's sum over x
+    divided by n x pivots x combinations, then the mean over the draws)."""
+    rng = np.random.default_rng(seed)
+    F1, F2, G1, G2 = a.F, b.F, a.G - a.G.mean(0), b.G - b.G.mean(0)
+    V, d, n = G1.shape[0], G1.shape[1], F1.shape[0]
+    idx = np.arange(V)
+    vals = []
+    for p in rng.choice(idx, n_pivots, replace=False):
+        g1p, g2p = G1[idx == p], G2[idx == p]
+        g1r, g2r = G1[idx != p], G2[idx != p]
+        for _ in range(combinations):
+            ch = rng.choice(range(V - 1), d, replace=False)
+            A = np.linalg.inv(g1r[ch] - g1p) @ (g2r[ch] - g2p)
+            r = ((F1 - (A @ F2[:, :, None])[:, :, 0]) ** 2).sum(axis=1)
+            vals.append((r / (n * n_pivots * combinations)).sum())
+    return float(np.mean(vals))
+
+
+def _full_rank_pair(seed, scale):
+    rng = np.random.default_rng(seed)
+    a, _ = planted(rng, n=50, V=40, d=6, k=6, jf=0, jg=0)
+    return a, _perturbed(a, scale, rng)
+
+
+def test_d_logit_and_d_rep_equal_the_authors_definitions():
+    a, b = _full_rank_pair(3, 0.05)
+    r = aon.logit_distances(a, b, n_pivots=3, combinations=4, seed=7, block=16)
+    La = a.logits(allow_large=True)
+    Lb = b.logits(allow_large=True)
+    La, Lb = La - La.mean(1, keepdims=True), Lb - Lb.mean(1, keepdims=True)
+    assert r.d_logit_sq == pytest.approx(((La - Lb) ** 2).sum(1).mean(), rel=1e-10)
+    ref = _reference_d_rep(a, b, 3, 4, seed=7)
+    assert r.d_rep_sq_authors == pytest.approx(ref, rel=1e-9)
+    assert r.d_rep_sq == pytest.approx(ref * 12, rel=1e-9)  # the authors divide twice
+    assert len(r.per_draw) == 12 and r.d_rep == pytest.approx(np.sqrt(r.d_rep_sq))
+    # fixed pivots and label sets: the same draws give the same value
+    sets = r.label_sets.reshape(3, 4, a.d)
+    f = aon.logit_distances(a, b, pivots=r.pivots, label_sets=sets)
+    assert f.d_rep_sq == pytest.approx(r.d_rep_sq, rel=1e-12)
+    one = aon.logit_distances(a, b, pivots=[0], label_sets=[[1, 2, 3, 4, 5, 6]])
+    A = np.linalg.solve(a.G[1:7] - a.G[0], b.G[1:7] - b.G[0])
+    assert one.d_rep_sq == pytest.approx(((a.F - b.F @ A.T) ** 2).sum(1).mean(), rel=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_d_logit_bounds_d_rep_on_planted_pairs(seed):
+    for scale in (1e-3, 0.05, 0.5):
+        a, b = _full_rank_pair(seed, scale)
+        r = aon.logit_distances(a, b, n_pivots=4, combinations=3, seed=seed)
+        assert 0 < r.d_rep_sq <= r.bound, (scale, r.d_rep_sq, r.bound)
+    # equivalent models (any width, any junk): both 0
+    m, _ = planted(np.random.default_rng(seed), n=50, V=40, d=6, k=6, jf=0, jg=0)
+    s = aon.sample_equivalent(m, dim=9, junk="adversarial", seed=seed).model
+    z = aon.logit_distances(m, s, n_pivots=3, combinations=2, seed=seed)
+    assert z.d_logit_sq < 1e-18 and z.d_rep_sq < 1e-18 and z.d_b == 9
+
+
+def test_logit_distances_bad_input_gets_one_line_errors():
+    a, b = _full_rank_pair(0, 0.1)
+    with pytest.raises(aon.AllOrNoneError, match="pivot"):
+        aon.logit_distances(a, b, pivots=[1], label_sets=[[1, 2, 3, 4, 5, 6]])
+    with pytest.raises(aon.AllOrNoneError, match="shape"):
+        aon.logit_distances(a, b, pivots=[0], label_sets=[[1, 2, 3]])
+    with pytest.raises(aon.AllOrNoneError, match="n_pivots"):
+        aon.logit_distances(a, b, n_pivots=0)
+    low, _ = planted(np.random.default_rng(1), n=50, V=40, d=8, k=4, jf=1, jg=1)
+    with pytest.raises(aon.AllOrNoneError, match="span"):
+        aon.logit_distances(low, low, n_pivots=1, combinations=1)

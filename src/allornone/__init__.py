@@ -23,8 +23,10 @@ from ._validation import AllOrNoneError, AllOrNoneTypeError
 from .calibration import Calibrated, calibrate, logratio_agreement, map_similarity
 from .distances import (
     Distances,
+    LogitDistances,
     PaperDLLV,
     distances,
+    logit_distances,
     paper_d_llv,
     representation_dissimilarity,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "Calibrated",
     "Distances",
     "Equivalence",
+    "LogitDistances",
     "EquivalentSample",
     "NextTokenPredictor",
     "PaperDLLV",
@@ -56,6 +59,7 @@ __all__ = [
     "calibrate",
     "distances",
     "equivalence",
+    "logit_distances",
     "logratio_agreement",
     "map_similarity",
     "paper_d_llv",

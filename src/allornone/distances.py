@@ -76,7 +76,9 @@ __all__ = [
     "DEFAULT_LAMBDA",
     "Distances",
     "PaperDLLV",
+    "LogitDistances",
     "distances",
+    "logit_distances",
     "paper_d_llv",
     "representation_dissimilarity",
 ]
@@ -758,3 +760,200 @@ def _pivot_terms(sd_a: np.ndarray, sd_b: np.ndarray, t: np.ndarray, pivot: int):
     sd = np.where(za & zb, 0.0, np.abs(sd_a - sd_b))
     term[pivot] = sd[pivot] = 0.0
     return term, sd
+
+
+# ---------------------------------------------------------------------- d_logit and d_rep
+#: Pivot labels and label sets per pivot of :func:`logit_distances` (the authors use 100, 200).
+DEFAULT_REP_PIVOTS = 10
+DEFAULT_REP_COMBINATIONS = 10
+
+
+@dataclass(frozen=True, eq=False)
+class LogitDistances(TableMixin):
+    """``d_logit`` and ``d_rep`` between two predictors (THEORY.md 10.5); see
+    :func:`logit_distances`.
+
+    Attributes
+    ----------
+    d_logit_sq, d_logit : float
+        Mean over the contexts of the squared Euclidean distance between the two models'
+        centred logit vectors (centred over the tokens), and its square root. A function of
+        the two distributions (identified); 0 for equivalent models.
+    d_rep_sq, d_rep : float
+        Mean over the draws (pivot label, ``d_a`` other labels) and the contexts of
+        ``||f_a(x) - A f_b(x)||^2`` with ``A`` the map that the log-odds of the drawn labels
+        determine, and its square root. In the coordinates of ``a`` (not identified, not
+        symmetric); 0 for equivalent models.
+    bound : float
+        ``2 d_a mean_draws(1 / sigma_min(L_a)^2) d_logit_sq``: an upper bound of ``d_rep_sq``
+        (THEORY.md 10.5), ``L_a`` the ``d_a x d_a`` unembedding differences of a draw.
+    d_rep_sq_authors : float
+        ``d_rep_sq / (pivots x combinations)``: the number the authors' code prints (it divides
+        by the number of draws twice).
+    worst_cond : float
+        The largest condition number of the ``L_a`` drawn.
+    pivots : ndarray (int)
+    label_sets : ndarray (int, draws x d_a)
+        The drawn labels (draw ``i`` uses pivot ``pivots[i // combinations]``).
+    per_draw : ndarray
+        ``mean_x ||f_a(x) - A f_b(x)||^2`` per draw.
+    """
+
+    d_logit_sq: float
+    d_logit: float
+    d_rep_sq: float
+    d_rep: float
+    bound: float
+    d_rep_sq_authors: float
+    worst_cond: float
+    n_pivots: int
+    combinations: int
+    n: int
+    V: int
+    d_a: int
+    d_b: int
+    pivots: np.ndarray = dataclasses.field(repr=False)
+    label_sets: np.ndarray = dataclasses.field(repr=False)
+    per_draw: np.ndarray = dataclasses.field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """Plain numbers for reports and JSON."""
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.repr}
+
+    def to_frame(self, *, per_item: bool = True) -> Any:
+        """One summary row; ``attrs["identified"]``: ``d_logit_sq``, ``d_logit`` (``d_rep``
+        is in the coordinates of ``a``: raw)."""
+        s = self.summary()
+        return _frame(s, ["d_logit_sq", "d_logit"], ["d_rep_sq", "d_rep", "bound"])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
+            for k, v in self.summary().items()
+        )
+        return f"<table><caption>d_logit and d_rep</caption>{rows}</table>"
+
+
+def logit_distances(
+    a: NextTokenPredictor | Any,
+    b: NextTokenPredictor | Any,
+    *,
+    pivots: Any = None,
+    label_sets: Any = None,
+    n_pivots: int = DEFAULT_REP_PIVOTS,
+    combinations: int = DEFAULT_REP_COMBINATIONS,
+    seed: int = 0,
+    block: int | None = None,
+) -> LogitDistances:
+    """``d_logit`` and ``d_rep`` (Nielsen, Marconato, Gresele, Dittadi and Buchholz, *Logit
+    Distance Bounds Representational Similarity*, arXiv 2602.15438; THEORY.md 10.5).
+
+    ``d_logit_sq = mean_x sum_y (l_a(x, y) - l_b(x, y))^2`` with ``l(x, y) = f(x)^T (g(y) -
+    mean_y' g(y'))`` the logits centred over the tokens (a function of the distribution).
+
+    ``d_rep_sq``: for each draw, a pivot label ``p`` and ``d_a`` other labels ``y_1..y_da``,
+    ``L_a``, ``L_b`` the matrices of rows ``g(y_j) - g(p)`` (``d_a x d_a`` and ``d_a x d_b``),
+    ``A = L_a^-1 L_b`` (with equal log-odds of the labels, ``f_a = A f_b``) and the draw's value
+    ``mean_x ||f_a(x) - A f_b(x)||^2``; ``d_rep_sq`` is the mean over the draws. Draws as in the
+    authors' code: ``rng = numpy.random.default_rng(seed)``, ``n_pivots`` pivots
+    ``rng.choice(V, n_pivots, replace=False)``, then for each pivot ``combinations`` label sets
+    ``rng.choice(V - 1, d_a, replace=False)`` indexing the labels other than the pivot.
+
+    Parameters
+    ----------
+    pivots, label_sets : optional
+        Fixed draws instead: ``pivots`` (P labels) and ``label_sets`` (P x C x d_a labels, or
+        P x d_a for C = 1), none of a pivot's sets containing it.
+    n_pivots, combinations : int
+        Default 10 and 10 (the authors use 100 and 200: a ``d_a x d_a`` solve each).
+
+    Cost: one streamed pass over the vocabulary (``O(n V (d_a + d_b))``) and per draw
+    ``O(d_a^3 + n d_a d_b)``.
+    """
+    a, b = as_predictor(a, "a"), as_predictor(b, "b")
+    _check_pair(a, b)
+    n, V, da = a.n, a.V, a.d
+    if V < da + 1:
+        raise AllOrNoneError(
+            f"d_rep needs at least d_a + 1 = {da + 1} tokens (a pivot and d_a labels), got V={V}"
+        )
+    # draws
+    if pivots is None:
+        if label_sets is not None:
+            raise AllOrNoneError("label_sets need their pivots: pass pivots too")
+        P, C = _int(n_pivots, "n_pivots"), _int(combinations, "combinations")
+        if P > V:
+            raise AllOrNoneError(f"n_pivots={P} is larger than the vocabulary (V={V})")
+        rng = np.random.default_rng(seed)
+        piv = rng.choice(np.arange(V), P, replace=False)
+        sets = []
+        for p in piv:
+            for _ in range(C):
+                j = rng.choice(np.arange(V - 1), da, replace=False)
+                sets.append(np.where(j < p, j, j + 1))  # index into the labels without p
+        S = np.array(sets).reshape(P, C, da)
+    else:
+        piv = np.array([a.token_index(p) for p in np.atleast_1d(np.asarray(pivots))])
+        if label_sets is None:
+            raise AllOrNoneError("fixed pivots need their label_sets (P x C x d_a labels)")
+        S = np.asarray(label_sets)
+        if S.ndim == 2:
+            S = S[:, None, :]
+        if S.ndim != 3 or S.shape[0] != len(piv) or S.shape[2] != da:
+            raise AllOrNoneError(
+                f"label_sets must have shape (P, C, d_a) = ({len(piv)}, C, {da}), got {S.shape}"
+            )
+        S = np.stack([a.col_indices(row.tolist()) for row in S.reshape(-1, da)]).reshape(S.shape)
+        if any(p in set(S[i].reshape(-1).tolist()) for i, p in enumerate(piv)):
+            raise AllOrNoneError("a label set contains its pivot: leave the pivot out")
+        P, C = S.shape[0], S.shape[1]
+
+    # d_logit (and the mean KL) streamed over the vocabulary
+    blk = block or max(256, min(8192, (1 << 22) // max(n, 1)))
+    Fa, Fb = _f64(a.F), _f64(b.F)
+    ma, mb = a.g_mean, b.g_mean
+    sq = np.zeros(n)
+    for sl in _blocks(V, blk):
+        sq += ((Fa @ (_f64(a.G[sl]) - ma).T - Fb @ (_f64(b.G[sl]) - mb).T) ** 2).sum(axis=1)
+    d_logit_sq = float(sq.mean())
+
+    # d_rep: one solve per draw
+    per, inv_s2, conds = [], [], []
+    for i, p in enumerate(piv):
+        ga0, gb0 = _f64(a.G[p]), _f64(b.G[p])
+        for c in range(C):
+            La = _f64(a.G[S[i, c]]) - ga0
+            Lb = _f64(b.G[S[i, c]]) - gb0
+            s = np.linalg.svd(La, compute_uv=False)
+            if s[-1] <= s[0] * np.finfo(np.float64).eps * da:
+                raise AllOrNoneError(
+                    f"the unembedding differences of {da} labels against pivot {int(p)} do not "
+                    "span R^d_a in model a (singular): d_rep needs unembeddings that span it"
+                )
+            A = np.linalg.solve(La, Lb)  # d_a x d_b
+            R = Fa - Fb @ A.T
+            per.append(float((R * R).sum(axis=1).mean()))
+            inv_s2.append(1.0 / s[-1] ** 2)
+            conds.append(float(s[0] / s[-1]))
+    per_draw = np.array(per)
+    d_rep_sq = float(per_draw.mean())
+    return LogitDistances(
+        d_logit_sq=d_logit_sq,
+        d_logit=float(np.sqrt(d_logit_sq)),
+        d_rep_sq=d_rep_sq,
+        d_rep=float(np.sqrt(d_rep_sq)),
+        bound=float(2 * da * np.mean(inv_s2) * d_logit_sq),
+        d_rep_sq_authors=d_rep_sq / (P * C),
+        worst_cond=float(max(conds)),
+        n_pivots=int(P),
+        combinations=int(C),
+        n=n,
+        V=V,
+        d_a=da,
+        d_b=b.d,
+        pivots=piv,
+        label_sets=S.reshape(P * C, da),
+        per_draw=per_draw,
+    )

@@ -22,7 +22,7 @@ from ... import __version__
 from ..._io import to_jsonable
 from ..._validation import AllOrNoneError
 from ...calibration import calibrate, logratio_agreement, map_similarity
-from ...distances import distances, paper_d_llv
+from ...distances import distances, logit_distances, paper_d_llv
 from ...equivalence import REPORT_ROWS, equivalence
 from ...linalg import memoized_r_factors
 from ...predictor import NextTokenPredictor
@@ -282,6 +282,9 @@ def recovered_map(eq: Any) -> dict[str, Any]:
     return out
 
 
+#: Pivots, and label sets per pivot, of d_rep in the compare report (one d x d solve each).
+COMPARE_REP_PIVOTS = 4
+
 #: Shuffled copies for the calibrated statistics of the compare report.
 COMPARE_PERMUTATIONS = 99
 
@@ -329,10 +332,14 @@ def similarity(
         fams.append({"name": fam.name, "n_pairs": len(pairs), **c.summary()})
     keep = ("d_llv", "d_fg", "d_f", "d_g", "bound", "paper_bound", "mean_kl", "dim", "draws")
     paper = paper_d_llv(Ma, Mb, seed=seed).summary()
+    logit = logit_distances(
+        Ma, Mb, n_pivots=COMPARE_REP_PIVOTS, combinations=COMPARE_REP_PIVOTS, seed=seed
+    ).summary()
     paper_keep = [k for k in paper if k not in ("n", "V", "d_a", "d_b")]
     return {
         "distances": {k: dist.summary()[k] for k in keep}
-        | {"paper_d_llv": {k: paper[k] for k in paper_keep}},
+        | {"paper_d_llv": {k: paper[k] for k in paper_keep}}
+        | {"logit": {k: v for k, v in logit.items() if k not in ("n", "V", "d_a", "d_b")}},
         "map_similarity": {"r": r, **cal.summary()},
         "logratio_agreement": fams,
         "permutations": COMPARE_PERMUTATIONS,

@@ -158,6 +158,18 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             ),
         )
     )
+    lg = d.get("logit")
+    if lg:
+        out.append(
+            Block(
+                "p",
+                f"Logit distance (arXiv 2602.15438, THEORY.md 10.5): d_logit = "
+                f"{fmt(lg['d_logit'])} (identified); d_rep = {fmt(lg['d_rep'])} in "
+                f"the first model's coordinates ({lg['n_pivots']} pivots x "
+                f"{lg['combinations']} label sets; not identified), within its bound "
+                f"d_rep^2 <= {fmt(lg['bound'])}.",
+            )
+        )
     pp = d.get("paper_d_llv")
     if pp:
         out.append(
