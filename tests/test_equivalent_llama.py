@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+datapath = pytest.importorskip("gensim.test.utils").datapath
 from audit_helpers import CONCEPTS, LABELS, RELATIONS  # noqa: E402
-from gensim.test.utils import datapath  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 from allornone.audit.compare import CompareConfig, run_compare  # noqa: E402
