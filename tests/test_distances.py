@@ -386,3 +386,22 @@ def test_logit_distances_bad_input_gets_one_line_errors():
     low, _ = planted(np.random.default_rng(1), n=50, V=40, d=8, k=4, jf=1, jg=1)
     with pytest.raises(aon.AllOrNoneError, match="span"):
         aon.logit_distances(low, low, n_pivots=1, combinations=1)
+
+
+def test_study_pair_rows_get_the_papers_d_llv_d_logit_and_d_rep():
+    from allornone.family.study import _pair_similarity
+
+    m, _ = planted(np.random.default_rng(9), n=90, k=12, jf=0, jg=0)
+    preds = {"a": m, "b": aon.sample_equivalent(m, junk="adversarial", seed=1).model}
+    preds["c"] = _perturbed(m, 0.5, np.random.default_rng(2))
+    sts = {k: aon.structure(p) for k, p in preds.items()}
+    same = _pair_similarity(preds, sts, "a", "b", seed=0)
+    assert same["d_llv_paper"] < 1e-9 and same["d_logit"] < 1e-9 and same["d_rep"] < 1e-9
+    other = _pair_similarity(preds, sts, "a", "c", seed=0)
+    assert 0 < other["d_llv_paper"] <= other["d_llv_paper_worst"]
+    assert other["d_logit"] > 1e-3 and other["d_rep"] > 1e-3
+    # a rank-deficient unembedding has no d_rep (reported as missing, not an error)
+    low, _ = planted(np.random.default_rng(1), n=90, d=12, k=4, jf=1, jg=1)
+    lp = {"a": low, "b": _perturbed(low, 0.1, np.random.default_rng(3))}
+    row = _pair_similarity(lp, {k: aon.structure(p) for k, p in lp.items()}, "a", "b", seed=0)
+    assert row["d_rep"] is None and row["d_llv_paper"] > 0

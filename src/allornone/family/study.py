@@ -296,9 +296,17 @@ def _pair_similarity(
     """d_LLV and d_{f,g} of two members (THEORY.md 10.1-10.2) and the calibrated map
     similarity of their leading effective coordinates (THEORY.md 10.3)."""
     from ..calibration import calibrate, map_similarity
-    from ..distances import distances
+    from ..distances import distances, logit_distances, paper_d_llv
 
     d = distances(preds[a], preds[b], seed=seed)
+    paper = paper_d_llv(preds[a], preds[b], seed=seed)
+    d_logit: float | None
+    d_rep: float | None
+    try:  # d_rep needs unembedding differences spanning R^d_a
+        lg = logit_distances(preds[a], preds[b], n_pivots=4, combinations=4, seed=seed)
+        d_logit, d_rep = lg.d_logit, lg.d_rep
+    except AllOrNoneError:
+        d_logit = d_rep = None
     sa, sb = structures[a], structures[b]
     r = leading_rank(sa, sb, preds[a].n)
     c = calibrate(
@@ -313,6 +321,10 @@ def _pair_similarity(
         "d_llv": d.d_llv,
         "d_fg": d.d_fg,
         "d_fg_bound": d.bound,
+        "d_llv_paper": paper.d_llv,
+        "d_llv_paper_worst": paper.d_llv_worst,
+        "d_logit": d_logit,
+        "d_rep": d_rep,
         "map_similarity_raw": c.raw,
         "map_similarity_calibrated": c.calibrated,
         "map_similarity_median_calibrated": c.median_calibrated,
