@@ -72,7 +72,9 @@ def test_null_is_seeded_and_frame_has_the_numbers():
         "null_q05",
         "null_median",
         "null_q95",
+        "threshold",
         "calibrated",
+        "median_calibrated",
         "p_value",
     ]
     assert "null=" not in repr(c1)
@@ -114,3 +116,64 @@ def test_compare_reports_distances_and_calibrated_similarity(tmp_path):
     assert same["distances"]["d_llv"] < 1e-6 and same["distances"]["d_fg"] < 1e-6
     assert same["map_similarity"]["calibrated"] > 1 - 1e-6
     assert same["map_similarity"]["p_value"] == pytest.approx(0.01)
+
+
+def _fixed_null_case(seed: int = 2, K: int = 39):
+    """Paired data with a weak real correspondence, and the permutations ``calibrate`` uses."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((90, 3))
+    Y = 0.4 * X @ rng.standard_normal((3, 3)) + rng.standard_normal((90, 3))
+    prng = np.random.default_rng(seed)
+    perms = [prng.permutation(90) for _ in range(K)]
+    return X, Y, perms
+
+
+def test_calibrated_is_the_papers_formula_on_fixed_permutations():
+    # Groger, Wen and Brbic (arXiv 2602.14486), Algorithm 1, written out literally: tau is the
+    # ceil((1 - alpha)(K + 1))-th smallest of the observed value and the K null values, and
+    # calibrated = clamp((s - tau) / (1 - tau), 0, 1)
+    X, Y, perms = _fixed_null_case()
+    K = len(perms)
+    sim = aon.logratio_agreement
+    s = sim(X, Y)
+    null = np.array([sim(X, Y[p]) for p in perms])
+    combined = sorted([s, *null])
+    tau = combined[int(np.ceil(0.95 * (K + 1))) - 1]
+    c = aon.calibrate(sim, X, Y, permutations=K, seed=2)
+    np.testing.assert_array_equal(c.null, null)
+    assert c.threshold == tau and c.alpha == 0.05
+    assert c.calibrated == pytest.approx(min(max((s - tau) / (1 - tau), 0), 1), abs=1e-15)
+    assert 0.05 < c.calibrated < 0.95  # the case is neither clamped at 0 nor at 1
+    med = float(np.median(null))
+    assert c.median_calibrated == pytest.approx((s - med) / (1 - med), abs=1e-15)
+    assert c.median_calibrated != pytest.approx(c.calibrated, abs=0.01)  # they differ here
+    assert c.p_value == (1 + np.sum(null >= s)) / (K + 1)
+    # below the threshold the paper's score is 0 (the median form is not)
+    below = aon.calibrate(sim, X, Y[perms[0]], permutations=K, seed=2)
+    assert below.calibrated == 0 or below.raw > below.threshold
+    # a distance: the mirror image, tau the alpha lower critical value
+    d = aon.calibrate(lambda x, y: 1 - sim(x, y), X, Y, kind="distance", permutations=K, seed=2)
+    low = sorted([1 - s, *(1 - null)], reverse=True)[int(np.ceil(0.95 * (K + 1))) - 1]
+    assert d.threshold == pytest.approx(low, abs=1e-15)
+    assert d.calibrated == pytest.approx(min(max((low - (1 - s)) / low, 0), 1), abs=1e-12)
+    with pytest.raises(aon.AllOrNoneError, match="alpha"):
+        aon.calibrate(sim, X, Y, alpha=1.5)
+
+
+def test_calibrated_matches_the_papers_package_on_the_same_permutations():
+    cs = pytest.importorskip("calibrated_similarity")
+    torch = pytest.importorskip("torch")
+    X, Y, perms = _fixed_null_case()
+    it = iter(perms)
+    score, p, tau = cs.calibrate(
+        torch.tensor(X),
+        torch.tensor(Y),
+        lambda x, y: aon.logratio_agreement(x.numpy(), y.numpy()),
+        K=len(perms),
+        perm_fn=lambda n, device: torch.as_tensor(next(it)),
+    )
+    c = aon.calibrate(aon.logratio_agreement, X, Y, permutations=len(perms), seed=2)
+    # the package stores scores in float32
+    assert c.threshold == pytest.approx(float(tau), abs=1e-6)
+    assert c.calibrated == pytest.approx(float(score), abs=1e-6)
+    assert c.p_value == pytest.approx(float(p), abs=1e-7)

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from ._tables import to_frame
 from ._validation import AllOrNoneError, AllOrNoneTypeError
 from .calibration import Calibrated, calibrate, logratio_agreement, map_similarity
-from .distances import Distances, distances, representation_dissimilarity
+from .distances import (
+    Distances,
+    LogitDistances,
+    PaperDLLV,
+    distances,
+    logit_distances,
+    paper_d_llv,
+    representation_dissimilarity,
+)
 from .equivalence import Equivalence, equivalence
 from .predictor import NextTokenPredictor, as_predictor
 from .sampler import EquivalentSample, sample_equivalent
@@ -61,16 +69,20 @@ __all__ = [
     "Calibrated",
     "Distances",
     "Equivalence",
+    "LogitDistances",
     "EquivalentSample",
     "NextTokenPredictor",
+    "PaperDLLV",
     "Structure",
     "__version__",
     "as_predictor",
     "calibrate",
     "distances",
     "equivalence",
+    "logit_distances",
     "logratio_agreement",
     "map_similarity",
+    "paper_d_llv",
     "sample_equivalent",
     "structure",
     "reduced",

@@ -7,12 +7,21 @@ coordinates, so a raw score of 0.6 can be what two unrelated models get. The rem
 compare the score with what the same statistic gives when the pairing of contexts between the
 two models is broken. :func:`calibrate` computes a statistic on paired per-context data
 ``(X, Y)`` (row ``i`` of both belongs to context ``i``), then on ``permutations`` copies with
-the rows of ``Y`` shuffled (seeded), and reports
+the rows of ``Y`` shuffled (seeded: ``rng = numpy.random.default_rng(seed)``, one
+``rng.permutation(n)`` per copy), and reports
 
 - ``raw``, the null's 5 %, 50 % and 95 % quantiles;
-- ``calibrated``: for a similarity (1 = identical), ``(raw - m) / (1 - m)`` with ``m`` the null
-  median: 1 for identical data, about 0 at chance, negative below it; for a distance
-  (0 = identical), ``(m - raw) / m = 1 - raw / m``, on the same scale;
+- ``calibrated``, the paper's form (its Algorithm 1, as in its package
+  ``calibrated-similarity``): ``clamp((raw - tau) / (1 - tau), 0, 1)`` for a similarity
+  (1 = identical), with ``tau`` (``threshold``) the ``(1 - alpha)`` critical value of the null:
+  the order statistic ``ceil((1 - alpha)(K + 1))`` of the ``K + 1`` values ``raw`` and the ``K``
+  null values, ascending (``alpha = 0.05``). 0 whenever the score is not above what 95 % of the
+  shuffled pairings get, 1 for identical data. For a distance (0 = identical) the mirror image
+  (the statistic negated): ``tau`` is the lower critical value and ``calibrated =
+  clamp((tau - raw) / tau, 0, 1)``;
+- ``median_calibrated``, this library's earlier form (not the paper's): ``(raw - m) / (1 - m)``
+  with ``m`` the null median (``1 - raw / m`` for a distance), unclamped: about 0 at chance,
+  negative below it;
 - ``p_value = (1 + #{null at least as extreme as raw}) / (1 + permutations)``: the chance of a
   score this good with the correspondence broken (at least ``1 / (1 + permutations)``).
 
@@ -34,10 +43,19 @@ import numpy as np
 from ._tables import TableMixin, _frame, plain
 from ._validation import AllOrNoneError, as_matrix
 
-__all__ = ["Calibrated", "calibrate", "logratio_agreement", "map_similarity"]
+__all__ = [
+    "Calibrated",
+    "calibrate",
+    "critical_value",
+    "logratio_agreement",
+    "map_similarity",
+    "paper_calibrated",
+]
 
 #: Default number of shuffled copies for the null.
 DEFAULT_PERMUTATIONS = 99
+#: Default significance level of the critical value ``tau`` (the paper's).
+DEFAULT_ALPHA = 0.05
 KINDS = ("similarity", "distance")
 
 
@@ -53,9 +71,16 @@ class Calibrated(TableMixin):
         The statistic on the paired data.
     null_q05, null_median, null_q95 : float
         Quantiles of the statistic over shuffled pairings.
+    threshold : float
+        ``tau``, the ``(1 - alpha)`` critical value from ``raw`` and the null (the ``alpha``
+        lower one for a distance).
     calibrated : float
-        ``(raw - m) / (1 - m)`` (similarity) or ``1 - raw / m`` (distance): 1 identical,
-        about 0 at chance.
+        The paper's form: ``clamp((raw - tau) / (1 - tau), 0, 1)`` (similarity) or
+        ``clamp((tau - raw) / tau, 0, 1)`` (distance): 1 identical, 0 not significant.
+    median_calibrated : float
+        This library's earlier form: ``(raw - m) / (1 - m)`` (similarity) or ``1 - raw / m``
+        (distance), ``m`` the null median, unclamped: 1 identical, about 0 at chance.
+    alpha : float
     p_value : float
         ``(1 + #{null at least as good as raw}) / (1 + permutations)``.
     permutations : int
@@ -69,7 +94,10 @@ class Calibrated(TableMixin):
     null_q05: float
     null_median: float
     null_q95: float
+    threshold: float
     calibrated: float
+    median_calibrated: float
+    alpha: float
     p_value: float
     permutations: int
     null: np.ndarray = field(repr=False)
@@ -79,7 +107,8 @@ class Calibrated(TableMixin):
 
     def to_frame(self, *, per_item: bool = True) -> Any:
         """One row (``null`` left out); all numbers are functions of the paired data."""
-        cols = ["raw", "null_q05", "null_median", "null_q95", "calibrated", "p_value"]
+        cols = ["raw", "null_q05", "null_median", "null_q95", "threshold", "calibrated"]
+        cols += ["median_calibrated", "p_value"]
         return _frame(self.summary(), cols, [])
 
     def _repr_html_(self) -> str:
@@ -97,6 +126,7 @@ def calibrate(
     permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
     name: str | None = None,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Calibrated:
     """``statistic(X, Y)`` against its null ``statistic(X, Y[perm])`` over shuffled rows.
 
@@ -109,6 +139,8 @@ def calibrate(
     kind : "similarity" or "distance"
     permutations : int
         Shuffled copies (default 99: p-values down to 0.01).
+    alpha : float
+        Significance level of the critical value ``tau`` (default 0.05, the paper's).
     """
     if not callable(statistic):
         raise AllOrNoneError(
@@ -122,6 +154,8 @@ def calibrate(
         or permutations < 1
     ):
         raise AllOrNoneError(f"permutations must be an integer >= 1, got {permutations!r}")
+    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < alpha < 1):
+        raise AllOrNoneError(f"alpha must be a number in (0, 1), got {alpha!r}")
     Xa, _ = as_matrix(X, "X")
     Ya, _ = as_matrix(Y, "Y")
     if Xa.shape[0] != Ya.shape[0]:
@@ -137,10 +171,14 @@ def calibrate(
     )
     q05, med, q95 = (float(v) for v in np.quantile(null, [0.05, 0.5, 0.95]))
     if kind == "similarity":
-        cal = (raw - med) / (1 - med) if med != 1 else float("nan")
+        tau = critical_value(raw, null, alpha)
+        cal = paper_calibrated(raw, tau)
+        med_cal = (raw - med) / (1 - med) if med != 1 else float("nan")
         hits = int(np.sum(null >= raw))
-    else:
-        cal = 1 - raw / med if med != 0 else float("nan")
+    else:  # the mirror image: the statistic negated, best value 0
+        tau = -critical_value(-raw, -null, alpha)
+        cal = paper_calibrated(-raw, -tau, best=0.0)
+        med_cal = 1 - raw / med if med != 0 else float("nan")
         hits = int(np.sum(null <= raw))
     return Calibrated(
         name=str(name or getattr(statistic, "__name__", None) or "statistic"),
@@ -149,11 +187,29 @@ def calibrate(
         null_q05=q05,
         null_median=med,
         null_q95=q95,
+        threshold=float(tau),
         calibrated=float(cal),
+        median_calibrated=float(med_cal),
+        alpha=float(alpha),
         p_value=(1 + hits) / (1 + int(permutations)),
         permutations=int(permutations),
         null=null,
     )
+
+
+def critical_value(raw: float, null: np.ndarray, alpha: float = DEFAULT_ALPHA) -> float:
+    """``tau``: the ``ceil((1 - alpha)(K + 1))``-th smallest of ``raw`` and the ``K`` null values
+    (Groger, Wen and Brbic, arXiv 2602.14486, Algorithm 1)."""
+    combined = np.sort(np.concatenate([[float(raw)], np.asarray(null, dtype=float)]))
+    K = combined.size - 1
+    idx = min(max(int(np.ceil((1.0 - alpha) * (K + 1))) - 1, 0), K)
+    return float(combined[idx])
+
+
+def paper_calibrated(raw: float, tau: float, *, best: float = 1.0) -> float:
+    """``clamp((raw - tau) / (best - tau), 0, 1)``, the denominator at least ``1e-12`` (the
+    paper's calibrated score with ``smax = best``)."""
+    return float(np.clip((raw - tau) / max(best - tau, 1e-12), 0.0, 1.0))
 
 
 def map_similarity(X: np.ndarray, Y: np.ndarray, *, seed: int = 0, train: float = 0.7) -> float:

@@ -16,6 +16,15 @@ cut (``NOISE_FACTOR``), reported back as the relative ``tol``. ``dim M`` and ``d
 relative to the largest singular value of each matrix (``L``, ``F``, ``G0``).
 Trained models have no sharp rank: read :attr:`Structure.energy_rank` and the spectrum, and
 the gap the decision was taken on (:attr:`Structure.gap`).
+
+The cut above bounds the rounding of the factors as given, so it depends on the
+parametrisation (rescaling ``f`` and ``g`` by ``D`` and ``D^-1`` moves it), and whatever lies
+below it is that parametrisation's rounding noise. The gap is therefore measured against the
+**identified noise floor** (:attr:`Structure.noise_floor`): the same bound for the balanced
+form of the distribution, ``F = U_k S^1/2``, ``G0 = W_k S^1/2`` (``||F||_F = sqrt(sum sigma)``,
+``||F||_2 = sqrt(sigma_max)``), which is a function of the kept spectrum alone and the smallest
+such bound over every factorisation (``||F||_F ||G0||_F >= sum sigma`` and
+``||F||_2 ||G0||_2 >= sigma_max``).
 """
 
 from __future__ import annotations
@@ -64,7 +73,12 @@ class Structure(TableMixin):
     tol, threshold : float
         Relative tolerance and the absolute cut ``tol * sigma_max`` that decided ``k``.
     gap : float
-        ``sigma_k / sigma_{k+1}`` (inf when nothing was cut); ``sharp`` is ``gap >= 1e3``.
+        ``sigma_k / max(sigma_{k+1}, noise_floor)`` (inf when nothing was cut and the floor is
+        0); ``sharp`` is ``gap >= 1e3``. A ``sigma_{k+1}`` below the identified floor is
+        rounding noise of the given factors and would make the gap depend on them.
+    noise_floor : float
+        The identified rounding floor (module docstring): ``NOISE_FACTOR eps`` times the
+        rounding bound of the balanced form of the kept spectrum.
     energy_rank : int
         Smallest ``r`` keeping ``energy`` of ``sum sigma^2`` (useful for trained models).
     M, N : ndarray
@@ -72,8 +86,9 @@ class Structure(TableMixin):
     E, E_prime : ndarray (d, k)
         Bases of ``E = P_N(M)`` and ``E' = P_M(N)``, in the order of the spectrum of ``L``:
         ``G0 E[:, :j]`` spans the top ``j`` right singular vectors of ``L`` and
-        ``F E'[:, :j]`` the top ``j`` left ones (so ``e_f[:, :j]`` are its leading
-        coordinates).
+        ``F E'[:, :j]`` the top ``j`` left ones. The leading context coordinates are
+        therefore :meth:`leading_f` (``F E'[:, :j]``), not ``e_f[:, :j]`` (``F E[:, :j]``,
+        ordered by the right singular vectors).
     J_f, J_g : ndarray
         Junk: ``M`` minus ``E'`` (parts of ``f`` no logit reads) and ``N`` minus ``E``
         (parts of ``g0`` no context reads).
@@ -91,6 +106,7 @@ class Structure(TableMixin):
     threshold: float
     gap: float
     energy: float
+    noise_floor: float
     energy_rank: int
     M: np.ndarray = field(repr=False)
     N: np.ndarray = field(repr=False)
@@ -184,6 +200,15 @@ class Structure(TableMixin):
             self._e_g = self.model.G0_matmul(self.E, self.pivot)
         return self._e_g
 
+    def leading_f(self, r: int) -> np.ndarray:
+        """``F E'[:, :r]``, shape (n, r): coordinates of ``f(x)`` whose span is that of the top
+        ``r`` left singular vectors of ``L`` (a function of the distribution), so two
+        equivalent models give them up to an invertible ``r x r`` map. ``e_f[:, :r]`` does
+        not have that property (``E`` is ordered by the right singular vectors)."""
+        if not isinstance(r, int | np.integer) or isinstance(r, bool) or not 1 <= r <= self.k:
+            raise AllOrNoneError(f"r must be an integer in [1, k={self.k}], got {r!r}")
+        return self.model.F_matmul(self.E_prime[:, : int(r)])
+
     def effective(self) -> tuple[np.ndarray, np.ndarray]:
         """The effective model ``(e_f, e_g)`` with ``e_f e_g^T = L``."""
         return self.e_f, self.e_g
@@ -275,7 +300,9 @@ def structure(
     else:
         rtol = rtol_F = rtol_G = float(tol)
     k = int((s > rtol * s[0]).sum())
-    gap = float(s[k - 1] / s[k]) if k < s.size and s[k] > 0 else float("inf")
+    floor = identified_floor(s, k, model.eps, model.n, model.V)
+    nxt = max(float(s[k]), floor) if k < s.size else floor
+    gap = float(s[k - 1] / nxt) if nxt > 0 else float("inf")
 
     # M and N: rank of F and G0 by the same relative cut, never below k (E lies in N, E' in M).
     # E = G0^+ (row space of L) = R_G^+ Q[:, :k] and E' = R_F^+ P[:, :k], with pseudo-inverses
@@ -292,6 +319,7 @@ def structure(
         threshold=float(rtol * s[0]),
         gap=gap,
         energy=energy,
+        noise_floor=floor,
         energy_rank=energy_rank(s, energy),
         M=M,
         N=N,
@@ -331,6 +359,29 @@ def _check_log_odds_scale(sF: np.ndarray, sG: np.ndarray) -> None:
         f"[{LOG_ODDS_RANGE[0]:.0e}, {LOG_ODDS_RANGE[1]:.0e}]; divide F or G by a constant "
         "first (k and the subspaces do not depend on their scale)"
     )
+
+
+def identified_floor(s: np.ndarray, k: int, eps: float, n: int, V: int) -> float:
+    """``NOISE_FACTOR eps (||F||_F ||G0||_2 + ||F||_2 ||G0||_F)`` for the balanced form
+    ``F = U_k S^1/2``, ``G0 = W_k S^1/2`` of the top ``k`` singular values ``s`` (with the
+    random-rounding scaling of :func:`structure` for bfloat16/float16 sources): a function of
+    the distribution alone, and at most the floor of any factorisation of it."""
+    if k < 1 or s.size == 0:
+        return 0.0
+    fro, two = float(np.sqrt(np.sum(s[:k]))), float(np.sqrt(s[0]))
+    fro_F = fro_G = fro
+    if eps > HALF_EPS:
+        unit = 0.5 / np.sqrt(3.0)
+        fro_F = fro * unit * (1 / np.sqrt(k) + 1 / np.sqrt(n))
+        fro_G = fro * unit * (1 / np.sqrt(k) + 1 / np.sqrt(V))
+    return float(NOISE_FACTOR * eps * (fro_F * two + two * fro_G))
+
+
+def leading_rank(a: Structure, b: Structure, n: int) -> int:
+    """How many leading context coordinates (:meth:`Structure.leading_f`) a map between two
+    models uses: ``min`` of the energy ranks, at most a third of the training contexts (70 %
+    of ``n``, so a least-squares map cannot interpolate) and at most both ``k``."""
+    return max(1, min(a.energy_rank, b.energy_rank, int(0.7 * n) // 3, a.k, b.k))
 
 
 def _split(s: np.ndarray, Vt: np.ndarray, rtol: float, X: np.ndarray):

@@ -120,6 +120,9 @@ _PAIR_COLS = [
     ("residual_g", "residual_g"),
     ("d_LLV", "d_llv"),
     ("d_fg", "d_fg"),
+    ("d_LLV (paper's est.)", "d_llv_paper"),
+    ("d_logit", "d_logit"),
+    ("d_rep", "d_rep"),
     ("map sim. calibrated", "map_similarity_calibrated"),
     ("map sim. p", "map_similarity_p"),
 ]
@@ -134,8 +137,24 @@ _PAIR_X |= {
     "d_fg": Explanation(
         "PLS-SVD dissimilarity of the two representations, 0 to 1 (THEORY.md 10.2)", None
     ),
+    "d_LLV (paper's est.)": Explanation(
+        "d_LLV by the estimator of the paper's code: one label left out, one input set, "
+        "pivots chosen to make the terms small (THEORY.md 10.1)",
+        True,
+    ),
+    "d_logit": Explanation(
+        "root mean squared distance of the centred logit vectors (arXiv 2602.15438, "
+        "THEORY.md 10.5)",
+        True,
+    ),
+    "d_rep": Explanation(
+        "root mean ||f_a - A f_b||^2 with A read from the log-odds of drawn labels, in a's "
+        "coordinates (THEORY.md 10.5)",
+        False,
+    ),
     "map sim. calibrated": Explanation(
-        "held-out map similarity rescaled by its shuffled-contexts null m: (raw - m) / (1 - m)",
+        "held-out map similarity calibrated by its shuffled-contexts null (arXiv 2602.14486): "
+        "clamp((raw - tau) / (1 - tau), 0, 1), tau the 95 % critical value",
         None,
     ),
     "map sim. p": Explanation("permutation p-value of the map similarity", None),
@@ -145,6 +164,8 @@ _GROUP_STATS = [
     ("KL", "mean_kl"),
     ("d_LLV", "d_llv"),
     ("d_fg", "d_fg"),
+    ("d_LLV paper", "d_llv_paper"),
+    ("d_logit", "d_logit"),
     ("residual_f", "residual_f"),
     ("map sim. calibrated", "map_similarity_calibrated"),
 ]

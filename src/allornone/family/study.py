@@ -31,7 +31,7 @@ import numpy as np
 from .._validation import AllOrNoneError
 from ..equivalence import REPORT_ROWS, Equivalence, equivalence
 from ..properties.parallelism import SPEC as _PARALLELISM_SPEC
-from ..structure import Structure
+from ..structure import Structure, leading_rank
 from .stats import MIN_SEEDS_FOR_CI, row_ratio_interval, stability_questions
 from .train import FAMILY_VERSION
 
@@ -300,15 +300,23 @@ def _pair_similarity(
     """d_LLV and d_{f,g} of two members (THEORY.md 10.1-10.2) and the calibrated map
     similarity of their leading effective coordinates (THEORY.md 10.3)."""
     from ..calibration import calibrate, map_similarity
-    from ..distances import distances
+    from ..distances import distances, logit_distances, paper_d_llv
 
     d = distances(preds[a], preds[b], seed=seed)
+    paper = paper_d_llv(preds[a], preds[b], seed=seed)
+    d_logit: float | None
+    d_rep: float | None
+    try:  # d_rep needs unembedding differences spanning R^d_a
+        lg = logit_distances(preds[a], preds[b], n_pivots=4, combinations=4, seed=seed)
+        d_logit, d_rep = lg.d_logit, lg.d_rep
+    except AllOrNoneError:
+        d_logit = d_rep = None
     sa, sb = structures[a], structures[b]
-    r = max(1, min(sa.energy_rank, sb.energy_rank, int(0.7 * preds[a].n) // 3))
+    r = leading_rank(sa, sb, preds[a].n)
     c = calibrate(
         lambda x, y: map_similarity(x, y, seed=seed),
-        sa.e_f[:, :r],
-        sb.e_f[:, :r],
+        sa.leading_f(r),
+        sb.leading_f(r),
         seed=seed,
         name="map_similarity",
         permutations=permutations,
@@ -317,8 +325,13 @@ def _pair_similarity(
         "d_llv": d.d_llv,
         "d_fg": d.d_fg,
         "d_fg_bound": d.bound,
+        "d_llv_paper": paper.d_llv,
+        "d_llv_paper_worst": paper.d_llv_worst,
+        "d_logit": d_logit,
+        "d_rep": d_rep,
         "map_similarity_raw": c.raw,
         "map_similarity_calibrated": c.calibrated,
+        "map_similarity_median_calibrated": c.median_calibrated,
         "map_similarity_p": c.p_value,
     }
 

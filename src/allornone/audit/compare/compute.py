@@ -22,12 +22,12 @@ from ... import __version__
 from ..._io import to_jsonable
 from ..._validation import AllOrNoneError
 from ...calibration import calibrate, logratio_agreement, map_similarity
-from ...distances import distances
+from ...distances import distances, logit_distances, paper_d_llv
 from ...equivalence import REPORT_ROWS, equivalence
 from ...linalg import memoized_r_factors
 from ...predictor import NextTokenPredictor
 from ...registry import property_spec, registered_names
-from ...structure import structure
+from ...structure import leading_rank, structure
 from .. import builtin  # noqa: F401 - registers the built-in steps
 from ..inputs import FLOAT32_FLOOR, AuditConfig, ContextSets, load_inputs, select_subjects
 from ..step import Geometry, StepInputs, audit_steps
@@ -167,7 +167,7 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
     )
     mp = steps.run("map", lambda: map_residuals(sta, stb, cfg.seed))
     res: dict[str, Any] = {
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "kind": "compare",
         "tool": {"name": "allornone", "version": __version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -190,7 +190,7 @@ def _compare(cfg: CompareConfig, models: Any, steps: Steps, t0: float) -> dict[s
             "rows_evaluated": eq.rows_evaluated,
             "equivalent": eq.equivalent,
         },
-        "map": mp,
+        "map": mp | {"recovered": recovered_map(eq)},
     }
     res["similarity"] = steps.run(
         "similarity", lambda: similarity(Ma, Mb, sta, stb, sa, inp.families, cfg.seed)
@@ -221,18 +221,19 @@ def _st(st: Any) -> dict[str, Any]:
 def map_residuals(sta: Any, stb: Any, seed: int) -> dict[str, Any]:
     """Best linear maps between the effective representations, both ways, held out.
 
-    Coordinates: the leading ``r = min(energy ranks)`` effective coordinates of each model
-    (``e_f`` ordered by the spectrum of L, which the distribution determines), and at most a
-    third of the training contexts. The maps are fitted by least squares (with an offset) on
-    70% of the contexts and evaluated on the other 30%.
+    Coordinates: the leading ``r = min(energy ranks)`` context coordinates of each model
+    (:meth:`Structure.leading_f`, ``F E'[:, :r]``: they span the top ``r`` left singular
+    vectors of L, which the distribution determines, so equivalent models map exactly), ``r``
+    at most a third of the training contexts. The maps are fitted by least squares (with an
+    offset) on 70% of the contexts and evaluated on the other 30%.
     """
     n = sta.e_f.shape[0]
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     tr, te = perm[: int(0.7 * n)], perm[int(0.7 * n) :]
     # at most a third of the training contexts as inputs, so the map cannot interpolate
-    r = max(1, min(sta.energy_rank, stb.energy_rank, len(tr) // 3))
-    ea, eb = sta.e_f[:, :r], stb.e_f[:, :r]
+    r = leading_rank(sta, stb, n)
+    ea, eb = sta.leading_f(r), stb.leading_f(r)
 
     def fit(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
         X1 = np.hstack([X, np.ones((n, 1))])
@@ -253,6 +254,39 @@ def map_residuals(sta: Any, stb: Any, seed: int) -> dict[str, Any]:
     }
 
 
+def recovered_map(eq: Any) -> dict[str, Any]:
+    """The map :func:`~allornone.equivalence` recovers between the two models (THEORY.md 4).
+
+    ``A`` (k_b x k_a) takes ``e_f^a`` to ``e_f^b``; its residuals on both sides certify it. The
+    ambient map ``B = U_b A U_a^T`` (d_b x d_a) is summarised by its singular values and,
+    when square, by its diagonal and the share of its norm off the diagonal (a
+    reparametrisation ``f -> D f`` by a diagonal ``D`` gives ``diag(B) = D`` and share 0).
+    """
+    B = eq.B
+    out: dict[str, Any] = {
+        "k_a": eq.k_a,
+        "k_b": eq.k_b,
+        "residual_f": eq.residual_f,
+        "residual_g": eq.residual_g,
+        "residual_f_reverse": eq.residual_f_reverse,
+        "cond_A": eq.cond_A,
+        "singular_values": np.linalg.svd(eq.A, compute_uv=False).tolist(),
+        "ambient_shape": list(B.shape),
+        "diagonal": None,
+        "off_diagonal_share": None,
+    }
+    if B.shape[0] == B.shape[1]:
+        diag = np.diag(B)
+        tot = float(np.linalg.norm(B))
+        out["diagonal"] = diag.tolist()
+        off = float(np.sqrt(max(tot**2 - float(diag @ diag), 0.0)))
+        out["off_diagonal_share"] = off / tot if tot > 0 else 0.0
+    return out
+
+
+#: Pivots, and label sets per pivot, of d_rep in the compare report (one d x d solve each).
+COMPARE_REP_PIVOTS = 4
+
 #: Shuffled copies for the calibrated statistics of the compare report.
 COMPARE_PERMUTATIONS = 99
 
@@ -270,11 +304,11 @@ def similarity(
     (THEORY.md 10.3): the map similarity of the leading effective coordinates (those of
     :func:`map_residuals`) and the log-ratio agreement of each pair family."""
     dist = distances(Ma, Mb, seed=seed)
-    r = max(1, min(sta.energy_rank, stb.energy_rank, int(0.7 * Ma.n) // 3))
+    r = leading_rank(sta, stb, Ma.n)
     cal = calibrate(
         lambda x, y: map_similarity(x, y, seed=seed),
-        sta.e_f[:, :r],
-        stb.e_f[:, :r],
+        sta.leading_f(r),
+        stb.leading_f(r),
         permutations=COMPARE_PERMUTATIONS,
         seed=seed,
         name="map_similarity",
@@ -299,8 +333,15 @@ def similarity(
         )
         fams.append({"name": fam.name, "n_pairs": len(pairs), **c.summary()})
     keep = ("d_llv", "d_fg", "d_f", "d_g", "bound", "paper_bound", "mean_kl", "dim", "draws")
+    paper = paper_d_llv(Ma, Mb, seed=seed).summary()
+    logit = logit_distances(
+        Ma, Mb, n_pivots=COMPARE_REP_PIVOTS, combinations=COMPARE_REP_PIVOTS, seed=seed
+    ).summary()
+    paper_keep = [k for k in paper if k not in ("n", "V", "d_a", "d_b")]
     return {
-        "distances": {k: dist.summary()[k] for k in keep},
+        "distances": {k: dist.summary()[k] for k in keep}
+        | {"paper_d_llv": {k: paper[k] for k in paper_keep}}
+        | {"logit": {k: v for k, v in logit.items() if k not in ("n", "V", "d_a", "d_b")}},
         "map_similarity": {"r": r, **cal.summary()},
         "logratio_agreement": fams,
         "permutations": COMPARE_PERMUTATIONS,

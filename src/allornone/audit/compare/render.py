@@ -79,9 +79,24 @@ def build_blocks(res: dict[str, Any]) -> list[Block]:
             "p",
             f"Maps fitted on {mp['n_train']} contexts and evaluated on "
             f"{mp['n_test']} held-out ones, between the leading r = {mp['r']} "
-            "effective coordinates (relative residual; 0 = exact map).",
+            "context coordinates of each model (F E', spanning the top r left singular "
+            "vectors of L; relative residual; 0 = exact map).",
         )
     )
+    rec = mp.get("recovered")
+    if rec:
+        off = rec["off_diagonal_share"]
+        bl.append(
+            Block(
+                "p",
+                f"Recovered map (allornone.equivalence, THEORY.md 4): A is {rec['k_b']} x "
+                f"{rec['k_a']}, cond {fmt(rec['cond_A'])}; residuals f side "
+                f"{fmt(rec['residual_f'])}, g side {fmt(rec['residual_g'])} (0 = the two "
+                "models are the same distribution through this map); ambient map "
+                f"{rec['ambient_shape'][0]} x {rec['ambient_shape'][1]}"
+                + ("." if off is None else f", share of its norm off the diagonal {fmt(off)}."),
+            )
+        )
     if res.get("similarity"):
         bl.extend(_similarity_blocks(res["similarity"]))
     if res["properties"]:
@@ -143,6 +158,33 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             ),
         )
     )
+    lg = d.get("logit")
+    if lg:
+        out.append(
+            Block(
+                "p",
+                f"Logit distance (arXiv 2602.15438, THEORY.md 10.5): d_logit = "
+                f"{fmt(lg['d_logit'])} (identified); d_rep = {fmt(lg['d_rep'])} in "
+                f"the first model's coordinates ({lg['n_pivots']} pivots x "
+                f"{lg['combinations']} label sets; not identified), within its bound "
+                f"d_rep^2 <= {fmt(lg['bound'])}.",
+            )
+        )
+    pp = d.get("paper_d_llv")
+    if pp:
+        out.append(
+            Block(
+                "p",
+                "d_llv above takes its terms over every token and context. The paper's "
+                f"estimator (THEORY.md 10.1: one label left out, one input set of {pp['dim']} "
+                f"contexts, pivots chosen to make the terms small) gives {fmt(pp['d_llv'])} "
+                f"(label term {fmt(pp['label_term'])}, input term {fmt(pp['input_term'])}); "
+                f"over the {pp['pivots_tried']} pivots and {pp['input_sets_tried']} input sets "
+                f"tried the label term ranges {fmt(pp['label_terms_min'])} to "
+                f"{fmt(pp['label_terms_max'])}, the input term {fmt(pp['input_terms_min'])} to "
+                f"{fmt(pp['input_terms_max'])} (worst {fmt(pp['d_llv_worst'])}).",
+            )
+        )
     out.append(
         Block(
             "p",
@@ -151,7 +193,10 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             f"({d['draws']} draws, the worst kept); 0 means linearly equivalent on those sets. "
             "Calibrated values compare each score with the same score after shuffling which "
             f"context of one model is paired with which of the other ({sim['permutations']} "
-            "shuffles, arXiv 2602.14486): 1 = identical, about 0 = what unrelated models get.",
+            "shuffles) by the formula of arXiv 2602.14486: clamp((raw - tau) / (1 - tau), 0, "
+            "1), tau the 95 % critical value of the shuffled scores; 1 = identical, 0 = not "
+            "above what 95 % of the shuffles get. The median form (raw - null median) / "
+            "(1 - null median), not the paper's, is kept under its own name.",
         )
     )
     rows = []
@@ -161,7 +206,9 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
             f"map similarity (r = {m['r']})",
             m["raw"],
             m["null_median"],
+            m["threshold"],
             m["calibrated"],
+            m["median_calibrated"],
             m["p_value"],
         ]
     )
@@ -171,7 +218,9 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
                 f"log-ratio agreement: {f['name']} ({f['n_pairs']} pairs)",
                 f["raw"],
                 f["null_median"],
+                f["threshold"],
                 f["calibrated"],
+                f["median_calibrated"],
                 f["p_value"],
             ]
         )
@@ -179,11 +228,17 @@ def _similarity_blocks(sim: dict[str, Any]) -> list[Block]:
         Block(
             "table",
             Table(
-                ["statistic", "raw", "null median", "calibrated", "p"],
+                ["statistic", "raw", "null median", "tau", "calibrated", "median form", "p"],
                 rows,
                 {
                     "raw": Explanation("the statistic on the paired contexts", True),
-                    "calibrated": Explanation("(raw - null median) / (1 - null median)", True),
+                    "tau": Explanation("95 % critical value of raw and the shuffles", True),
+                    "calibrated": Explanation(
+                        "clamp((raw - tau) / (1 - tau), 0, 1) (arXiv 2602.14486)", True
+                    ),
+                    "median form": Explanation(
+                        "(raw - null median) / (1 - null median), not the paper's", True
+                    ),
                     "p": Explanation("share of shuffles at least as good (with the raw)", True),
                 },
             ),
@@ -244,6 +299,11 @@ def summary_table(res: dict[str, Any]) -> str:
             fmt(res["map"]["map_residual_ba"]),
         )
     )
+    rec = res["map"].get("recovered")
+    if rec:
+        rows.append(
+            ("recovered map residual f / g", fmt(rec["residual_f"]), fmt(rec["residual_g"]))
+        )
     sim = res.get("similarity")
     if sim:
         rows.append(("d_LLV / d_fg", fmt(sim["distances"]["d_llv"]), fmt(sim["distances"]["d_fg"])))
