@@ -45,7 +45,10 @@ EXPLAIN: dict[str, Explanation] = {
         "junk in g: directions of N no context reads (dim N - k); free in equivalent models",
         True,
     ),
-    "gap": Explanation("sigma_k / sigma_(k+1): how sharp the rank decision is", True),
+    "gap": Explanation(
+        "sigma_k / max(sigma_(k+1), identified noise floor): how sharp the rank decision is",
+        True,
+    ),
     "condition_size": Explanation(
         "relative size of the part violating the transfer condition, measured in this model's "
         "coordinates: an equivalent model can change it (e.g. when the contexts do not span "
@@ -64,10 +67,14 @@ EXPLAIN: dict[str, Explanation] = {
     # compare
     "shared_tokens": Explanation("tokens whose strings are identical in both vocabularies", None),
     "map_residual_ab": Explanation(
-        "relative residual of the best linear map A->B between effective representations", True
+        "relative residual of the best linear map A->B between the leading context coordinates "
+        "F E' (top left singular vectors of L)",
+        True,
     ),
     "map_residual_ba": Explanation(
-        "relative residual of the best linear map B->A between effective representations", True
+        "relative residual of the best linear map B->A between the leading context coordinates "
+        "F E' (top left singular vectors of L)",
+        True,
     ),
 }
 

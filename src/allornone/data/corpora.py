@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from allornone._io import atomic_write_text
+from allornone._io import write_cache_text
 from allornone._validation import AllOrNoneError
 from allornone.data.debian import cache_dir, find_debian_file
 from allornone.data.readers import parse_kjv_output, read_fortune_file, read_janeaustenr
@@ -80,7 +80,7 @@ def kjv_verses() -> list[str]:
         if len(verses) == KJV_N_VERSES:
             return verses
     verses = parse_kjv_output(_run_bible(), KJV_N_VERSES)
-    atomic_write_text(cached, "\n".join(verses) + "\n")
+    write_cache_text(cached, "\n".join(verses) + "\n")  # read-only/full cache: a warning, go on
     return verses
 
 

@@ -290,9 +290,11 @@ def _from_cache(final: Path) -> tuple[Any, Any] | None:
         if bad is None:
             try:
                 with offline():
-                    tok = AutoTokenizer.from_pretrained(final, local_files_only=True)
+                    tok = AutoTokenizer.from_pretrained(
+                        final, local_files_only=True, trust_remote_code=False
+                    )
                     model = AutoModelForCausalLM.from_pretrained(
-                        final, dtype=torch.float32, local_files_only=True
+                        final, dtype=torch.float32, local_files_only=True, trust_remote_code=False
                     )
                 return model, tok
             except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -320,9 +322,11 @@ def load_gguf(path: Path, name: str) -> tuple[Any, Any]:
     check_gguf(path)
     try:
         with offline():
-            tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            tok = AutoTokenizer.from_pretrained(
+                path.parent, gguf_file=path.name, trust_remote_code=False
+            )
             model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=torch.float32
+                path.parent, gguf_file=path.name, dtype=torch.float32, trust_remote_code=False
             )
     except (struct.error, ValueError, RuntimeError, KeyError, IndexError, OSError) as exc:
         raise AllOrNoneError(
