@@ -33,11 +33,21 @@ def walk(a: Any, b: Any, path: str, out: dict[str, Any], ignore: set[str]) -> No
                 walk(a[k], b[k], p, out, ignore)
         return
     if isinstance(a, list) and isinstance(b, list):
+        keyed = all(isinstance(x, dict) and "name" in x for x in a + b)
+        if keyed:  # results matched by (property or kind, name), not by position
+            ka = {(x.get("property", x.get("kind")), x["name"]): x for x in a}
+            kb = {(x.get("property", x.get("kind")), x["name"]): x for x in b}
+            for key in sorted(set(ka) | set(kb), key=str):
+                p = f"{path}/{key[0]}/{key[1]}" if key[0] else f"{path}/{key[1]}"
+                if key not in ka or key not in kb:
+                    out["only"].append(p + (" (only in B)" if key not in ka else " (only in A)"))
+                else:
+                    walk(ka[key], kb[key], p, out, ignore)
+            return
         if len(a) != len(b):
             out["differ"].append(f"{path}: lengths {len(a)} vs {len(b)}")
         for i, (x, y) in enumerate(zip(a, b)):
-            label = x.get("name", i) if isinstance(x, dict) else i
-            walk(x, y, f"{path}/{label}", out, ignore)
+            walk(x, y, f"{path}/{i}", out, ignore)
         return
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -49,6 +59,8 @@ def walk(a: Any, b: Any, path: str, out: dict[str, Any], ignore: set[str]) -> No
             out["differ"].append(f"{path}: NaN/inf in other places")
         d = float(np.abs(x[both] - y[both]).max()) if both.any() else 0.0
         out["n"] += int(x.size)
+        if d > 0:
+            out["all"].append((d, path))
         if d > out["max"]:
             out["max"], out["where"] = d, path
         return
@@ -63,6 +75,8 @@ def walk(a: Any, b: Any, path: str, out: dict[str, Any], ignore: set[str]) -> No
     if np.isnan(fa) and np.isnan(fb):
         return
     d = abs(fa - fb)
+    if d > 0:
+        out["all"].append((d, path))
     if d > out["max"]:
         out["max"], out["where"] = d, path
 
@@ -72,10 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--ignore", nargs="*", default=[], help="more keys to ignore")
+    p.add_argument("--top", type=int, default=20, help="largest differences to list")
     args = p.parse_args(argv)
-    out: dict[str, Any] = {"max": 0.0, "where": None, "n": 0, "differ": [], "only": []}
+    out: dict[str, Any] = {"max": 0.0, "where": None, "n": 0, "differ": [], "only": [], "all": []}
     walk(read_tree(args.a), read_tree(args.b), "", out, IGNORED | set(args.ignore))
     print(f"numbers compared: {out['n']}; max |diff| = {out['max']:.3g} at {out['where']}")
+    print(f"numbers that differ: {len(out['all'])}")
+    for d, where in sorted(out["all"], reverse=True)[: args.top]:
+        print(f"  {d:.3g}  {where}")
     for line in out["differ"][:40]:
         print("differs:", line)
     for line in out["only"][:40]:
