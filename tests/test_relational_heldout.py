@@ -35,3 +35,31 @@ def test_held_out_counts_and_decision() -> None:
     assert few.details["n_test"] == 3 and few.details["decided"] is False
     assert few.details["note"].startswith("too few subjects to decide: 3 held out")
     assert set(few.details["ci"]) == {"refined_faithfulness", "dist_faithfulness"}
+
+
+def test_a_relation_answered_by_one_constant_is_not_decided() -> None:
+    """Issue 27: when the model gives (nearly) the same answer to every subject, a
+    faithfulness of 1 is trivial; the majority-answer baseline is reported beside it and the
+    relation is decided only when the interval is above that baseline."""
+    p = _relation(0)
+    r = relational(p.model, _spec(), seed=0, kl=False)
+    assert 0.0 <= r.baseline["majority_answer"] <= 1.0
+    assert r.details["beats_majority"] is (
+        r.details["ci"]["dist_faithfulness"][0] > r.baseline["majority_answer"]
+    )
+    # every subject's answer made the same token: the constant map is as faithful as any
+    import numpy as np
+
+    m = p.model
+    spec = _spec()
+    G = m.G.copy()
+    answers = m.col_indices(list(spec.answers))
+    q = m.row_indices(spec.queries)  # make answer 0 the top answer after every query
+    push = np.linalg.lstsq(m.F[q], np.full(len(q), 1e3), rcond=None)[0]
+    G[answers[0]] += push
+    from allornone import NextTokenPredictor
+
+    trivial = relational(NextTokenPredictor(m.F, G), spec, seed=0, kl=False)
+    assert trivial.baseline["majority_answer"] == 1.0
+    assert trivial.details["decided"] is False and trivial.details["beats_majority"] is False
+    assert trivial.details["note"].startswith("not decided: the dist_faithfulness interval")

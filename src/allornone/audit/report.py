@@ -444,8 +444,8 @@ def _headline(p: PropertyResult) -> str:
     if key not in p.identified:
         key = next(iter(p.identified), None)
     val = f"{key}={fmt(p.identified.get(key))}" if key else "-"
-    if p.details.get("decided") is False:  # too few held-out items to read a figure
-        val = f"too few subjects to decide ({p.details.get('n_test')} held out)"
+    if p.details.get("decided") is False:  # too few held-out items, or a trivial figure
+        val = str(p.details.get("note") or "not decided").split(";")[0]
     verdict = "all-or-none" if p.all_or_none else "NOT all-or-none"
     return f"{val}; {verdict}"
 

@@ -331,10 +331,23 @@ def relational(
         details["model_correct"] = _model_correct(
             own, obj_idx, test, {"refined": ref_T, "kl": kl_T if kl else None, "dist": dist_T}, seed
         )
+    # the majority-answer baseline: a constant map answering the training subjects' most
+    # frequent own answer; a faithfulness is read as a finding only when its interval is above
+    maj = int(np.bincount(own[train], minlength=len(Y)).argmax()) if len(train) else 0
+    majority = float(np.mean(own[test] == maj)) if len(test) else float("nan")
+    lo = details["ci"]["dist_faithfulness"][0]
+    details["majority_answer"] = int(Y[maj])
+    details["beats_majority"] = bool(len(test) and lo > majority)
     if len(test) < MIN_HELD_OUT:
         details["note"] = (
             f"too few subjects to decide: {len(test)} held out (< {MIN_HELD_OUT}); "
             "faithfulness is shown with its bootstrap interval only"
+        )
+    elif not details["beats_majority"]:
+        details["decided"] = False
+        details["note"] = (
+            f"not decided: the dist_faithfulness interval (lower end {lo:.3g}) is not above "
+            f"the majority answer's {majority:.3g} (one constant answer does as well)"
         )
     return PropertyResult.from_condition(
         SPEC.name,
@@ -345,6 +358,7 @@ def relational(
         "||P_Gamma A_q P_{M_S cap N^perp}|| / ||P_Gamma A_q P_{M_S}||",
         size,
         default_tol(subjects, tol),
+        baseline={"majority_answer": majority},
         excluded=excluded,
         details=details,
         witness=witness,
@@ -491,9 +505,17 @@ SPEC = register_property(
                 "share of subjects where the model's top answer is the true object",
                 True,
             ),
+            _s(
+                "majority_answer",
+                "held-out faithfulness of one constant answer (the training subjects' most "
+                "frequent model answer): the floor a relation map must beat with its interval",
+                True,
+                "baseline",
+            ),
         ),
         headline="dist_faithfulness",
         headline_raw="refined_faithfulness",
+        baseline_of="the training subjects' most frequent model answer, held out",
         function=relational,
         witness=RelationWitness,
         # only the refined least-squares form is protected: the strong form never transfers,

@@ -161,10 +161,13 @@ def columns(ps: Sequence[Any]) -> list[Column]:
     for p in ps:
         d = p.details
         ci = (d.get("ci") or {}).get("dist_faithfulness")
-        if d.get("decided") is False:
+        few = (d.get("n_test") or 0) < (d.get("min_held_out") or 0)
+        if d.get("decided") is False and few:
             txt = f"too few subjects to decide ({d.get('n_test')} held out)"
         elif ci and None not in ci:
             txt = f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+            if d.get("beats_majority") is False:
+                txt += f": not above the majority answer ({fmt(p.baseline.get('majority_answer'))})"
         else:
             txt = "-"
         ci_txt.append(txt)
@@ -187,7 +190,7 @@ def columns(ps: Sequence[Any]) -> list[Column]:
         Column(
             "dist_faithfulness 95% CI",
             "percentile bootstrap over held-out subjects; fewer than 10 held out: too few to "
-            "decide",
+            "decide; an interval not above the majority answer's faithfulness: not decided",
             True,
             tuple(ci_txt),
         ),
