@@ -16,6 +16,7 @@ from ...data.orders import OrderSet, builtin_orders, read_orders
 from ...properties import PropertyResult
 from ...properties.ordered import SPEC, cyclic
 from ...report import ID_C, RAW_C, pyplot, save_figure
+from ..inputs import word_model
 from ..step import AuditStep, LayerInputs, LayerSummary, StepInputs, StepOption, register_step
 
 NAME = "orders"
@@ -52,6 +53,8 @@ def contexts(data: list[OrderSet] | None, lm: Any) -> dict[str, list[str]]:
                     f"tokens of this model ({first} are not); an order needs at least 4: use "
                     "single words or numbers"
                 )
+    if word_model(lm) is not None:  # word2vec: a context is one word, no templates
+        return {}
     return {o.name: o.contexts() for o in data or [] if o.templates}
 
 
@@ -66,7 +69,7 @@ def run(inp: StepInputs) -> list[PropertyResult]:
                 name=f"{o.name} (tokens)",
             )  # fmt: skip
             out.append(dataclasses.replace(r, excluded=(*excluded, *r.excluded)))
-        if o.templates:
+        if o.templates and f"{NAME}:{o.name}" in inp.ctx.sets:
             rows = inp.ctx.rows(f"{NAME}:{o.name}")
             P = inp.P.subset(rows=rows)
             r = cyclic(P, list(range(len(rows))), kind=o.kind, side="f", seed=inp.seed,
@@ -129,7 +132,7 @@ def layer_row(inp: LayerInputs) -> dict[str, Any]:
         ids, _ = _tokens(inp.lm, o)
         if len(ids) >= 4:
             g.append(cyclic(inp.geo.P, ids, side="g", structure=inp.geo.st, baseline_draws=0))
-        if o.templates:
+        if o.templates and f"{NAME}:{o.name}" in inp.ctx.sets:
             rows = inp.ctx.rows(f"{NAME}:{o.name}")
             P = inp.P.subset(rows=rows)
             f.append(cyclic(P, list(range(len(rows))), side="f", baseline_draws=0))
