@@ -51,7 +51,9 @@ def test_report_renders_with_all_images(report: Path, tmp_path: Path) -> None:
     dom = r.stdout
     assert "<title>allornone audit: tiny</title>" in dom, r.stderr[-2000:]
     n_img = len(re.findall(r"<img ", dom))
-    assert n_img == 6
+    # one figure per built-in step that draws one (parallelism, relations, probing, steering,
+    # orders), the spectrum and the equivalence class
+    assert n_img == 7
     assert 'data-images-ok="yes"' in dom, "some <img> did not decode in the browser"
     assert f'data-images="{n_img}"' in dom
 
