@@ -56,6 +56,8 @@ def test_report_renders_with_all_images(report: Path, tmp_path: Path) -> None:
     assert n_img == 7
     assert 'data-images-ok="yes"' in dom, "some <img> did not decode in the browser"
     assert f'data-images="{n_img}"' in dom
+    # the verdict first: the summary is the first section, before the model table
+    assert ">Summary</h2>" in dom and dom.index(">Summary</h2>") < dom.index(">Model</h2>")
 
 
 def test_report_screenshot(report: Path, tmp_path: Path) -> None:
