@@ -1,4 +1,5 @@
-"""SHA-256 digests of files, folders and texts (the audit's certificate)."""
+"""SHA-256 digests of files and folders (the audit's certificate); the digest of ordered
+contexts is :func:`allornone.store.contexts_digest`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["file_sha256", "paths_sha256", "texts_sha256"]
+__all__ = ["file_sha256", "paths_sha256"]
 
 _CHUNK = 1 << 20
 
@@ -31,14 +32,3 @@ def paths_sha256(paths: Iterable[str | Path]) -> dict[str, str]:
         elif p.is_file():
             out[str(p)] = file_sha256(p)
     return out
-
-
-def texts_sha256(texts: Iterable[str]) -> str:
-    """One digest of a sequence of texts (each UTF-8, length-prefixed: no two sequences share
-    it)."""
-    h = hashlib.sha256()
-    for t in texts:
-        b = t.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._hashing import paths_sha256, texts_sha256
+from .._hashing import paths_sha256
 from .._validation import AllOrNoneError
 from ..linalg import memoized_r_factors
 from ..predictor import NextTokenPredictor
 from ..properties import PropertyResult
+from ..store import contexts_digest
 from ..structure import structure
 from . import builtin as _builtin  # noqa: F401 - registers the built-in steps
 from .demo import equivalence_demo, reduced, restricted_structures
@@ -247,7 +248,7 @@ def certificate(cfg: AuditConfig, contexts: list[str], *, from_config: bool) -> 
         "model": cfg.model if from_config else None,
         "model_files": model_files,
         "input_files": paths_sha256(files),
-        "contexts_sha256": texts_sha256(contexts),
+        "contexts_sha256": contexts_digest(contexts),
         "n_contexts": len(contexts),
         "seed": cfg.seed,
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .._hashing import file_sha256
 from .._validation import AllOrNoneError
 from ..registry import registered_names
 from .step import audit_steps
@@ -121,6 +122,6 @@ def plugin_record(refs: Sequence[str] | None) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"plugin": str(ref)}
         p = Path(ref)
         if p.is_file():
-            entry["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+            entry["sha256"] = file_sha256(p)
         out.append(entry)
     return out

@@ -10,6 +10,7 @@ and the statistics their properties declare (:mod:`allornone.registry`).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,11 +41,8 @@ def _typed(res: Any) -> AuditResults:
 
 # ---------------------------------------------------------------------------- the verdict first
 def _median(values: list[Any]) -> float | None:
-    vals = sorted(float(v) for v in values if isinstance(v, (int, float)) and v == v)
-    if not vals:
-        return None
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and v == v]
+    return statistics.median(vals) if vals else None
 
 
 def verdict_summary(res: AuditResults) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._hashing import paths_sha256
+from .._hashing import file_sha256
 from .._tables import PlainRepr
 from .._validation import AllOrNoneError
 from .inputs import AuditConfig
@@ -176,7 +176,7 @@ def _check_files(recorded: dict[str, str], what: str) -> None:
                 f"{what} {path} is absent here: verify needs the files the report was made "
                 "from (copy them to the same path)"
             )
-        now = paths_sha256([path])[path]
+        now = file_sha256(path)
         if now != digest:
             raise AllOrNoneError(
                 f"{what} {path} differs from the report's (sha256 {now[:12]}... now, "

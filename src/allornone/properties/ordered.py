@@ -207,8 +207,9 @@ def cyclic(
     X = np.asarray(vectors[idx], dtype=np.float64)
     stats_of = _cycle if kind == "cycle" else _line
     raw, raw_geo = stats_of(X)
-    ident, id_geo = stats_of(ident_of(idx))
-    ident["affine_rank"] = _affine_rank(ident_of(idx))
+    Z = ident_of(idx)
+    ident, id_geo = stats_of(Z)
+    ident["affine_rank"] = _affine_rank(Z)
     Xc = X - X.mean(axis=0)
     outside = Xc - (Xc @ space) @ space.T
     norm = float(np.linalg.norm(Xc))
@@ -216,7 +217,7 @@ def cyclic(
     sname, d, dim_s = ("M" if side == "g" else "N"), model.d, space.shape[1]
     if dim_s < d:  # an equivalent model may fill the missing directions with any junk
         size = max(size, float(np.sqrt((d - dim_s) / d)))
-    baseline = _baseline(ident_of, stats_of, idx, pool, baseline_draws, seed, kind)
+    baseline = _baseline(ident_of, stats_of, Z, len(idx), pool, baseline_draws, seed, kind)
     labels = model.tokens if side == "g" else model.contexts
     details: dict[str, Any] = {
         "kind": kind,
@@ -257,20 +258,22 @@ def _side(model: NextTokenPredictor, st: Structure, side: str, pivot: Pivot) -> 
 
 
 def _baseline(
-    ident_of: Any, stats_of: Any, idx: np.ndarray, pool: int, draws: int, seed: int, kind: str
-) -> dict[str, float]:
+    ident_of: Any, stats_of: Any, Z: np.ndarray, m: int, pool: int, draws: int, seed: int,
+    kind: str,
+) -> dict[str, float]:  # fmt: skip
+    """Identified statistics of random item sets (``ident_of`` of m random indices) and the
+    order statistics of the items' points ``Z`` in shuffled orders."""
     if not draws:
         return {}
     rng = np.random.default_rng([seed, 7])
     rand: dict[str, list[float]] = {}
     shuf: dict[str, list[float]] = {}
-    Z = ident_of(idx)
     for _ in range(draws):
-        if pool > len(idx):
-            other, _ = stats_of(ident_of(np.sort(rng.choice(pool, len(idx), replace=False))))
+        if pool > m:
+            other, _ = stats_of(ident_of(np.sort(rng.choice(pool, m, replace=False))))
             for k, v in other.items():
                 rand.setdefault(k, []).append(v)
-        mixed, _ = stats_of(Z[rng.permutation(len(idx))])
+        mixed, _ = stats_of(Z[rng.permutation(m)])
         for k in ORDER_STATS[kind]:
             shuf.setdefault(k, []).append(mixed[k])
     out = {k: float(np.nanmean(v)) for k, v in rand.items()}
